@@ -1,0 +1,460 @@
+//! `gitops-flow.yaml`: the model, its defaults (the classic tag flow) and validation.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::error::{Error, Place, Result};
+use crate::names;
+
+/// How an environment knows what to deploy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Track {
+    Tag,
+    File,
+    Branch,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawConfig {
+    branch: Option<String>,
+    environments: Option<Vec<Spanned<RawEnvironment>>>,
+    services: Option<BTreeMap<String, Spanned<RawService>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawEnvironment {
+    name: String,
+    track: Option<Track>,
+    tag: Option<String>,
+    rollback_tag: Option<String>,
+    branch: Option<String>,
+    #[serde(default)]
+    direct: bool,
+    #[serde(default)]
+    auto_merge: bool,
+    argocd_app: Option<String>,
+    url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawService {
+    chart: Option<String>,
+    version: Option<Vec<Spanned<RawLocation>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawLocation {
+    file: String,
+    key: Option<String>,
+    imagepolicy: Option<String>,
+    kustomize_image: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Environment {
+    pub name: String,
+    pub track: Track,
+    /// Template of the tag (`{service}`, `{env}`).
+    pub tag: String,
+    /// Template of the rollback tag (`{service}`, `{env}`, `{tag}`).
+    pub rollback_tag: String,
+    /// Branch-tracked: the environment's branch.
+    pub branch: Option<String>,
+    pub direct: bool,
+    pub auto_merge: bool,
+    pub argocd_app: Option<String>,
+    pub url: Option<String>,
+}
+
+/// Where one copy of a service's version lives in a file-tracked environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocationTemplate {
+    pub file: String,
+    pub kind: LocationKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocationKind {
+    Key(String),
+    ImagePolicy(String),
+    KustomizeImage(String),
+    ChartAppVersion,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Service {
+    pub chart: Option<String>,
+    pub version: Vec<LocationTemplate>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from, for messages (`<defaults>` when absent).
+    pub source: String,
+    pub branch: Option<String>,
+    pub environments: Vec<Environment>,
+    pub services: BTreeMap<String, Service>,
+    /// False when the file lists no services: any valid service name is accepted.
+    pub services_listed: bool,
+}
+
+fn place(source: &str, loc: serde_saphyr::Location) -> Place {
+    Place {
+        file: source.to_string(),
+        line: Some(loc.line()),
+        column: Some(loc.column()),
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let env = |name: &str| Environment {
+            name: name.into(),
+            track: Track::Tag,
+            tag: "{service}-{env}".into(),
+            rollback_tag: "{tag}-rollback".into(),
+            branch: None,
+            direct: false,
+            auto_merge: false,
+            argocd_app: None,
+            url: None,
+        };
+        Config {
+            source: "<defaults>".into(),
+            branch: None,
+            environments: vec![env("staging"), env("production")],
+            services: BTreeMap::new(),
+            services_listed: false,
+        }
+    }
+}
+
+/// Expands `{service}`, `{env}` and `{tag}` in a template; any other `{...}` is an error.
+pub fn expand(template: &str, service: &str, env: &str, tag: Option<&str>) -> Result<String> {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let Some(end) = after.find('}') else {
+            return Err(Error::input(format!("template `{template}` has an unclosed `{{`")));
+        };
+        match (&after[..end], tag) {
+            ("service", _) => out.push_str(service),
+            ("env", _) => out.push_str(env),
+            ("tag", Some(t)) => out.push_str(t),
+            (other, _) => {
+                return Err(Error::input(format!(
+                    "template `{template}` uses `{{{other}}}`; only {{service}}, {{env}} (and {{tag}} in rollback-tag) are known"
+                )));
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+impl Config {
+    /// Parses and validates a config file's text. `source` names it in errors.
+    pub fn parse(text: &str, source: &str) -> Result<Config> {
+        let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| {
+            let place = e.location().map(|l| place(source, l)).unwrap_or(Place {
+                file: source.into(),
+                ..Place::default()
+            });
+            let msg = e.to_string();
+            let first = msg.lines().next().unwrap_or("invalid YAML").to_string();
+            Error::input_at(
+                format!("{source} is not a valid gitops-flow config: {first}; see the configuration section of the README"),
+                place,
+            )
+        })?;
+        let mut config = Config::default();
+        config.source = source.to_string();
+        if let Some(branch) = raw.branch {
+            names::check_ref_name("branch", &branch)?;
+            config.branch = Some(branch);
+        }
+        if let Some(envs) = raw.environments {
+            if envs.is_empty() {
+                return Err(Error::input_at(
+                    format!("{source}: `environments` is empty; list at least one environment"),
+                    Place { file: source.into(), ..Place::default() },
+                ));
+            }
+            let mut out: Vec<Environment> = Vec::new();
+            for spanned in envs {
+                let at = place(source, spanned.referenced);
+                let e = spanned.value;
+                names::check_ref_component("environment", &e.name)
+                    .map_err(|err| Error::input_at(format!("{source}: {err}"), at.clone()))?;
+                if out.iter().any(|o| o.name == e.name) {
+                    return Err(Error::input_at(
+                        format!("{source}: environment `{}` is listed twice; names must be unique", e.name),
+                        at,
+                    ));
+                }
+                let track = e.track.unwrap_or(Track::Tag);
+                if track == Track::Branch && e.branch.is_none() {
+                    return Err(Error::input_at(
+                        format!(
+                            "{source}: environment `{}` has `track: branch` but no `branch:`; name the branch it deploys",
+                            e.name
+                        ),
+                        at,
+                    ));
+                }
+                let env = Environment {
+                    tag: e.tag.unwrap_or_else(|| "{service}-{env}".into()),
+                    rollback_tag: e.rollback_tag.unwrap_or_else(|| "{tag}-rollback".into()),
+                    name: e.name,
+                    track,
+                    branch: e.branch,
+                    direct: e.direct,
+                    auto_merge: e.auto_merge,
+                    argocd_app: e.argocd_app,
+                    url: e.url,
+                };
+                // Templates must expand to valid refs for a valid service name.
+                let probe = |t: &str, tag: Option<&str>| -> Result<String> {
+                    let s = expand(t, "svc", &env.name, tag)?;
+                    names::check_ref_name("tag template", &s)?;
+                    Ok(s)
+                };
+                let tag = probe(&env.tag, None).map_err(|err| Error::input_at(format!("{source}: {err}"), at.clone()))?;
+                probe(&env.rollback_tag, Some(&tag))
+                    .map_err(|err| Error::input_at(format!("{source}: {err}"), at.clone()))?;
+                if let Some(b) = &env.branch {
+                    names::check_ref_name("branch", b)
+                        .map_err(|err| Error::input_at(format!("{source}: {err}"), at.clone()))?;
+                }
+                out.push(env);
+            }
+            config.environments = out;
+        }
+        if let Some(services) = raw.services {
+            config.services_listed = true;
+            for (name, spanned) in services {
+                let at = place(source, spanned.referenced);
+                names::check_ref_component("service", &name)
+                    .map_err(|err| Error::input_at(format!("{source}: {err}"), at.clone()))?;
+                let raw = spanned.value;
+                let mut service = Service { chart: raw.chart, version: Vec::new() };
+                if let Some(chart) = &service.chart {
+                    let c = expand(chart, &name, "env", None)?;
+                    names::check_repo_path("chart", &c)
+                        .map_err(|err| Error::input_at(format!("{source}: {err}"), at.clone()))?;
+                }
+                for loc in raw.version.unwrap_or_default() {
+                    let lat = place(source, loc.referenced);
+                    let l = loc.value;
+                    let kinds = [l.key.is_some(), l.imagepolicy.is_some(), l.kustomize_image.is_some()]
+                        .iter()
+                        .filter(|b| **b)
+                        .count();
+                    let kind = match (l.key, l.imagepolicy, l.kustomize_image) {
+                        _ if kinds > 1 => {
+                            return Err(Error::input_at(
+                                format!("{source}: a version location of `{name}` gives more than one of `key`, `imagepolicy`, `kustomize-image`; give exactly one"),
+                                lat,
+                            ));
+                        }
+                        (Some(k), _, _) if k == "appVersion" => LocationKind::ChartAppVersion,
+                        (Some(k), _, _) => {
+                            crate::manifest::KeyPath::parse(&k)
+                                .map_err(|err| Error::input_at(format!("{source}: {err}"), lat.clone()))?;
+                            LocationKind::Key(k)
+                        }
+                        (_, Some(p), _) => LocationKind::ImagePolicy(p),
+                        (_, _, Some(i)) => LocationKind::KustomizeImage(i),
+                        (None, None, None) if l.file.ends_with("Chart.yaml") => LocationKind::ChartAppVersion,
+                        (None, None, None) => {
+                            return Err(Error::input_at(
+                                format!("{source}: the version location `{}` of `{name}` says neither `key`, `imagepolicy` nor `kustomize-image`; add one", l.file),
+                                lat,
+                            ));
+                        }
+                    };
+                    for env in &config.environments {
+                        let f = expand(&l.file, &name, &env.name, None)
+                            .map_err(|err| Error::input_at(format!("{source}: {err}"), lat.clone()))?;
+                        names::check_repo_path("file", &f)
+                            .map_err(|err| Error::input_at(format!("{source}: {err}"), lat.clone()))?;
+                    }
+                    service.version.push(LocationTemplate { file: l.file, kind });
+                }
+                config.services.insert(name, service);
+            }
+        }
+        for env in &config.environments {
+            if env.track == Track::File {
+                if let Some((name, _)) = config.services.iter().find(|(_, s)| s.version.is_empty() && s.chart.is_none()) {
+                    return Err(Error::input_at(
+                        format!(
+                            "{source}: environment `{}` is file-tracked but service `{name}` has no `version:` locations; list where its version lives",
+                            env.name
+                        ),
+                        Place { file: source.into(), ..Place::default() },
+                    ));
+                }
+            }
+        }
+        Ok(config)
+    }
+
+    /// Loads `path` if it exists, else the defaults. `display` names it in messages.
+    pub fn load(path: &std::path::Path, display: &str, must_exist: bool) -> Result<Config> {
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| Error::input(format!("{display} is not UTF-8 text")))?;
+                Config::parse(&text, display)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => Ok(Config::default()),
+            Err(e) => Err(Error::input(format!("cannot read config {display}: {e}"))),
+        }
+    }
+
+    pub fn env(&self, name: &str) -> Result<&Environment> {
+        self.environments.iter().find(|e| e.name == name).ok_or_else(|| {
+            Error::input(format!(
+                "unknown environment `{name}`; {} defines: {}",
+                self.source,
+                self.env_names().join(", ")
+            ))
+        })
+    }
+
+    pub fn env_index(&self, name: &str) -> Result<usize> {
+        let env = self.env(name)?;
+        Ok(self.environments.iter().position(|e| e.name == env.name).unwrap_or(0))
+    }
+
+    pub fn env_names(&self) -> Vec<&str> {
+        self.environments.iter().map(|e| e.name.as_str()).collect()
+    }
+
+    pub fn first_env(&self) -> &Environment {
+        &self.environments[0]
+    }
+
+    pub fn last_env(&self) -> &Environment {
+        self.environments.last().expect("config has at least one environment")
+    }
+
+    /// Validates a service name and returns its settings (defaults if unlisted).
+    pub fn service(&self, name: &str) -> Result<Service> {
+        names::check_ref_component("service", name)?;
+        match self.services.get(name) {
+            Some(s) => Ok(s.clone()),
+            None if !self.services_listed => Ok(Service::default()),
+            None => Err(Error::input(format!(
+                "unknown service `{name}`; {} lists: {}",
+                self.source,
+                self.services.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    }
+
+    pub fn chart_dir(&self, service: &str) -> Result<String> {
+        let s = self.service(service)?;
+        let dir = match s.chart {
+            Some(c) => expand(&c, service, "", None)?,
+            None => format!("charts/{service}"),
+        };
+        names::check_repo_path("chart", &dir)?;
+        Ok(dir.trim_end_matches('/').to_string())
+    }
+
+    pub fn tag(&self, env: &Environment, service: &str) -> Result<String> {
+        let t = expand(&env.tag, service, &env.name, None)?;
+        names::check_ref_name("tag", &t)?;
+        Ok(t)
+    }
+
+    pub fn rollback_tag(&self, env: &Environment, service: &str) -> Result<String> {
+        let tag = self.tag(env, service)?;
+        let t = expand(&env.rollback_tag, service, &env.name, Some(&tag))?;
+        names::check_ref_name("rollback tag", &t)?;
+        Ok(t)
+    }
+
+    /// The concrete version locations of `service` in `env`.
+    pub fn locations(&self, env: &Environment, service: &str) -> Result<Vec<crate::manifest::Location>> {
+        let s = self.service(service)?;
+        let mut out = Vec::new();
+        if s.version.is_empty() {
+            let chart = self.chart_dir(service)?;
+            out.push(crate::manifest::Location {
+                file: format!("{chart}/Chart.yaml"),
+                kind: LocationKind::ChartAppVersion,
+            });
+        }
+        for l in &s.version {
+            let file = expand(&l.file, service, &env.name, None)?;
+            names::check_repo_path("file", &file)?;
+            let kind = match &l.kind {
+                LocationKind::Key(k) => LocationKind::Key(expand(k, service, &env.name, None)?),
+                LocationKind::ImagePolicy(p) => LocationKind::ImagePolicy(expand(p, service, &env.name, None)?),
+                LocationKind::KustomizeImage(i) => LocationKind::KustomizeImage(expand(i, service, &env.name, None)?),
+                LocationKind::ChartAppVersion => LocationKind::ChartAppVersion,
+            };
+            out.push(crate::manifest::Location { file, kind });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_tag_flow() {
+        let c = Config::default();
+        assert_eq!(c.env_names(), ["staging", "production"]);
+        let prod = c.env("production").unwrap();
+        assert_eq!(c.tag(prod, "payments").unwrap(), "payments-production");
+        assert_eq!(c.rollback_tag(prod, "payments").unwrap(), "payments-production-rollback");
+        assert_eq!(c.chart_dir("payments").unwrap(), "charts/payments");
+    }
+
+    #[test]
+    fn file_mode_config() {
+        let c = Config::parse(
+            "environments:\n  - { name: dev, track: file, direct: true }\n  - { name: prod, track: file }\nservices:\n  payments:\n    version:\n      - file: overlays/{env}/payments/values.yaml\n        key: image.tag\n",
+            "gitops-flow.yaml",
+        )
+        .unwrap();
+        let dev = c.env("dev").unwrap();
+        assert!(dev.direct);
+        let locs = c.locations(c.env("prod").unwrap(), "payments").unwrap();
+        assert_eq!(locs[0].file, "overlays/prod/payments/values.yaml");
+        assert!(c.service("other").is_err());
+    }
+
+    #[test]
+    fn errors_carry_line_numbers() {
+        let e = Config::parse("environments:\n  - name: dev\n    trak: tag\n", "gitops-flow.yaml").unwrap_err();
+        let place = e.place().expect("a place");
+        assert_eq!(place.file, "gitops-flow.yaml");
+        assert!(place.line.is_some(), "{e}");
+        let e = Config::parse("environments:\n  - name: dev\n  - name: 'a b'\n", "gitops-flow.yaml").unwrap_err();
+        assert_eq!(e.place().unwrap().line, Some(3), "{e}");
+    }
+
+    #[test]
+    fn templates() {
+        assert_eq!(expand("{service}-{env}", "a", "b", None).unwrap(), "a-b");
+        assert!(expand("{nope}", "a", "b", None).is_err());
+        assert!(Config::parse("environments:\n  - name: x\n    tag: '{service}..{env}'\n", "c").is_err());
+    }
+}
