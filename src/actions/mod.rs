@@ -1,0 +1,104 @@
+//! The GitHub Actions runner protocol: workflow commands, outputs, job summary.
+
+mod outputs;
+
+pub use outputs::{parse_output_file, random_delimiter, write_outputs};
+
+use std::io::Write;
+
+use crate::error::Place;
+
+/// Escapes the data part of a workflow command as the runner expects.
+fn escape_data(s: &str) -> String {
+    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+}
+
+/// Escapes a property value (`file=`, `title=`) of a workflow command.
+fn escape_property(s: &str) -> String {
+    escape_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// Writes workflow commands to stdout and files to the runner's paths.
+#[derive(Debug, Clone, Default)]
+pub struct Runner {
+    pub output_file: Option<std::path::PathBuf>,
+    pub summary_file: Option<std::path::PathBuf>,
+}
+
+impl Runner {
+    fn line(&self, s: &str) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{s}");
+    }
+
+    pub fn group(&self, title: &str) {
+        self.line(&format!("::group::{}", escape_data(title)));
+    }
+
+    pub fn end_group(&self) {
+        self.line("::endgroup::");
+    }
+
+    pub fn notice(&self, msg: &str) {
+        self.line(&format!("::notice::{}", escape_data(msg)));
+    }
+
+    pub fn warning(&self, msg: &str) {
+        self.line(&format!("::warning::{}", escape_data(msg)));
+    }
+
+    pub fn error(&self, msg: &str, place: Option<&Place>) {
+        let mut props = Vec::new();
+        if let Some(p) = place {
+            props.push(format!("file={}", escape_property(&p.file)));
+            if let Some(l) = p.line {
+                props.push(format!("line={l}"));
+            }
+            if let Some(c) = p.column {
+                props.push(format!("col={c}"));
+            }
+        }
+        let props = if props.is_empty() { String::new() } else { format!(" {}", props.join(",")) };
+        self.line(&format!("::error{props}::{}", escape_data(msg)));
+    }
+
+    /// Asks the runner to mask a secret in all later log lines.
+    pub fn add_mask(&self, secret: &str) {
+        if !secret.is_empty() {
+            self.line(&format!("::add-mask::{}", escape_data(secret)));
+        }
+    }
+
+    pub fn info(&self, msg: &str) {
+        self.line(msg);
+    }
+
+    /// Appends markdown to the job summary (no-op outside Actions).
+    pub fn summary(&self, markdown: &str) -> std::io::Result<()> {
+        let Some(path) = &self.summary_file else { return Ok(()) };
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        f.write_all(markdown.as_bytes())?;
+        if !markdown.ends_with('\n') {
+            f.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+
+    /// Writes outputs (no-op outside Actions).
+    pub fn outputs(&self, pairs: &[(String, String)]) -> std::io::Result<()> {
+        let Some(path) = &self.output_file else { return Ok(()) };
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        write_outputs(&mut f, pairs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping() {
+        assert_eq!(escape_data("a%b\r\nc"), "a%25b%0D%0Ac");
+        assert_eq!(escape_property("a:b,c"), "a%3Ab%2Cc");
+    }
+}

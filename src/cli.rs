@@ -1,0 +1,351 @@
+//! One parser for CLI flags and the runner's `INPUT_*` variables, with the event
+//! payload (`GITHUB_EVENT_PATH`) as the last fallback.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use clap::builder::PossibleValue;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+
+/// The commands, with the one line each that `--help` shows.
+pub const COMMANDS: &[(&str, &str)] = &[
+    ("stage", "set a service's version at the start of the pipeline (pull request or direct commit)"),
+    ("deploy", "after a stage pull request merged: move the first environment to the merged revision"),
+    ("promote", "move a service from one environment to the next (tag move, pull request or commit)"),
+    ("rollback", "put an environment of a service back to its previous (or a given) revision or version"),
+    ("status", "health gate: wait until a service is healthy in an environment at the expected revision"),
+    ("report", "what runs where: services x environments as a table and as JSON"),
+    ("demo", "run the whole tag flow on a throw-away local repository and show every tag move"),
+];
+
+fn command_values() -> Vec<PossibleValue> {
+    COMMANDS.iter().map(|(n, h)| PossibleValue::new(*n).help(*h)).collect()
+}
+
+/// Raw inputs: each is a `--flag` and an `INPUT_<NAME>` variable (hyphens kept).
+#[derive(Debug, Parser, Default)]
+#[command(name = "gitops-flow", version, disable_version_flag = true, about = "Promote service versions through environments in a GitOps repository.", long_about = None)]
+pub struct Args {
+    /// Print the version
+    #[arg(short = 'V', long = "print-version", action = clap::ArgAction::Version)]
+    pub print_version: Option<bool>,
+    /// What to do
+    #[arg(env = "INPUT_COMMAND", value_parser = clap::builder::PossibleValuesParser::new(command_values()), hide_env = true)]
+    pub command: Option<String>,
+    /// Service to act on
+    #[arg(long, env = "INPUT_SERVICE", hide_env = true)]
+    pub service: Option<String>,
+    /// Version to stage or roll back to (`1.2.3`, optionally `@sha256:<digest>`)
+    #[arg(long, env = "INPUT_VERSION", hide_env = true)]
+    pub version: Option<String>,
+    /// Environment to promote from (default: the first)
+    #[arg(long, env = "INPUT_FROM", hide_env = true)]
+    pub from: Option<String>,
+    /// Environment to promote to (default: the one after `from`)
+    #[arg(long, env = "INPUT_TO", hide_env = true)]
+    pub to: Option<String>,
+    /// Environment for rollback and status (default: the last)
+    #[arg(long, env = "INPUT_ENVIRONMENT", hide_env = true)]
+    pub environment: Option<String>,
+    /// Revision to deploy or roll back to
+    #[arg(long, env = "INPUT_REVISION", hide_env = true)]
+    pub revision: Option<String>,
+    /// The repository checkout (default: GITHUB_WORKSPACE, else the current directory)
+    #[arg(long, env = "INPUT_PATH", hide_env = true)]
+    pub path: Option<String>,
+    /// Config file, relative to `path` (default: gitops-flow.yaml; optional)
+    #[arg(long, env = "INPUT_CONFIG", hide_env = true)]
+    pub config: Option<String>,
+    /// GitHub token (github backend)
+    #[arg(long, env = "INPUT_TOKEN", hide_env = true)]
+    pub token: Option<String>,
+    /// owner/name (default: GITHUB_REPOSITORY)
+    #[arg(long, env = "INPUT_REPOSITORY", hide_env = true)]
+    pub repository: Option<String>,
+    /// Main branch (default: the repository's default branch)
+    #[arg(long, env = "INPUT_BRANCH", hide_env = true)]
+    pub branch: Option<String>,
+    /// `github` (default in Actions) or `local` (default on the CLI)
+    #[arg(long, env = "INPUT_BACKEND", hide_env = true)]
+    pub backend: Option<String>,
+    /// Compute and report, write nothing
+    #[arg(long = "dry-run", env = "INPUT_DRY-RUN", hide_env = true, num_args = 0..=1, default_missing_value = "true")]
+    pub dry_run: Option<String>,
+    /// Enable auto-merge on pull requests opened
+    #[arg(long = "auto-merge", env = "INPUT_AUTO-MERGE", hide_env = true, num_args = 0..=1, default_missing_value = "true")]
+    pub auto_merge: Option<String>,
+    /// Comma-separated labels for pull requests opened
+    #[arg(long, env = "INPUT_LABELS", hide_env = true)]
+    pub labels: Option<String>,
+    /// file mode rollback: `commit` (default) or `pull-request`
+    #[arg(long = "rollback-via", env = "INPUT_ROLLBACK-VIA", hide_env = true)]
+    pub rollback_via: Option<String>,
+    /// Allow deploying revisions not reachable from the main branch
+    #[arg(long = "allow-unmerged", env = "INPUT_ALLOW-UNMERGED", hide_env = true, num_args = 0..=1, default_missing_value = "true")]
+    pub allow_unmerged: Option<String>,
+    /// Run the status gate after a move
+    #[arg(long, env = "INPUT_WAIT", hide_env = true, num_args = 0..=1, default_missing_value = "true")]
+    pub wait: Option<String>,
+    /// Gate timeout: seconds, or with a unit (`90s`, `5m`); default 300
+    #[arg(long, env = "INPUT_TIMEOUT", hide_env = true)]
+    pub timeout: Option<String>,
+    /// Argo CD server URL
+    #[arg(long = "argocd-server", env = "INPUT_ARGOCD-SERVER", hide_env = true)]
+    pub argocd_server: Option<String>,
+    /// Argo CD token
+    #[arg(long = "argocd-token", env = "INPUT_ARGOCD-TOKEN", hide_env = true)]
+    pub argocd_token: Option<String>,
+    /// Argo CD application name (default {service}-{env})
+    #[arg(long = "argocd-app", env = "INPUT_ARGOCD-APP", hide_env = true)]
+    pub argocd_app: Option<String>,
+    /// Glob of commit-status / check-run names that must succeed
+    #[arg(long = "status-context", env = "INPUT_STATUS-CONTEXT", hide_env = true)]
+    pub status_context: Option<String>,
+    /// Roll the environment back when the gate fails
+    #[arg(long = "rollback-on-failure", env = "INPUT_ROLLBACK-ON-FAILURE", hide_env = true, num_args = 0..=1, default_missing_value = "true")]
+    pub rollback_on_failure: Option<String>,
+    /// Record GitHub deployments and their statuses
+    #[arg(long, env = "INPUT_DEPLOYMENTS", hide_env = true, num_args = 0..=1, default_missing_value = "true")]
+    pub deployments: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Local,
+    GitHub,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RollbackVia {
+    Commit,
+    PullRequest,
+}
+
+/// Inputs after defaults, event fallback and validation.
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    pub command: String,
+    pub service: Option<String>,
+    pub version: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub environment: Option<String>,
+    pub revision: Option<String>,
+    pub path: PathBuf,
+    pub config: Option<String>,
+    pub token: Option<Secret>,
+    pub repository: Option<String>,
+    pub branch: Option<String>,
+    pub backend: Backend,
+    pub dry_run: bool,
+    pub auto_merge: bool,
+    pub labels: Vec<String>,
+    pub rollback_via: RollbackVia,
+    pub allow_unmerged: bool,
+    pub wait: bool,
+    pub timeout: Duration,
+    pub argocd_server: Option<String>,
+    pub argocd_token: Option<Secret>,
+    pub argocd_app: Option<String>,
+    pub status_context: Option<String>,
+    pub rollback_on_failure: bool,
+    pub deployments: bool,
+}
+
+/// The triggering event (`GITHUB_EVENT_NAME`, `GITHUB_EVENT_PATH`).
+#[derive(Debug, Clone, Default)]
+pub struct Event {
+    pub name: String,
+    pub payload: Value,
+}
+
+impl Event {
+    pub fn load(env: &HashMap<String, String>) -> Result<Event> {
+        let name = env.get("GITHUB_EVENT_NAME").cloned().unwrap_or_default();
+        let payload = match env.get("GITHUB_EVENT_PATH").filter(|p| !p.is_empty()) {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| Error::input(format!("cannot read the event payload at GITHUB_EVENT_PATH ({e})")))?;
+                serde_json::from_str(&text).map_err(|e| Error::input(format!("the event payload at GITHUB_EVENT_PATH is not JSON ({e})")))?
+            }
+            None => Value::Null,
+        };
+        Ok(Event { name, payload })
+    }
+
+    /// A string input carried by the event: `client_payload.<name>` of a
+    /// repository_dispatch, `inputs.<name>` of a workflow_dispatch.
+    pub fn input(&self, name: &str) -> Option<String> {
+        let v = match self.name.as_str() {
+            "repository_dispatch" => self.payload.get("client_payload")?.get(name)?,
+            "workflow_dispatch" | "workflow_call" => self.payload.get("inputs")?.get(name)?,
+            _ => self.payload.get("client_payload").or_else(|| self.payload.get("inputs"))?.get(name)?,
+        };
+        match v {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The pull request of a `pull_request` event.
+    pub fn pull_request(&self) -> Option<&Value> {
+        if self.name.starts_with("pull_request") {
+            self.payload.get("pull_request")
+        } else {
+            None
+        }
+    }
+}
+
+fn parse_bool(name: &str, v: Option<String>) -> Result<bool> {
+    match v.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(false),
+        Some("true" | "yes" | "1" | "on") => Ok(true),
+        Some("false" | "no" | "0" | "off") => Ok(false),
+        Some(other) => Err(Error::input(format!("input `{name}` is `{other}`; use `true` or `false`"))),
+    }
+}
+
+/// `300`, `90s`, `5m`, `1h` to a duration.
+pub fn parse_duration(name: &str, s: &str) -> Result<Duration> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 's')) => (&s[..i], 1),
+        Some((i, 'm')) => (&s[..i], 60),
+        Some((i, 'h')) => (&s[..i], 3600),
+        _ => (s, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .map(|n| Duration::from_secs(n * mult))
+        .map_err(|_| Error::input(format!("input `{name}` is `{s}`; give seconds (`300`) or a number with a unit (`90s`, `5m`)")))
+}
+
+impl Inputs {
+    /// Applies "empty means not given", the event fallback and defaults.
+    pub fn resolve(args: Args, env: &HashMap<String, String>, event: &Event) -> Result<Inputs> {
+        let clean = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        let ev = |v: Option<String>, name: &str| clean(v).or_else(|| event.input(name));
+        let command = clean(args.command)
+            .or_else(|| event.input("command"))
+            .ok_or_else(|| Error::input("no command given; pass one of stage, deploy, promote, rollback, status, report, demo (input `command`)"))?;
+        if !COMMANDS.iter().any(|(n, _)| *n == command) {
+            return Err(Error::input(format!("unknown command `{command}`; use one of stage, deploy, promote, rollback, status, report, demo")));
+        }
+        let on_actions = env.get("GITHUB_ACTIONS").is_some_and(|v| v == "true");
+        let backend = match clean(args.backend).as_deref() {
+            None if on_actions => Backend::GitHub,
+            None => Backend::Local,
+            Some("local") => Backend::Local,
+            Some("github") => Backend::GitHub,
+            Some(other) => return Err(Error::input(format!("input `backend` is `{other}`; use `github` or `local`"))),
+        };
+        let path = clean(args.path)
+            .map(PathBuf::from)
+            .or_else(|| env.get("GITHUB_WORKSPACE").filter(|s| !s.is_empty()).map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("."));
+        let rollback_via = match clean(args.rollback_via).as_deref() {
+            None | Some("commit") => RollbackVia::Commit,
+            Some("pull-request") => RollbackVia::PullRequest,
+            Some(other) => return Err(Error::input(format!("input `rollback-via` is `{other}`; use `commit` or `pull-request`"))),
+        };
+        let timeout = match clean(args.timeout) {
+            Some(t) => parse_duration("timeout", &t)?,
+            None => Duration::from_secs(300),
+        };
+        let token = clean(args.token).or_else(|| env.get("GITHUB_TOKEN").cloned().filter(|s| !s.is_empty())).map(Secret::new);
+        let inputs = Inputs {
+            command,
+            service: ev(args.service, "service"),
+            version: ev(args.version, "version"),
+            from: ev(args.from, "from"),
+            to: ev(args.to, "to"),
+            environment: ev(args.environment, "environment"),
+            revision: ev(args.revision, "revision"),
+            path,
+            config: clean(args.config),
+            token,
+            repository: clean(args.repository).or_else(|| env.get("GITHUB_REPOSITORY").cloned().filter(|s| !s.is_empty())),
+            branch: clean(args.branch),
+            backend,
+            dry_run: parse_bool("dry-run", clean(args.dry_run).or_else(|| event.input("dry-run")))?,
+            auto_merge: parse_bool("auto-merge", clean(args.auto_merge))?,
+            labels: clean(args.labels)
+                .map(|l| l.split([',', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+                .unwrap_or_default(),
+            rollback_via,
+            allow_unmerged: parse_bool("allow-unmerged", clean(args.allow_unmerged))?,
+            wait: parse_bool("wait", clean(args.wait))?,
+            timeout,
+            argocd_server: clean(args.argocd_server).map(|s| s.trim_end_matches('/').to_string()),
+            argocd_token: clean(args.argocd_token).map(Secret::new),
+            argocd_app: clean(args.argocd_app),
+            status_context: clean(args.status_context),
+            rollback_on_failure: parse_bool("rollback-on-failure", clean(args.rollback_on_failure))?,
+            deployments: parse_bool("deployments", clean(args.deployments))?,
+        };
+        if let Some(v) = &inputs.version {
+            crate::names::check_version(v)?;
+        }
+        for (kind, v) in [("service", &inputs.service), ("from", &inputs.from), ("to", &inputs.to), ("environment", &inputs.environment)] {
+            if let Some(v) = v {
+                crate::names::check_ref_component(kind, v)?;
+            }
+        }
+        if let Some(r) = &inputs.repository {
+            let ok = r.split_once('/').is_some_and(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'));
+            if !ok {
+                return Err(Error::input(format!("input `repository` is `{r}`; write it as owner/name")));
+            }
+        }
+        if let Some(b) = &inputs.branch {
+            crate::names::check_ref_name("branch", b)?;
+        }
+        Ok(inputs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn empty_means_not_given_and_event_fills_in() {
+        let args = Args { command: Some("stage".into()), service: Some(String::new()), ..Args::default() };
+        let event = Event {
+            name: "repository_dispatch".into(),
+            payload: serde_json::json!({"client_payload": {"service": "payments", "version": "1.2.3"}}),
+        };
+        let i = Inputs::resolve(args, &env(&[]), &event).unwrap();
+        assert_eq!(i.service.as_deref(), Some("payments"));
+        assert_eq!(i.version.as_deref(), Some("1.2.3"));
+        assert_eq!(i.backend, Backend::Local);
+    }
+
+    #[test]
+    fn durations_and_bools() {
+        assert_eq!(parse_duration("t", "300").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("t", "90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("t", "5m").unwrap(), Duration::from_secs(300));
+        assert!(parse_duration("t", "soon").is_err());
+        assert!(parse_bool("x", Some("maybe".into())).is_err());
+    }
+
+    #[test]
+    fn bad_values_are_input_errors() {
+        let args = Args { command: Some("stage".into()), version: Some("1.0\nx".into()), ..Args::default() };
+        assert_eq!(Inputs::resolve(args, &env(&[]), &Event::default()).unwrap_err().exit_code(), 2);
+        let args = Args { command: Some("promote".into()), service: Some("../x".into()), ..Args::default() };
+        assert_eq!(Inputs::resolve(args, &env(&[]), &Event::default()).unwrap_err().exit_code(), 2);
+    }
+}

@@ -1,0 +1,398 @@
+//! The commands, written against the `Repository` seam.
+
+pub mod demo;
+pub mod deploy;
+pub mod promote;
+pub mod report;
+pub mod rollback;
+pub mod stage;
+pub mod status;
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::actions::Runner;
+use crate::cli::{Event, Inputs};
+use crate::config::{Config, Environment, Track};
+use crate::error::{Error, Result};
+use crate::manifest;
+use crate::repo::{CommitRequest, FileChange, Oid, PullRequestSpec, RefUpdate, Repository};
+
+/// Everything a command needs; nothing is read from the process globally.
+pub struct Ctx<'a> {
+    pub inputs: &'a Inputs,
+    pub config: &'a Config,
+    pub repo: &'a dyn Repository,
+    pub event: &'a Event,
+    pub runner: &'a Runner,
+    /// The main branch (short name).
+    pub branch: String,
+    pub env: &'a HashMap<String, String>,
+}
+
+/// What a command did: becomes the step outputs, `result` and the job summary.
+#[derive(Debug, Default, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Outcome {
+    pub changed: bool,
+    pub service: Option<String>,
+    pub environment: Option<String>,
+    pub version: Option<String>,
+    pub previous_version: Option<String>,
+    pub revision: Option<String>,
+    pub previous_revision: Option<String>,
+    pub tag: Option<String>,
+    pub rollback_revision: Option<String>,
+    pub commit: Option<String>,
+    pub branch: Option<String>,
+    pub pull_request_number: Option<u64>,
+    pub pull_request_url: Option<String>,
+    pub report: Option<serde_json::Value>,
+    #[serde(skip)]
+    pub summary: String,
+}
+
+impl Outcome {
+    /// The step outputs, every name always present (empty when not applicable).
+    pub fn output_pairs(&self) -> Vec<(String, String)> {
+        let s = |v: &Option<String>| v.clone().unwrap_or_default();
+        let mut pairs = vec![
+            ("changed".to_string(), self.changed.to_string()),
+            ("service".into(), s(&self.service)),
+            ("environment".into(), s(&self.environment)),
+            ("version".into(), s(&self.version)),
+            ("previous-version".into(), s(&self.previous_version)),
+            ("revision".into(), s(&self.revision)),
+            ("previous-revision".into(), s(&self.previous_revision)),
+            ("tag".into(), s(&self.tag)),
+            ("rollback-revision".into(), s(&self.rollback_revision)),
+            ("commit".into(), s(&self.commit)),
+            ("branch".into(), s(&self.branch)),
+            ("pull-request-number".into(), self.pull_request_number.map(|n| n.to_string()).unwrap_or_default()),
+            ("pull-request-url".into(), s(&self.pull_request_url)),
+            ("report".into(), self.report.as_ref().map(|r| r.to_string()).unwrap_or_default()),
+        ];
+        pairs.push(("result".into(), serde_json::to_string(self).unwrap_or_else(|_| "{}".into())));
+        pairs
+    }
+}
+
+/// Machine-readable metadata carried in pull-request bodies.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Meta {
+    pub command: String,
+    pub service: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+const META_OPEN: &str = "<!-- gitops-flow ";
+
+impl Meta {
+    pub fn render(&self) -> String {
+        format!("{META_OPEN}{} -->", serde_json::to_string(self).unwrap_or_default())
+    }
+
+    pub fn parse(body: &str) -> Option<Meta> {
+        let start = body.find(META_OPEN)? + META_OPEN.len();
+        let end = body[start..].find(" -->")? + start;
+        serde_json::from_str(&body[start..end]).ok()
+    }
+}
+
+impl Ctx<'_> {
+    pub fn require_service(&self) -> Result<String> {
+        let s = self.inputs.service.clone().ok_or_else(|| {
+            Error::input(format!("`{}` needs a service; pass input `service` (or `client_payload.service`)", self.inputs.command))
+        })?;
+        self.config.service(&s)?;
+        Ok(s)
+    }
+
+    pub fn require_version(&self) -> Result<String> {
+        self.inputs.version.clone().ok_or_else(|| {
+            Error::input(format!("`{}` needs a version; pass input `version` (or `client_payload.version`)", self.inputs.command))
+        })
+    }
+
+    pub fn main_ref(&self) -> String {
+        format!("refs/heads/{}", self.branch)
+    }
+
+    pub fn main_head(&self) -> Result<Oid> {
+        let r = self.repo.resolve_refs(&[self.main_ref()])?;
+        r.into_iter().next().flatten().map(|t| t.commit).ok_or_else(|| {
+            Error::input(format!("branch `{}` not found in {}; pass `branch`", self.branch, self.repo.describe()))
+        })
+    }
+
+    /// Resolves a user-given revision to a commit on the main branch.
+    pub fn resolve_deployable(&self, rev: &str, main_head: &Oid) -> Result<Oid> {
+        let commit = self.repo.resolve_revision(rev)?.ok_or_else(|| {
+            Error::input(format!("revision `{rev}` not found in {}; give a commit id or a ref that exists", self.repo.describe()))
+        })?;
+        self.check_on_main(&commit, main_head)?;
+        Ok(commit)
+    }
+
+    pub fn check_on_main(&self, commit: &Oid, main_head: &Oid) -> Result<()> {
+        if self.inputs.allow_unmerged || self.repo.is_ancestor(commit, main_head)? {
+            return Ok(());
+        }
+        Err(Error::input(format!(
+            "revision {} is not on `{}`; merge it first, or pass `allow-unmerged: true` to deploy it anyway",
+            short(commit),
+            self.branch
+        )))
+    }
+
+    /// Environment a command acts on by input name, or the default given.
+    pub fn env_or<'c>(&'c self, name: Option<&String>, default: &'c Environment) -> Result<&'c Environment> {
+        match name {
+            Some(n) => self.config.env(n),
+            None => Ok(default),
+        }
+    }
+
+    pub fn link_commit(&self, sha: &str) -> String {
+        match self.repo.web_url() {
+            Some(u) => format!("[`{}`]({u}/commit/{sha})", short(sha)),
+            None => format!("`{}`", short(sha)),
+        }
+    }
+
+    /// Moves tags of one environment for several services in one atomic update:
+    /// each tag to its new commit, and each rollback tag to where the tag was.
+    /// Returns, per service, the previous commit (None when unchanged or new).
+    pub fn move_tags(&self, env: &Environment, moves: &[(String, Oid)], command: &str, set_rollback: bool) -> Result<Vec<TagMove>> {
+        let mut names = Vec::new();
+        for (service, _) in moves {
+            names.push(format!("refs/tags/{}", self.config.tag(env, service)?));
+            names.push(format!("refs/tags/{}", self.config.rollback_tag(env, service)?));
+        }
+        let current = self.repo.resolve_refs(&names)?;
+        let mut updates = Vec::new();
+        let mut out = Vec::new();
+        for (i, (service, new)) in moves.iter().enumerate() {
+            let tag = &names[2 * i];
+            let rb = &names[2 * i + 1];
+            let cur = current[2 * i].clone();
+            let cur_rb = current[2 * i + 1].clone();
+            let previous = cur.as_ref().map(|c| c.commit.clone());
+            let changed = previous.as_deref() != Some(new.as_str());
+            if changed {
+                updates.push(RefUpdate { name: tag.clone(), expected: cur.as_ref().map(|c| c.target.clone()), new: new.clone() });
+                if set_rollback {
+                    if let Some(p) = &previous {
+                        if cur_rb.as_ref().map(|r| &r.commit) != Some(p) {
+                            updates.push(RefUpdate { name: rb.clone(), expected: cur_rb.as_ref().map(|r| r.target.clone()), new: p.clone() });
+                        }
+                    }
+                }
+            }
+            let rollback = if changed && set_rollback { previous.clone().or(cur_rb.map(|r| r.commit)) } else { cur_rb.map(|r| r.commit) };
+            out.push(TagMove {
+                service: service.clone(),
+                tag: tag.trim_start_matches("refs/tags/").to_string(),
+                previous,
+                new: new.clone(),
+                changed,
+                rollback,
+            });
+        }
+        if updates.is_empty() || self.inputs.dry_run {
+            return Ok(out);
+        }
+        let message = format!("gitops-flow {command} {}", env.name);
+        match self.repo.update_refs(&updates, &message) {
+            Ok(()) => Ok(out),
+            Err(Error::Conflict(msg)) => {
+                // Did the same move land already (a retried request, or an identical run)?
+                let now = self.repo.resolve_refs(&updates.iter().map(|u| u.name.clone()).collect::<Vec<_>>())?;
+                let landed = updates.iter().zip(&now).all(|(u, n)| n.as_ref().is_some_and(|n| n.target == u.new || n.commit == u.new));
+                if landed {
+                    return Ok(out);
+                }
+                Err(Error::Conflict(format!(
+                    "{msg}. Tags now: {}",
+                    updates
+                        .iter()
+                        .zip(&now)
+                        .map(|(u, n)| format!("{} at {}", u.name.trim_start_matches("refs/tags/"), n.as_ref().map_or("nothing".into(), |n| short(&n.commit).to_string())))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Commits `changes` straight onto the main branch, re-applying `edit` on a new
+    /// head when another writer got there first (bounded), never overwriting.
+    pub fn commit_direct(&self, message: &str, mut edit: impl FnMut(&Oid) -> Result<Vec<FileChange>>) -> Result<Option<(Oid, Oid)>> {
+        for attempt in 0..5 {
+            let head = self.main_head()?;
+            let changes = edit(&head)?;
+            if changes.is_empty() {
+                return Ok(None);
+            }
+            if self.inputs.dry_run {
+                return Ok(Some((String::new(), head)));
+            }
+            let req = CommitRequest {
+                branch: self.branch.clone(),
+                expected_head: Some(head.clone()),
+                parent: head.clone(),
+                message: message.to_string(),
+                changes,
+            };
+            match self.repo.commit(&req) {
+                Ok(c) => return Ok(Some((c, head))),
+                Err(Error::Conflict(msg)) if attempt < 4 => {
+                    tracing::info!("{msg}; retrying on the new head");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Conflict(format!("`{}` kept moving; gave up after 5 attempts, re-run to try again", self.branch)))
+    }
+
+    /// Puts `changes` on branch `head_branch` as one commit on top of the main head
+    /// (resetting the branch when main moved) and opens or updates its pull request.
+    pub fn propose(&self, head_branch: &str, main_head: &Oid, changes: Vec<FileChange>, message: &str, spec: PullRequestSpec) -> Result<Proposal> {
+        crate::names::check_ref_name("branch", head_branch)?;
+        let existing = self.repo.resolve_refs(&[format!("refs/heads/{head_branch}")])?.into_iter().next().flatten();
+        // Up to date when the branch already holds exactly these files on top of main.
+        let mut up_to_date = false;
+        if let Some(e) = &existing {
+            if self.repo.is_ancestor(main_head, &e.commit)? {
+                up_to_date = true;
+                for c in &changes {
+                    if self.repo.read_file(&e.commit, &c.path)?.as_deref() != Some(c.content.as_slice()) {
+                        up_to_date = false;
+                    }
+                }
+            }
+        }
+        let mut commit = existing.as_ref().map(|e| e.commit.clone());
+        let mut changed = false;
+        if !up_to_date && !self.inputs.dry_run {
+            let req = CommitRequest {
+                branch: head_branch.to_string(),
+                expected_head: existing.as_ref().map(|e| e.target.clone()),
+                parent: main_head.clone(),
+                message: message.to_string(),
+                changes,
+            };
+            commit = Some(self.repo.commit(&req)?);
+            changed = true;
+        }
+        let pr = if self.inputs.dry_run { Default::default() } else { self.repo.pull_request(&spec)? };
+        Ok(Proposal { commit, changed: changed || pr.created, pr, spec })
+    }
+
+    /// Reads and edits the files of `locations` at `commit` to `version`.
+    pub fn edit_locations(&self, commit: &Oid, locations: &[manifest::Location], version: &str) -> Result<(Vec<FileChange>, String)> {
+        let mut files: Vec<(String, String)> = Vec::new();
+        let mut old = None;
+        for loc in locations {
+            let text = match files.iter().find(|(f, _)| *f == loc.file) {
+                Some((_, t)) => t.clone(),
+                None => self.read_text(commit, &loc.file)?,
+            };
+            let edited = manifest::set(&text, &loc.file, &loc.kind, version)?;
+            old.get_or_insert(edited.old_version.clone());
+            match files.iter_mut().find(|(f, _)| *f == loc.file) {
+                Some(slot) => slot.1 = edited.text,
+                None => files.push((loc.file.clone(), edited.text)),
+            }
+        }
+        let mut changes = Vec::new();
+        for (file, text) in files {
+            let before = self.read_text(commit, &file)?;
+            if before != text {
+                changes.push(FileChange { path: file, content: text.into_bytes() });
+            }
+        }
+        Ok((changes, old.unwrap_or_default()))
+    }
+
+    pub fn read_text(&self, commit: &Oid, path: &str) -> Result<String> {
+        let bytes = self.repo.read_file(commit, path)?.ok_or_else(|| {
+            Error::input(format!("{path} not found at {} of {}; check the path in gitops-flow.yaml", short(commit), self.repo.describe()))
+        })?;
+        String::from_utf8(bytes).map_err(|_| Error::input(format!("{path} is not UTF-8 text")))
+    }
+
+    /// The version an environment runs, read from the given locations at `commit`.
+    pub fn read_version(&self, commit: &Oid, locations: &[manifest::Location]) -> Result<String> {
+        let loc = locations.first().ok_or_else(|| Error::input("no version location configured"))?;
+        let text = self.read_text(commit, &loc.file)?;
+        manifest::read(&text, &loc.file, &loc.kind)
+    }
+}
+
+pub struct TagMove {
+    pub service: String,
+    pub tag: String,
+    pub previous: Option<Oid>,
+    pub new: Oid,
+    pub changed: bool,
+    pub rollback: Option<Oid>,
+}
+
+pub struct Proposal {
+    pub commit: Option<Oid>,
+    pub changed: bool,
+    pub pr: crate::repo::PullRequest,
+    pub spec: PullRequestSpec,
+}
+
+impl Proposal {
+    pub fn fill(&self, out: &mut Outcome) {
+        out.commit = self.commit.clone();
+        out.branch = Some(self.spec.head.clone());
+        out.pull_request_number = self.pr.number;
+        out.pull_request_url = self.pr.url.clone();
+    }
+
+    pub fn summary_line(&self) -> String {
+        match (&self.pr.url, self.pr.number) {
+            (Some(u), Some(n)) => format!("pull request [#{n}]({u}) `{}` → `{}`", self.spec.head, self.spec.base),
+            _ => format!("pull request `{}` → `{}`: {} (reported, not opened on the local backend)", self.spec.head, self.spec.base, self.spec.title),
+        }
+    }
+}
+
+pub fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(7)]
+}
+
+/// Runs one command.
+pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
+    match ctx.inputs.command.as_str() {
+        "stage" => stage::run(ctx),
+        "deploy" => deploy::run(ctx),
+        "promote" => promote::run(ctx),
+        "rollback" => rollback::run(ctx),
+        "status" => status::run(ctx),
+        "report" => report::run(ctx),
+        other => Err(Error::input(format!("unknown command `{other}`"))),
+    }
+}
+
+/// The next environment after `from`, if any.
+pub fn next_env<'c>(config: &'c Config, from: &Environment) -> Option<&'c Environment> {
+    let i = config.environments.iter().position(|e| e.name == from.name)?;
+    config.environments.get(i + 1)
+}
+
+pub fn is_tag(env: &Environment) -> bool {
+    env.track == Track::Tag
+}

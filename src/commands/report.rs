@@ -1,0 +1,120 @@
+//! `report`: what runs where.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde_json::{Value, json};
+
+use super::{Ctx, Outcome, short};
+use crate::config::{LocationKind, Track};
+use crate::error::Result;
+use crate::repo::RefTarget;
+
+pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
+    let main_head = ctx.main_head()?;
+    let tags: HashMap<String, RefTarget> = if ctx.config.environments.iter().any(|e| e.track == Track::Tag) {
+        ctx.repo.list_refs("refs/tags/")?.into_iter().collect()
+    } else {
+        HashMap::new()
+    };
+    let mut services: BTreeSet<String> = ctx.config.services.keys().cloned().collect();
+    if let Some(s) = &ctx.inputs.service {
+        ctx.config.service(s)?;
+        services = [s.clone()].into();
+    } else if !ctx.config.services_listed {
+        for name in ctx.repo.list_dir(&main_head, "charts")? {
+            if crate::names::check_ref_component("service", &name).is_ok() {
+                services.insert(name);
+            }
+        }
+    }
+    let mut branch_heads: HashMap<String, Option<String>> = HashMap::new();
+    let mut table: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
+    let mut warnings = Vec::new();
+    for service in &services {
+        let row = table.entry(service.clone()).or_default();
+        for env in &ctx.config.environments {
+            let cell = match env.track {
+                Track::Tag => {
+                    let tag = ctx.config.tag(env, service)?;
+                    let rb = ctx.config.rollback_tag(env, service)?;
+                    let t = tags.get(&format!("refs/tags/{tag}"));
+                    let r = tags.get(&format!("refs/tags/{rb}"));
+                    match t {
+                        None => json!({"track": "tag", "tag": tag, "error": "tag not found"}),
+                        Some(t) => {
+                            let chart = format!("{}/Chart.yaml", ctx.config.chart_dir(service)?);
+                            let version = ctx.read_text(&t.commit, &chart).and_then(|text| crate::manifest::read(&text, &chart, &LocationKind::ChartAppVersion));
+                            let mut v = json!({"track": "tag", "tag": tag, "revision": t.commit, "rollback-revision": r.map(|r| r.commit.clone())});
+                            match version {
+                                Ok(ver) => v["version"] = json!(ver),
+                                Err(e) => v["error"] = json!(e.to_string()),
+                            }
+                            v
+                        }
+                    }
+                }
+                Track::File => {
+                    let locs = ctx.config.locations(env, service)?;
+                    match ctx.read_version(&main_head, &locs) {
+                        Ok(ver) => json!({"track": "file", "file": locs[0].file, "version": ver, "revision": main_head}),
+                        Err(e) => json!({"track": "file", "file": locs.first().map(|l| l.file.clone()), "error": e.to_string()}),
+                    }
+                }
+                Track::Branch => {
+                    let b = env.branch.clone().unwrap_or_default();
+                    let head = match branch_heads.get(&b) {
+                        Some(h) => h.clone(),
+                        None => {
+                            let h = ctx.repo.resolve_refs(&[format!("refs/heads/{b}")])?.into_iter().next().flatten().map(|r| r.commit);
+                            branch_heads.insert(b.clone(), h.clone());
+                            h
+                        }
+                    };
+                    match head {
+                        None => json!({"track": "branch", "branch": b, "error": "branch not found"}),
+                        Some(h) => {
+                            let locs = ctx.config.locations(env, service)?;
+                            match ctx.read_version(&h, &locs) {
+                                Ok(ver) => json!({"track": "branch", "branch": b, "version": ver, "revision": h}),
+                                Err(e) => json!({"track": "branch", "branch": b, "revision": h, "error": e.to_string()}),
+                            }
+                        }
+                    }
+                }
+            };
+            if let Some(e) = cell.get("error").and_then(|e| e.as_str()) {
+                warnings.push(format!("{service} in {}: {e}", env.name));
+            }
+            row.insert(env.name.clone(), cell);
+        }
+    }
+    // Warn for broken cells, but not for every missing tag of a large repository.
+    for w in warnings.iter().filter(|w| !w.ends_with("tag not found")).take(20) {
+        ctx.runner.warning(w);
+    }
+    let mut md = String::from("### gitops-flow report\n\n| service |");
+    for env in &ctx.config.environments {
+        md.push_str(&format!(" {} |", env.name));
+    }
+    md.push_str("\n|---|");
+    md.push_str(&"---|".repeat(ctx.config.environments.len()));
+    md.push('\n');
+    for (service, row) in &table {
+        md.push_str(&format!("| `{service}` |"));
+        for env in &ctx.config.environments {
+            let c = &row[&env.name];
+            let text = match (c.get("version").and_then(|v| v.as_str()), c.get("revision").and_then(|v| v.as_str()), c.get("error").and_then(|v| v.as_str())) {
+                (_, _, Some(e)) => format!("⚠️ {e}"),
+                (Some(v), Some(r), None) => {
+                    let rb = c.get("rollback-revision").and_then(|v| v.as_str()).map(|r| format!(" (rollback {})", short(r))).unwrap_or_default();
+                    format!("`{v}` {}{rb}", ctx.link_commit(r))
+                }
+                (Some(v), None, None) => format!("`{v}`"),
+                _ => "—".into(),
+            };
+            md.push_str(&format!(" {text} |"));
+        }
+        md.push('\n');
+    }
+    Ok(Outcome { report: Some(serde_json::to_value(&table).unwrap_or(Value::Null)), summary: md, ..Outcome::default() })
+}

@@ -1,0 +1,202 @@
+//! `rollback`: put an environment of a service back.
+
+use super::promote::current;
+use super::{Ctx, Outcome, short};
+use crate::cli::RollbackVia;
+use crate::config::{Environment, LocationKind, Track};
+use crate::error::{Error, Result};
+use crate::repo::{FileChange, Oid, PullRequestSpec, RefUpdate, trailer, trailers};
+
+pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
+    let service = ctx.require_service()?;
+    let env = ctx.env_or(ctx.inputs.environment.as_ref(), ctx.config.last_env())?.clone();
+    rollback(ctx, &service, &env)
+}
+
+/// Rolls `service` back in `env` (also used by the gate's rollback-on-failure).
+pub fn rollback(ctx: &Ctx<'_>, service: &str, env: &Environment) -> Result<Outcome> {
+    let main_head = ctx.main_head()?;
+    let out = Outcome { service: Some(service.to_string()), environment: Some(env.name.clone()), ..Outcome::default() };
+    match env.track {
+        Track::Tag => rollback_tag(ctx, service, env, &main_head, out),
+        Track::File => rollback_file(ctx, service, env, out),
+        Track::Branch => rollback_branch(ctx, env, out),
+    }
+}
+
+fn chart_version(ctx: &Ctx<'_>, service: &str, commit: &Oid) -> Option<String> {
+    let chart = format!("{}/Chart.yaml", ctx.config.chart_dir(service).ok()?);
+    let text = ctx.read_text(commit, &chart).ok()?;
+    crate::manifest::read(&text, &chart, &LocationKind::ChartAppVersion).ok()
+}
+
+fn rollback_tag(ctx: &Ctx<'_>, service: &str, env: &Environment, main_head: &Oid, mut out: Outcome) -> Result<Outcome> {
+    let tag = ctx.config.tag(env, service)?;
+    let rb = ctx.config.rollback_tag(env, service)?;
+    let refs = ctx.repo.resolve_refs(&[format!("refs/tags/{tag}"), format!("refs/tags/{rb}")])?;
+    let cur = refs[0].clone().ok_or_else(|| {
+        Error::input(format!("tag `{tag}` not found in {}; {service} was never deployed to `{}`", ctx.repo.describe(), env.name))
+    })?;
+    let target = match &ctx.inputs.revision {
+        Some(rev) => ctx.resolve_deployable(rev, main_head)?,
+        None => refs[1].clone().map(|r| r.commit).ok_or_else(|| {
+            Error::input(format!("no rollback tag `{rb}` in {} and no `revision` given; pass `revision` to say where to roll back to", ctx.repo.describe()))
+        })?,
+    };
+    out.tag = Some(tag.clone());
+    out.revision = Some(target.clone());
+    out.previous_revision = Some(cur.commit.clone());
+    out.rollback_revision = refs[1].clone().map(|r| r.commit);
+    out.version = chart_version(ctx, service, &target);
+    out.previous_version = chart_version(ctx, service, &cur.commit);
+    if cur.commit == target {
+        ctx.runner.notice(&format!("`{tag}` already points at {}; nothing to roll back", short(&target)));
+        out.summary = format!("### gitops-flow rollback\n\n`{tag}` already at {}: nothing to do.\n", ctx.link_commit(&target));
+        return Ok(out);
+    }
+    if !ctx.inputs.dry_run {
+        let update = RefUpdate { name: format!("refs/tags/{tag}"), expected: Some(cur.target.clone()), new: target.clone() };
+        match ctx.repo.update_refs(&[update], &format!("gitops-flow rollback {}", env.name)) {
+            Ok(()) => {}
+            Err(Error::Conflict(msg)) => {
+                let now = ctx.repo.resolve_refs(&[format!("refs/tags/{tag}")])?;
+                if now[0].as_ref().map(|r| &r.commit) != Some(&target) {
+                    return Err(Error::Conflict(msg));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        out.changed = true;
+    }
+    out.summary = format!(
+        "### gitops-flow rollback `{service}` in `{}`\n\n`{tag}`: {} → {} (`previous-revision` rolls forward again)\n",
+        env.name,
+        ctx.link_commit(&cur.commit),
+        ctx.link_commit(&target)
+    );
+    Ok(out)
+}
+
+fn rollback_file(ctx: &Ctx<'_>, service: &str, env: &Environment, mut out: Outcome) -> Result<Outcome> {
+    let main_head = ctx.main_head()?;
+    let locations = ctx.config.locations(env, service)?;
+    let now = current(ctx, env, service, &main_head)?.version.unwrap_or_default();
+    out.previous_version = Some(now.clone());
+    let loc = &locations[0];
+    let target = match &ctx.inputs.version {
+        Some(v) => v.clone(),
+        None => {
+            let history = ctx.repo.file_history(&main_head, &loc.file, 100)?;
+            // A field last changed by a rollback is not rolled back again (as in tag mode).
+            if let Some(last) = history.first() {
+                if trailer(&last.message, "Gitops-Flow-Command") == Some("rollback") {
+                    ctx.runner.notice(&format!("{} was last changed by a rollback ({}); nothing to do. Pass `version` to choose one", loc.file, short(&last.commit)));
+                    out.version = Some(now);
+                    return Ok(out);
+                }
+            }
+            let mut found = None;
+            for h in &history {
+                let Some(content) = &h.content else { continue };
+                let Ok(text) = std::str::from_utf8(content) else { continue };
+                if let Ok(v) = crate::manifest::read(text, &loc.file, &loc.kind) {
+                    if v != now {
+                        found = Some((v, h.commit.clone()));
+                        break;
+                    }
+                }
+            }
+            match found {
+                Some((v, commit)) => {
+                    out.rollback_revision = Some(commit);
+                    v
+                }
+                None => {
+                    return Err(Error::input(format!(
+                        "no earlier version of {service} in the history of {} on `{}`; pass `version` to say what to roll back to",
+                        loc.file, ctx.branch
+                    )));
+                }
+            }
+        }
+    };
+    out.version = Some(target.clone());
+    if target == now {
+        ctx.runner.notice(&format!("{service} already runs {target} in `{}`; nothing to roll back", env.name));
+        return Ok(out);
+    }
+    let message = format!("Roll back {service} in {} to {target}\n\n{now} -> {target}\n\n{}", env.name, trailers("rollback", service, Some(&env.name), Some(&target)));
+    if ctx.inputs.rollback_via == RollbackVia::PullRequest {
+        let (changes, _) = ctx.edit_locations(&main_head, &locations, &target)?;
+        let branch = format!("gitops-flow/rollback/{}/{service}", env.name);
+        let spec = PullRequestSpec {
+            head: branch.clone(),
+            base: ctx.branch.clone(),
+            title: format!("Roll back {service} in {} to {target}", env.name),
+            body: format!("Rolls `{service}` back in `{}`: `{now}` → `{target}`.\n", env.name),
+            labels: ctx.inputs.labels.clone(),
+            auto_merge: ctx.inputs.auto_merge,
+        };
+        let p = ctx.propose(&branch, &main_head, changes, &message, spec)?;
+        p.fill(&mut out);
+        out.changed = p.changed;
+        out.summary = format!("### gitops-flow rollback `{service}` in `{}`\n\n`{now}` → `{target}`: {}\n", env.name, p.summary_line());
+        return Ok(out);
+    }
+    if let Some((commit, _)) = ctx.commit_direct(&message, |head| Ok(ctx.edit_locations(head, &locations, &target)?.0))? {
+        out.changed = !ctx.inputs.dry_run;
+        out.commit = Some(commit).filter(|c| !c.is_empty());
+        out.revision = out.commit.clone();
+        out.branch = Some(ctx.branch.clone());
+    }
+    out.summary = format!(
+        "### gitops-flow rollback `{service}` in `{}`\n\n`{now}` → `{target}`, committed {}\n",
+        env.name,
+        out.commit.as_deref().map(|c| ctx.link_commit(c)).unwrap_or_else(|| "(dry run)".into())
+    );
+    Ok(out)
+}
+
+fn rollback_branch(ctx: &Ctx<'_>, env: &Environment, mut out: Outcome) -> Result<Outcome> {
+    let branch = env.branch.clone().unwrap_or_default();
+    let head = ctx.repo.resolve_refs(&[format!("refs/heads/{branch}")])?.into_iter().next().flatten().ok_or_else(|| Error::input(format!("branch `{branch}` not found")))?;
+    let last = ctx.repo.changed_paths(&head.commit)?;
+    let parent = ctx
+        .repo
+        .resolve_revision(&format!("{}^", head.commit))?
+        .ok_or_else(|| Error::input(format!("`{branch}` has no earlier revision to roll back to")))?;
+    let mut changes = Vec::new();
+    for p in &last {
+        match ctx.repo.read_file(&parent, p)? {
+            Some(content) => changes.push(FileChange { path: p.clone(), content }),
+            None => {
+                return Err(Error::input(format!(
+                    "the last promotion on `{branch}` added {p}; gitops-flow restores changed files only, revert {} by hand",
+                    short(&head.commit)
+                )));
+            }
+        }
+    }
+    out.previous_revision = Some(head.commit.clone());
+    out.rollback_revision = Some(parent.clone());
+    out.branch = Some(branch.clone());
+    if changes.is_empty() {
+        ctx.runner.notice(&format!("the last commit on `{branch}` changed no files; nothing to roll back"));
+        return Ok(out);
+    }
+    if !ctx.inputs.dry_run {
+        let req = crate::repo::CommitRequest {
+            branch: branch.clone(),
+            expected_head: Some(head.target.clone()),
+            parent: head.commit.clone(),
+            message: format!("Roll back {} to {}\n\n{}", env.name, short(&parent), trailers("rollback", "*", Some(&env.name), None)),
+            changes,
+        };
+        let c = ctx.repo.commit(&req)?;
+        out.commit = Some(c.clone());
+        out.revision = Some(c);
+        out.changed = true;
+    }
+    out.summary = format!("### gitops-flow rollback `{}`\n\n`{branch}` restored to the tree of {}\n", env.name, ctx.link_commit(&parent));
+    Ok(out)
+}

@@ -1,0 +1,86 @@
+//! `stage`: set a service's version at the start of the pipeline.
+
+use super::{Ctx, Meta, Outcome, short};
+use crate::config::{LocationKind, Track};
+use crate::error::Result;
+use crate::manifest::Location;
+use crate::repo::{PullRequestSpec, trailers};
+
+pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
+    let service = ctx.require_service()?;
+    let version = ctx.require_version()?;
+    let first = ctx.config.first_env();
+    let main_head = ctx.main_head()?;
+    let mut out = Outcome { service: Some(service.clone()), version: Some(version.clone()), ..Outcome::default() };
+
+    // Where the version lives: the chart (tag and branch mode) or the first environment's files.
+    let (locations, branch_name, env_name) = match first.track {
+        Track::File => (ctx.config.locations(first, &service)?, format!("gitops-flow/{}/{service}", first.name), Some(first.name.clone())),
+        Track::Tag | Track::Branch => {
+            let chart = ctx.config.chart_dir(&service)?;
+            (
+                vec![Location { file: format!("{chart}/Chart.yaml"), kind: LocationKind::ChartAppVersion }],
+                format!("gitops-flow/stage/{service}"),
+                None,
+            )
+        }
+    };
+    out.environment = env_name.clone();
+    let (changes, old) = ctx.edit_locations(&main_head, &locations, &version)?;
+    out.previous_version = Some(old.clone());
+    let message = format!(
+        "Stage {service} {version}\n\n{}: {old} -> {version}\n\n{}",
+        locations.iter().map(|l| l.file.as_str()).collect::<Vec<_>>().join(", "),
+        trailers("stage", &service, env_name.as_deref(), Some(&version))
+    );
+
+    if changes.is_empty() {
+        ctx.runner.notice(&format!("{service} is already at {version} on `{}`; nothing to stage", ctx.branch));
+        out.summary = format!("### gitops-flow stage\n\n`{service}` is already at `{version}` on `{}`: nothing to do.\n", ctx.branch);
+        return Ok(out);
+    }
+
+    if first.track == Track::File && first.direct {
+        let result = ctx.commit_direct(&message, |head| Ok(ctx.edit_locations(head, &locations, &version)?.0))?;
+        if let Some((commit, _)) = result {
+            out.changed = !ctx.inputs.dry_run;
+            out.commit = Some(commit.clone()).filter(|c| !c.is_empty());
+            out.branch = Some(ctx.branch.clone());
+            out.revision = out.commit.clone();
+            out.summary = format!(
+                "### gitops-flow stage\n\n`{service}` in `{}`: `{old}` → `{version}`, committed to `{}` {}\n",
+                first.name,
+                ctx.branch,
+                if commit.is_empty() { "(dry run)".to_string() } else { ctx.link_commit(&commit) }
+            );
+        }
+        return Ok(out);
+    }
+
+    let meta = Meta { command: "stage".into(), service: service.clone(), environment: env_name.clone(), from: None, version: Some(version.clone()) };
+    let spec = PullRequestSpec {
+        head: branch_name.clone(),
+        base: ctx.branch.clone(),
+        title: match &env_name {
+            Some(e) => format!("Deploy {service} {version} to {e}"),
+            None => format!("Stage {service} {version}"),
+        },
+        body: format!(
+            "Sets `{service}` to `{version}` (was `{old}`) in {}.\n\nMerging this pull request deploys it{}.\n\n{}\n",
+            locations.iter().map(|l| format!("`{}`", l.file)).collect::<Vec<_>>().join(", "),
+            env_name.as_ref().map(|e| format!(" to `{e}`")).unwrap_or_default(),
+            meta.render()
+        ),
+        labels: ctx.inputs.labels.clone(),
+        auto_merge: ctx.inputs.auto_merge || (first.track == Track::File && first.auto_merge),
+    };
+    let proposal = ctx.propose(&branch_name, &main_head, changes, &message, spec)?;
+    proposal.fill(&mut out);
+    out.changed = proposal.changed;
+    out.summary = format!(
+        "### gitops-flow stage\n\n`{service}`: `{old}` → `{version}` on branch `{branch_name}` ({}), {}\n",
+        proposal.commit.as_deref().map(short).unwrap_or("dry run"),
+        proposal.summary_line()
+    );
+    Ok(out)
+}

@@ -1,0 +1,136 @@
+//! The repository seam: what the commands read and write, and its two backends.
+
+pub mod github;
+pub mod local;
+
+use crate::error::Result;
+
+/// A 40-hex-digit git object id.
+pub type Oid = String;
+
+/// Where a ref points: its own target (for compare-and-swap) and the commit it peels to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefTarget {
+    pub target: Oid,
+    pub commit: Oid,
+}
+
+/// One ref move with the value it must have now (`None`: must not exist).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefUpdate {
+    /// Full name, `refs/tags/payments-staging`.
+    pub name: String,
+    pub expected: Option<Oid>,
+    pub new: Oid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileChange {
+    pub path: String,
+    pub content: Vec<u8>,
+}
+
+/// Set `branch` to a new commit on top of `parent` with `changes`, provided the
+/// branch is at `expected_head` now (`None`: the branch must not exist yet).
+/// When `parent` differs from `expected_head` the branch is reset onto `parent`
+/// (only ever done for gitops-flow's own pull-request branches).
+#[derive(Debug, Clone)]
+pub struct CommitRequest {
+    pub branch: String,
+    pub expected_head: Option<Oid>,
+    pub parent: Oid,
+    pub message: String,
+    pub changes: Vec<FileChange>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PullRequestSpec {
+    pub head: String,
+    pub base: String,
+    pub title: String,
+    pub body: String,
+    pub labels: Vec<String>,
+    pub auto_merge: bool,
+}
+
+/// An opened (or found, or reported) pull request.
+#[derive(Debug, Clone, Default)]
+pub struct PullRequest {
+    pub number: Option<u64>,
+    pub url: Option<String>,
+    /// Newly opened by this run.
+    pub created: bool,
+}
+
+/// A pull request found for a commit (for `deploy` and the promotion chain).
+#[derive(Debug, Clone)]
+pub struct PullRequestInfo {
+    pub number: u64,
+    pub body: String,
+    pub head_ref: String,
+    pub merged: bool,
+}
+
+/// One first-parent commit that changed a file, with the file's content after it.
+#[derive(Debug, Clone)]
+pub struct HistoryEntry {
+    pub commit: Oid,
+    pub message: String,
+    pub content: Option<Vec<u8>>,
+}
+
+/// What the commands need from a repository. Implemented by the local gix backend
+/// and by the GitHub backend (gix reads of the workspace, API writes).
+pub trait Repository {
+    /// `owner/name` or the local path, for messages.
+    fn describe(&self) -> String;
+    /// A web URL of the repository for summary links, when there is one.
+    fn web_url(&self) -> Option<String> {
+        None
+    }
+    fn default_branch(&self) -> Result<String>;
+    /// Looks up several full ref names at once; `None` for a ref that does not exist.
+    fn resolve_refs(&self, names: &[String]) -> Result<Vec<Option<RefTarget>>>;
+    /// A commit id, abbreviated id or ref name to a full commit id.
+    fn resolve_revision(&self, rev: &str) -> Result<Option<Oid>>;
+    fn read_file(&self, commit: &Oid, path: &str) -> Result<Option<Vec<u8>>>;
+    /// Names of the entries of a directory at a commit (empty when absent).
+    fn list_dir(&self, commit: &Oid, path: &str) -> Result<Vec<String>>;
+    /// All refs under a prefix such as `refs/tags/`.
+    fn list_refs(&self, prefix: &str) -> Result<Vec<(String, RefTarget)>>;
+    fn is_ancestor(&self, ancestor: &Oid, descendant: &Oid) -> Result<bool>;
+    /// Paths changed by a commit relative to its first parent.
+    fn changed_paths(&self, commit: &Oid) -> Result<Vec<String>>;
+    /// First-parent history of `path` from `head`, newest first, at most `limit` changes.
+    fn file_history(&self, head: &Oid, path: &str, limit: usize) -> Result<Vec<HistoryEntry>>;
+    /// Moves several refs at once, all or nothing; `Error::Conflict` when one is not
+    /// at its expected value.
+    fn update_refs(&self, updates: &[RefUpdate], message: &str) -> Result<()>;
+    /// Makes a commit; `Error::Conflict` when the branch moved.
+    fn commit(&self, req: &CommitRequest) -> Result<Oid>;
+    /// Opens a pull request or updates the open one from the same head.
+    fn pull_request(&self, spec: &PullRequestSpec) -> Result<PullRequest>;
+    /// The merged pull request that produced a commit on the main branch, if any.
+    fn pull_request_for_commit(&self, sha: &Oid) -> Result<Option<PullRequestInfo>>;
+}
+
+/// Git trailers gitops-flow writes into its commits and reads back.
+pub fn trailers(command: &str, service: &str, env: Option<&str>, version: Option<&str>) -> String {
+    let mut t = format!("Gitops-Flow-Command: {command}\nGitops-Flow-Service: {service}\n");
+    if let Some(e) = env {
+        t.push_str(&format!("Gitops-Flow-Environment: {e}\n"));
+    }
+    if let Some(v) = version {
+        t.push_str(&format!("Gitops-Flow-Version: {v}\n"));
+    }
+    t
+}
+
+/// Reads a trailer value from a commit message.
+pub fn trailer<'a>(message: &'a str, key: &str) -> Option<&'a str> {
+    message
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(": ")))
+        .map(str::trim)
+}
