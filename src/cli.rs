@@ -14,13 +14,34 @@ use crate::secret::Secret;
 
 /// The commands, with the one line each that `--help` shows.
 pub const COMMANDS: &[(&str, &str)] = &[
-    ("stage", "set a service's version at the start of the pipeline (pull request or direct commit)"),
-    ("deploy", "after a stage pull request merged: move the first environment to the merged revision"),
-    ("promote", "move a service from one environment to the next (tag move, pull request or commit)"),
-    ("rollback", "put an environment of a service back to its previous (or a given) revision or version"),
-    ("status", "health gate: wait until a service is healthy in an environment at the expected revision"),
-    ("report", "what runs where: services x environments as a table and as JSON"),
-    ("demo", "run the whole tag flow on a throw-away local repository and show every tag move"),
+    (
+        "stage",
+        "set a service's version at the start of the pipeline (pull request or direct commit)",
+    ),
+    (
+        "deploy",
+        "after a stage pull request merged: move the first environment to the merged revision",
+    ),
+    (
+        "promote",
+        "move a service from one environment to the next (tag move, pull request or commit)",
+    ),
+    (
+        "rollback",
+        "put an environment of a service back to its previous (or a given) revision or version",
+    ),
+    (
+        "status",
+        "health gate: wait until a service is healthy in an environment at the expected revision",
+    ),
+    (
+        "report",
+        "what runs where: services x environments as a table and as JSON",
+    ),
+    (
+        "demo",
+        "run the whole tag flow on a throw-away local repository and show every tag move",
+    ),
 ];
 
 fn command_values() -> Vec<PossibleValue> {
@@ -169,8 +190,10 @@ impl Event {
         let name = env.get("GITHUB_EVENT_NAME").cloned().unwrap_or_default();
         let payload = match env.get("GITHUB_EVENT_PATH").filter(|p| !p.is_empty()) {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| Error::input(format!("cannot read the event payload at GITHUB_EVENT_PATH ({e})")))?;
-                serde_json::from_str(&text).map_err(|e| Error::input(format!("the event payload at GITHUB_EVENT_PATH is not JSON ({e})")))?
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Error::input(format!("cannot read the event payload at GITHUB_EVENT_PATH ({e})")))?;
+                serde_json::from_str(&text)
+                    .map_err(|e| Error::input(format!("the event payload at GITHUB_EVENT_PATH is not JSON ({e})")))?
             }
             None => Value::Null,
         };
@@ -183,7 +206,11 @@ impl Event {
         let v = match self.name.as_str() {
             "repository_dispatch" => self.payload.get("client_payload")?.get(name)?,
             "workflow_dispatch" | "workflow_call" => self.payload.get("inputs")?.get(name)?,
-            _ => self.payload.get("client_payload").or_else(|| self.payload.get("inputs"))?.get(name)?,
+            _ => self
+                .payload
+                .get("client_payload")
+                .or_else(|| self.payload.get("inputs"))?
+                .get(name)?,
         };
         match v {
             Value::String(s) if !s.is_empty() => Some(s.clone()),
@@ -208,7 +235,9 @@ fn parse_bool(name: &str, v: Option<String>) -> Result<bool> {
         None => Ok(false),
         Some("true" | "yes" | "1" | "on") => Ok(true),
         Some("false" | "no" | "0" | "off") => Ok(false),
-        Some(other) => Err(Error::input(format!("input `{name}` is `{other}`; use `true` or `false`"))),
+        Some(other) => Err(Error::input(format!(
+            "input `{name}` is `{other}`; use `true` or `false`"
+        ))),
     }
 }
 
@@ -224,7 +253,11 @@ pub fn parse_duration(name: &str, s: &str) -> Result<Duration> {
     num.trim()
         .parse::<u64>()
         .map(|n| Duration::from_secs(n * mult))
-        .map_err(|_| Error::input(format!("input `{name}` is `{s}`; give seconds (`300`) or a number with a unit (`90s`, `5m`)")))
+        .map_err(|_| {
+            Error::input(format!(
+                "input `{name}` is `{s}`; give seconds (`300`) or a number with a unit (`90s`, `5m`)"
+            ))
+        })
 }
 
 impl Inputs {
@@ -236,7 +269,9 @@ impl Inputs {
             .or_else(|| event.input("command"))
             .ok_or_else(|| Error::input("no command given; pass one of stage, deploy, promote, rollback, status, report, demo (input `command`)"))?;
         if !COMMANDS.iter().any(|(n, _)| *n == command) {
-            return Err(Error::input(format!("unknown command `{command}`; use one of stage, deploy, promote, rollback, status, report, demo")));
+            return Err(Error::input(format!(
+                "unknown command `{command}`; use one of stage, deploy, promote, rollback, status, report, demo"
+            )));
         }
         let on_actions = env.get("GITHUB_ACTIONS").is_some_and(|v| v == "true");
         let backend = match clean(args.backend).as_deref() {
@@ -244,7 +279,11 @@ impl Inputs {
             None => Backend::Local,
             Some("local") => Backend::Local,
             Some("github") => Backend::GitHub,
-            Some(other) => return Err(Error::input(format!("input `backend` is `{other}`; use `github` or `local`"))),
+            Some(other) => {
+                return Err(Error::input(format!(
+                    "input `backend` is `{other}`; use `github` or `local`"
+                )));
+            }
         };
         let path = clean(args.path)
             .map(PathBuf::from)
@@ -253,13 +292,19 @@ impl Inputs {
         let rollback_via = match clean(args.rollback_via).as_deref() {
             None | Some("commit") => RollbackVia::Commit,
             Some("pull-request") => RollbackVia::PullRequest,
-            Some(other) => return Err(Error::input(format!("input `rollback-via` is `{other}`; use `commit` or `pull-request`"))),
+            Some(other) => {
+                return Err(Error::input(format!(
+                    "input `rollback-via` is `{other}`; use `commit` or `pull-request`"
+                )));
+            }
         };
         let timeout = match clean(args.timeout) {
             Some(t) => parse_duration("timeout", &t)?,
             None => Duration::from_secs(300),
         };
-        let token = clean(args.token).or_else(|| env.get("GITHUB_TOKEN").cloned().filter(|s| !s.is_empty())).map(Secret::new);
+        let token = clean(args.token)
+            .or_else(|| env.get("GITHUB_TOKEN").cloned().filter(|s| !s.is_empty()))
+            .map(Secret::new);
         let inputs = Inputs {
             command,
             service: ev(args.service, "service"),
@@ -271,13 +316,20 @@ impl Inputs {
             path,
             config: clean(args.config),
             token,
-            repository: clean(args.repository).or_else(|| env.get("GITHUB_REPOSITORY").cloned().filter(|s| !s.is_empty())),
+            repository: clean(args.repository)
+                .or_else(|| env.get("GITHUB_REPOSITORY").cloned().filter(|s| !s.is_empty())),
             branch: clean(args.branch),
             backend,
             dry_run: parse_bool("dry-run", clean(args.dry_run).or_else(|| event.input("dry-run")))?,
             auto_merge: parse_bool("auto-merge", clean(args.auto_merge))?,
             labels: clean(args.labels)
-                .map(|l| l.split([',', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+                .map(|l| {
+                    l.split([',', '\n'])
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect()
+                })
                 .unwrap_or_default(),
             rollback_via,
             allow_unmerged: parse_bool("allow-unmerged", clean(args.allow_unmerged))?,
@@ -293,15 +345,24 @@ impl Inputs {
         if let Some(v) = &inputs.version {
             crate::names::check_version(v)?;
         }
-        for (kind, v) in [("service", &inputs.service), ("from", &inputs.from), ("to", &inputs.to), ("environment", &inputs.environment)] {
+        for (kind, v) in [
+            ("service", &inputs.service),
+            ("from", &inputs.from),
+            ("to", &inputs.to),
+            ("environment", &inputs.environment),
+        ] {
             if let Some(v) = v {
                 crate::names::check_ref_component(kind, v)?;
             }
         }
         if let Some(r) = &inputs.repository {
-            let ok = r.split_once('/').is_some_and(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'));
+            let ok = r
+                .split_once('/')
+                .is_some_and(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'));
             if !ok {
-                return Err(Error::input(format!("input `repository` is `{r}`; write it as owner/name")));
+                return Err(Error::input(format!(
+                    "input `repository` is `{r}`; write it as owner/name"
+                )));
             }
         }
         if let Some(b) = &inputs.branch {
@@ -321,7 +382,11 @@ mod tests {
 
     #[test]
     fn empty_means_not_given_and_event_fills_in() {
-        let args = Args { command: Some("stage".into()), service: Some(String::new()), ..Args::default() };
+        let args = Args {
+            command: Some("stage".into()),
+            service: Some(String::new()),
+            ..Args::default()
+        };
         let event = Event {
             name: "repository_dispatch".into(),
             payload: serde_json::json!({"client_payload": {"service": "payments", "version": "1.2.3"}}),
@@ -343,9 +408,27 @@ mod tests {
 
     #[test]
     fn bad_values_are_input_errors() {
-        let args = Args { command: Some("stage".into()), version: Some("1.0\nx".into()), ..Args::default() };
-        assert_eq!(Inputs::resolve(args, &env(&[]), &Event::default()).unwrap_err().exit_code(), 2);
-        let args = Args { command: Some("promote".into()), service: Some("../x".into()), ..Args::default() };
-        assert_eq!(Inputs::resolve(args, &env(&[]), &Event::default()).unwrap_err().exit_code(), 2);
+        let args = Args {
+            command: Some("stage".into()),
+            version: Some("1.0\nx".into()),
+            ..Args::default()
+        };
+        assert_eq!(
+            Inputs::resolve(args, &env(&[]), &Event::default())
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
+        let args = Args {
+            command: Some("promote".into()),
+            service: Some("../x".into()),
+            ..Args::default()
+        };
+        assert_eq!(
+            Inputs::resolve(args, &env(&[]), &Event::default())
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
     }
 }

@@ -173,12 +173,13 @@ impl Config {
             let msg = e.to_string();
             let first = msg.lines().next().unwrap_or("invalid YAML").to_string();
             Error::input_at(
-                format!("{source} is not a valid gitops-flow config: {first}; see the configuration section of the README"),
+                format!(
+                    "{source} is not a valid gitops-flow config: {first}; see the configuration section of the README"
+                ),
                 place,
             )
         })?;
-        let mut config = Config::default();
-        config.source = source.to_string();
+        let mut config = Config { source: source.to_string(), ..Config::default() };
         if let Some(branch) = raw.branch {
             names::check_ref_name("branch", &branch)?;
             config.branch = Some(branch);
@@ -187,7 +188,10 @@ impl Config {
             if envs.is_empty() {
                 return Err(Error::input_at(
                     format!("{source}: `environments` is empty; list at least one environment"),
-                    Place { file: source.into(), ..Place::default() },
+                    Place {
+                        file: source.into(),
+                        ..Place::default()
+                    },
                 ));
             }
             let mut out: Vec<Environment> = Vec::new();
@@ -198,7 +202,10 @@ impl Config {
                     .map_err(|err| Error::input_at(format!("{source}: {err}"), at.clone()))?;
                 if out.iter().any(|o| o.name == e.name) {
                     return Err(Error::input_at(
-                        format!("{source}: environment `{}` is listed twice; names must be unique", e.name),
+                        format!(
+                            "{source}: environment `{}` is listed twice; names must be unique",
+                            e.name
+                        ),
                         at,
                     ));
                 }
@@ -229,7 +236,8 @@ impl Config {
                     names::check_ref_name("tag template", &s)?;
                     Ok(s)
                 };
-                let tag = probe(&env.tag, None).map_err(|err| Error::input_at(format!("{source}: {err}"), at.clone()))?;
+                let tag =
+                    probe(&env.tag, None).map_err(|err| Error::input_at(format!("{source}: {err}"), at.clone()))?;
                 probe(&env.rollback_tag, Some(&tag))
                     .map_err(|err| Error::input_at(format!("{source}: {err}"), at.clone()))?;
                 if let Some(b) = &env.branch {
@@ -247,7 +255,10 @@ impl Config {
                 names::check_ref_component("service", &name)
                     .map_err(|err| Error::input_at(format!("{source}: {err}"), at.clone()))?;
                 let raw = spanned.value;
-                let mut service = Service { chart: raw.chart, version: Vec::new() };
+                let mut service = Service {
+                    chart: raw.chart,
+                    version: Vec::new(),
+                };
                 if let Some(chart) = &service.chart {
                     let c = expand(chart, &name, "env", None)?;
                     names::check_repo_path("chart", &c)
@@ -263,7 +274,9 @@ impl Config {
                     let kind = match (l.key, l.imagepolicy, l.kustomize_image) {
                         _ if kinds > 1 => {
                             return Err(Error::input_at(
-                                format!("{source}: a version location of `{name}` gives more than one of `key`, `imagepolicy`, `kustomize-image`; give exactly one"),
+                                format!(
+                                    "{source}: a version location of `{name}` gives more than one of `key`, `imagepolicy`, `kustomize-image`; give exactly one"
+                                ),
                                 lat,
                             ));
                         }
@@ -278,7 +291,10 @@ impl Config {
                         (None, None, None) if l.file.ends_with("Chart.yaml") => LocationKind::ChartAppVersion,
                         (None, None, None) => {
                             return Err(Error::input_at(
-                                format!("{source}: the version location `{}` of `{name}` says neither `key`, `imagepolicy` nor `kustomize-image`; add one", l.file),
+                                format!(
+                                    "{source}: the version location `{}` of `{name}` says neither `key`, `imagepolicy` nor `kustomize-image`; add one",
+                                    l.file
+                                ),
                                 lat,
                             ));
                         }
@@ -295,17 +311,23 @@ impl Config {
             }
         }
         for env in &config.environments {
-            if env.track == Track::File {
-                if let Some((name, _)) = config.services.iter().find(|(_, s)| s.version.is_empty() && s.chart.is_none()) {
+            if env.track == Track::File
+                && let Some((name, _)) = config
+                    .services
+                    .iter()
+                    .find(|(_, s)| s.version.is_empty() && s.chart.is_none())
+                {
                     return Err(Error::input_at(
                         format!(
                             "{source}: environment `{}` is file-tracked but service `{name}` has no `version:` locations; list where its version lives",
                             env.name
                         ),
-                        Place { file: source.into(), ..Place::default() },
+                        Place {
+                            file: source.into(),
+                            ..Place::default()
+                        },
                     ));
                 }
-            }
         }
         Ok(config)
     }
@@ -314,8 +336,8 @@ impl Config {
     pub fn load(path: &std::path::Path, display: &str, must_exist: bool) -> Result<Config> {
         match std::fs::read(path) {
             Ok(bytes) => {
-                let text = String::from_utf8(bytes)
-                    .map_err(|_| Error::input(format!("{display} is not UTF-8 text")))?;
+                let text =
+                    String::from_utf8(bytes).map_err(|_| Error::input(format!("{display} is not UTF-8 text")))?;
                 Config::parse(&text, display)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => Ok(Config::default()),
@@ -423,7 +445,10 @@ mod tests {
         assert_eq!(c.env_names(), ["staging", "production"]);
         let prod = c.env("production").unwrap();
         assert_eq!(c.tag(prod, "payments").unwrap(), "payments-production");
-        assert_eq!(c.rollback_tag(prod, "payments").unwrap(), "payments-production-rollback");
+        assert_eq!(
+            c.rollback_tag(prod, "payments").unwrap(),
+            "payments-production-rollback"
+        );
         assert_eq!(c.chart_dir("payments").unwrap(), "charts/payments");
     }
 

@@ -38,11 +38,17 @@ pub enum Error {
 
 impl Error {
     pub fn input(message: impl Into<String>) -> Self {
-        Error::Input { message: message.into(), place: None }
+        Error::Input {
+            message: message.into(),
+            place: None,
+        }
     }
 
     pub fn input_at(message: impl Into<String>, place: Place) -> Self {
-        Error::Input { message: message.into(), place: Some(place) }
+        Error::Input {
+            message: message.into(),
+            place: Some(place),
+        }
     }
 
     pub fn failed(message: impl Into<String>) -> Self {

@@ -32,26 +32,44 @@ use crate::repo::Repository;
 pub fn run(argv: Vec<OsString>, env: HashMap<String, String>, now: i64) -> u8 {
     let runner = Runner {
         output_file: env.get("GITHUB_OUTPUT").filter(|s| !s.is_empty()).map(PathBuf::from),
-        summary_file: env.get("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()).map(PathBuf::from),
+        summary_file: env
+            .get("GITHUB_STEP_SUMMARY")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from),
     };
     // Clap reads INPUT_* through the process environment; `env` is the same snapshot.
     let args = match Args::try_parse_from(argv) {
         Ok(a) => a,
-        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
             let _ = e.print();
             return 0;
         }
         Err(e) => {
-            let first = e.to_string().lines().next().unwrap_or_default().trim_start_matches("error: ").to_string();
+            let first = e
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ")
+                .to_string();
             runner.error(&format!("{first}; run `gitops-flow --help` for the inputs"), None);
             return 2;
         }
     };
-    let secrets: Vec<String> = [args.token.clone(), args.argocd_token.clone(), env.get("GITHUB_TOKEN").cloned()]
-        .into_iter()
-        .flatten()
-        .filter(|s| !s.is_empty())
-        .collect();
+    let secrets: Vec<String> = [
+        args.token.clone(),
+        args.argocd_token.clone(),
+        env.get("GITHUB_TOKEN").cloned(),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|s| !s.is_empty())
+    .collect();
     for s in &secrets {
         runner.add_mask(s);
     }
@@ -87,7 +105,10 @@ fn execute(args: Args, env: &HashMap<String, String>, runner: &Runner, now: i64)
     let event = Event::load(env)?;
     let inputs = Inputs::resolve(args, env, &event)?;
     if inputs.command == "demo" {
-        let keep = env.get("GITOPS_FLOW_DEMO_DIR").filter(|s| !s.is_empty()).map(PathBuf::from);
+        let keep = env
+            .get("GITOPS_FLOW_DEMO_DIR")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from);
         return commands::demo::run(runner, now, keep.as_deref());
     }
     let config_name = inputs.config.clone().unwrap_or_else(|| "gitops-flow.yaml".into());
@@ -101,15 +122,25 @@ fn execute(args: Args, env: &HashMap<String, String>, runner: &Runner, now: i64)
         Some(b) => b,
         None => repo.default_branch()?,
     };
-    let ctx = Ctx { inputs: &inputs, config: &config, repo: repo.as_ref(), event: &event, runner, branch, env };
+    let ctx = Ctx {
+        inputs: &inputs,
+        config: &config,
+        repo: repo.as_ref(),
+        event: &event,
+        runner,
+        branch,
+        env,
+    };
     runner.group(&format!("gitops-flow {}", inputs.command));
     let result = commands::run(&ctx);
     runner.end_group();
-    if inputs.dry_run {
-        if let Ok(o) = &result {
-            runner.notice(&format!("dry run: nothing was written{}", if o.changed { "" } else { " (and nothing needed writing)" }));
+    if inputs.dry_run
+        && let Ok(o) = &result {
+            runner.notice(&format!(
+                "dry run: nothing was written{}",
+                if o.changed { "" } else { " (and nothing needed writing)" }
+            ));
         }
-    }
     result.map(|mut o| {
         if inputs.dry_run {
             o.changed = false;

@@ -2,7 +2,11 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let filter = std::env::var("GITOPS_FLOW_LOG").unwrap_or_else(|_| {
-        if std::env::var("RUNNER_DEBUG").is_ok_and(|v| v == "1") { "debug".into() } else { "warn".into() }
+        if std::env::var("RUNNER_DEBUG").is_ok_and(|v| v == "1") {
+            "debug".into()
+        } else {
+            "warn".into()
+        }
     });
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))

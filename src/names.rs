@@ -57,7 +57,10 @@ pub fn check_repo_path(kind: &str, path: &str) -> Result<()> {
     if path.is_empty() {
         return bad("is empty");
     }
-    if path.starts_with('/') || path.starts_with('\\') || path.contains(':') && path.len() > 1 && path.as_bytes()[1] == b':' {
+    if path.starts_with('/')
+        || path.starts_with('\\')
+        || path.contains(':') && path.len() > 1 && path.as_bytes()[1] == b':'
+    {
         return bad("is absolute");
     }
     for part in path.split(['/', '\\']) {
@@ -123,7 +126,9 @@ mod tests {
     fn ref_components() {
         assert!(check_ref_component("service", "payments").is_ok());
         assert!(check_ref_component("service", "web_ui.v2").is_ok());
-        for bad in ["", "a..b", "-x", "x.lock", "a b", "a/b", "a~1", "a^", "x:y", "a@{1}", ".x", "x."] {
+        for bad in [
+            "", "a..b", "-x", "x.lock", "a b", "a/b", "a~1", "a^", "x:y", "a@{1}", ".x", "x.",
+        ] {
             assert!(check_ref_component("service", bad).is_err(), "{bad}");
         }
     }
@@ -138,10 +143,23 @@ mod tests {
 
     #[test]
     fn versions() {
-        for ok in ["1.2.3", "v1.2.3-rc.1+build.5", "1.10", &format!("1.0@sha256:{}", "a".repeat(64))] {
+        for ok in [
+            "1.2.3",
+            "v1.2.3-rc.1+build.5",
+            "1.10",
+            &format!("1.0@sha256:{}", "a".repeat(64)),
+        ] {
             assert!(check_version(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "1.2\n3", "1 2", "1.0@sha256:abc", &"x".repeat(129), "a:b", "x@sha512:00"] {
+        for bad in [
+            "",
+            "1.2\n3",
+            "1 2",
+            "1.0@sha256:abc",
+            &"x".repeat(129),
+            "a:b",
+            "x@sha512:00",
+        ] {
             assert!(check_version(bad).is_err(), "{bad}");
         }
     }

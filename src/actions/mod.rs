@@ -58,7 +58,11 @@ impl Runner {
                 props.push(format!("col={c}"));
             }
         }
-        let props = if props.is_empty() { String::new() } else { format!(" {}", props.join(",")) };
+        let props = if props.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", props.join(","))
+        };
         self.line(&format!("::error{props}::{}", escape_data(msg)));
     }
 
@@ -75,7 +79,9 @@ impl Runner {
 
     /// Appends markdown to the job summary (no-op outside Actions).
     pub fn summary(&self, markdown: &str) -> std::io::Result<()> {
-        let Some(path) = &self.summary_file else { return Ok(()) };
+        let Some(path) = &self.summary_file else {
+            return Ok(());
+        };
         let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
         f.write_all(markdown.as_bytes())?;
         if !markdown.ends_with('\n') {
@@ -86,7 +92,9 @@ impl Runner {
 
     /// Writes outputs (no-op outside Actions).
     pub fn outputs(&self, pairs: &[(String, String)]) -> std::io::Result<()> {
-        let Some(path) = &self.output_file else { return Ok(()) };
+        let Some(path) = &self.output_file else {
+            return Ok(());
+        };
         let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
         write_outputs(&mut f, pairs)
     }

@@ -10,7 +10,11 @@ pub fn random_delimiter() -> String {
     for i in 0..2u64 {
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_u64(i);
-        h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
         bits.push_str(&format!("{:016x}", h.finish()));
     }
     bits
@@ -23,7 +27,9 @@ pub fn write_outputs(w: &mut impl Write, pairs: &[(String, String)]) -> io::Resu
     for (name, value) in pairs {
         let delim = random_delimiter();
         if name.contains(&delim) || value.contains(&delim) || name.contains('\n') {
-            return Err(io::Error::other(format!("output `{name}` contains its delimiter; refusing to write it")));
+            return Err(io::Error::other(format!(
+                "output `{name}` contains its delimiter; refusing to write it"
+            )));
         }
         write!(buf, "{name}<<{delim}\n{value}\n{delim}\n")?;
     }
@@ -80,7 +86,10 @@ mod tests {
     #[test]
     fn values_with_newlines_and_key_value_text_cannot_forge_outputs() {
         let evil = "1.2.3\nchanged=true\nrevision<<EOF\nforged\nEOF".to_string();
-        let pairs = vec![("version".to_string(), evil.clone()), ("changed".to_string(), "false".to_string())];
+        let pairs = vec![
+            ("version".to_string(), evil.clone()),
+            ("changed".to_string(), "false".to_string()),
+        ];
         let mut buf = Vec::new();
         write_outputs(&mut buf, &pairs).unwrap();
         let parsed = parse_output_file(&String::from_utf8(buf).unwrap()).unwrap();

@@ -20,11 +20,10 @@ fn merged_revision(ctx: &Ctx<'_>, main_head: &Oid) -> Result<Option<(Oid, Option
         let meta = pr.get("body").and_then(|b| b.as_str()).and_then(Meta::parse);
         return Ok(Some((ctx.resolve_deployable(sha, main_head)?, meta)));
     }
-    if ctx.event.name == "push" {
-        if let Some(after) = ctx.event.payload.get("after").and_then(|s| s.as_str()) {
+    if ctx.event.name == "push"
+        && let Some(after) = ctx.event.payload.get("after").and_then(|s| s.as_str()) {
             return Ok(Some((ctx.resolve_deployable(after, main_head)?, None)));
         }
-    }
     Ok(Some((main_head.clone(), None)))
 }
 
@@ -36,7 +35,10 @@ fn affected_services(ctx: &Ctx<'_>, revision: &Oid, meta: Option<Meta>) -> Resul
     }
     let meta = match meta {
         Some(m) => Some(m),
-        None => ctx.repo.pull_request_for_commit(revision)?.and_then(|pr| Meta::parse(&pr.body)),
+        None => ctx
+            .repo
+            .pull_request_for_commit(revision)?
+            .and_then(|pr| Meta::parse(&pr.body)),
     };
     if let Some(m) = meta.filter(|m| m.command == "stage") {
         ctx.config.service(&m.service)?;
@@ -49,7 +51,11 @@ fn affected_services(ctx: &Ctx<'_>, revision: &Oid, meta: Option<Meta>) -> Resul
     } else {
         paths
             .iter()
-            .filter_map(|p| p.strip_prefix("charts/").and_then(|r| r.split_once('/')).map(|(s, _)| s.to_string()))
+            .filter_map(|p| {
+                p.strip_prefix("charts/")
+                    .and_then(|r| r.split_once('/'))
+                    .map(|(s, _)| s.to_string())
+            })
             .collect()
     };
     for s in candidates {
@@ -67,10 +73,15 @@ fn affected_services(ctx: &Ctx<'_>, revision: &Oid, meta: Option<Meta>) -> Resul
 pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
     let main_head = ctx.main_head()?;
     let first = ctx.config.first_env();
-    let mut out = Outcome { environment: Some(first.name.clone()), ..Outcome::default() };
+    let mut out = Outcome {
+        environment: Some(first.name.clone()),
+        ..Outcome::default()
+    };
     let Some((revision, meta)) = merged_revision(ctx, &main_head)? else {
-        ctx.runner.notice("the pull request was closed without merging; nothing to deploy");
-        out.summary = "### gitops-flow deploy\n\nThe pull request was closed without merging: nothing to deploy.\n".into();
+        ctx.runner
+            .notice("the pull request was closed without merging; nothing to deploy");
+        out.summary =
+            "### gitops-flow deploy\n\nThe pull request was closed without merging: nothing to deploy.\n".into();
         return Ok(out);
     };
     out.revision = Some(revision.clone());
@@ -78,25 +89,41 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
         ctx.runner.notice(&format!(
             "environment `{}` is {}-tracked: merging the change deployed it; nothing to move",
             first.name,
-            if first.track == crate::config::Track::File { "file" } else { "branch" }
+            if first.track == crate::config::Track::File {
+                "file"
+            } else {
+                "branch"
+            }
         ));
         return Ok(out);
     }
     let services = affected_services(ctx, &revision, meta)?;
     if services.is_empty() {
-        ctx.runner.notice(&format!("commit {} changes no service's chart; nothing to deploy", short(&revision)));
-        out.summary = format!("### gitops-flow deploy\n\nCommit {} changes no service: nothing to deploy.\n", ctx.link_commit(&revision));
+        ctx.runner.notice(&format!(
+            "commit {} changes no service's chart; nothing to deploy",
+            short(&revision)
+        ));
+        out.summary = format!(
+            "### gitops-flow deploy\n\nCommit {} changes no service: nothing to deploy.\n",
+            ctx.link_commit(&revision)
+        );
         return Ok(out);
     }
     let moves: Vec<(String, Oid)> = services.iter().map(|s| (s.clone(), revision.clone())).collect();
     let results = ctx.move_tags(first, &moves, "deploy", true)?;
-    let mut summary = format!("### gitops-flow deploy to `{}`\n\n| service | tag | from | to |\n|---|---|---|---|\n", first.name);
+    let mut summary = format!(
+        "### gitops-flow deploy to `{}`\n\n| service | tag | from | to |\n|---|---|---|---|\n",
+        first.name
+    );
     for m in &results {
         summary.push_str(&format!(
             "| `{}` | `{}` | {} | {}{} |\n",
             m.service,
             m.tag,
-            m.previous.as_deref().map(|p| ctx.link_commit(p)).unwrap_or_else(|| "(new)".into()),
+            m.previous
+                .as_deref()
+                .map(|p| ctx.link_commit(p))
+                .unwrap_or_else(|| "(new)".into()),
             ctx.link_commit(&m.new),
             if m.changed { "" } else { " (unchanged)" }
         ));
@@ -109,7 +136,8 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
         out.rollback_revision = m.rollback.clone();
         let chart = ctx.config.chart_dir(&m.service)?;
         if let Ok(text) = ctx.read_text(&revision, &format!("{chart}/Chart.yaml")) {
-            out.version = crate::manifest::read(&text, "Chart.yaml", &crate::config::LocationKind::ChartAppVersion).ok();
+            out.version =
+                crate::manifest::read(&text, "Chart.yaml", &crate::config::LocationKind::ChartAppVersion).ok();
         }
     } else {
         out.service = Some(services.join(","));

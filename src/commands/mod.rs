@@ -69,11 +69,20 @@ impl Outcome {
             ("rollback-revision".into(), s(&self.rollback_revision)),
             ("commit".into(), s(&self.commit)),
             ("branch".into(), s(&self.branch)),
-            ("pull-request-number".into(), self.pull_request_number.map(|n| n.to_string()).unwrap_or_default()),
+            (
+                "pull-request-number".into(),
+                self.pull_request_number.map(|n| n.to_string()).unwrap_or_default(),
+            ),
             ("pull-request-url".into(), s(&self.pull_request_url)),
-            ("report".into(), self.report.as_ref().map(|r| r.to_string()).unwrap_or_default()),
+            (
+                "report".into(),
+                self.report.as_ref().map(|r| r.to_string()).unwrap_or_default(),
+            ),
         ];
-        pairs.push(("result".into(), serde_json::to_string(self).unwrap_or_else(|_| "{}".into())));
+        pairs.push((
+            "result".into(),
+            serde_json::to_string(self).unwrap_or_else(|_| "{}".into()),
+        ));
         pairs
     }
 }
@@ -108,7 +117,10 @@ impl Meta {
 impl Ctx<'_> {
     pub fn require_service(&self) -> Result<String> {
         let s = self.inputs.service.clone().ok_or_else(|| {
-            Error::input(format!("`{}` needs a service; pass input `service` (or `client_payload.service`)", self.inputs.command))
+            Error::input(format!(
+                "`{}` needs a service; pass input `service` (or `client_payload.service`)",
+                self.inputs.command
+            ))
         })?;
         self.config.service(&s)?;
         Ok(s)
@@ -116,7 +128,10 @@ impl Ctx<'_> {
 
     pub fn require_version(&self) -> Result<String> {
         self.inputs.version.clone().ok_or_else(|| {
-            Error::input(format!("`{}` needs a version; pass input `version` (or `client_payload.version`)", self.inputs.command))
+            Error::input(format!(
+                "`{}` needs a version; pass input `version` (or `client_payload.version`)",
+                self.inputs.command
+            ))
         })
     }
 
@@ -127,14 +142,21 @@ impl Ctx<'_> {
     pub fn main_head(&self) -> Result<Oid> {
         let r = self.repo.resolve_refs(&[self.main_ref()])?;
         r.into_iter().next().flatten().map(|t| t.commit).ok_or_else(|| {
-            Error::input(format!("branch `{}` not found in {}; pass `branch`", self.branch, self.repo.describe()))
+            Error::input(format!(
+                "branch `{}` not found in {}; pass `branch`",
+                self.branch,
+                self.repo.describe()
+            ))
         })
     }
 
     /// Resolves a user-given revision to a commit on the main branch.
     pub fn resolve_deployable(&self, rev: &str, main_head: &Oid) -> Result<Oid> {
         let commit = self.repo.resolve_revision(rev)?.ok_or_else(|| {
-            Error::input(format!("revision `{rev}` not found in {}; give a commit id or a ref that exists", self.repo.describe()))
+            Error::input(format!(
+                "revision `{rev}` not found in {}; give a commit id or a ref that exists",
+                self.repo.describe()
+            ))
         })?;
         self.check_on_main(&commit, main_head)?;
         Ok(commit)
@@ -169,7 +191,13 @@ impl Ctx<'_> {
     /// Moves tags of one environment for several services in one atomic update:
     /// each tag to its new commit, and each rollback tag to where the tag was.
     /// Returns, per service, the previous commit (None when unchanged or new).
-    pub fn move_tags(&self, env: &Environment, moves: &[(String, Oid)], command: &str, set_rollback: bool) -> Result<Vec<TagMove>> {
+    pub fn move_tags(
+        &self,
+        env: &Environment,
+        moves: &[(String, Oid)],
+        command: &str,
+        set_rollback: bool,
+    ) -> Result<Vec<TagMove>> {
         let mut names = Vec::new();
         for (service, _) in moves {
             names.push(format!("refs/tags/{}", self.config.tag(env, service)?));
@@ -186,16 +214,26 @@ impl Ctx<'_> {
             let previous = cur.as_ref().map(|c| c.commit.clone());
             let changed = previous.as_deref() != Some(new.as_str());
             if changed {
-                updates.push(RefUpdate { name: tag.clone(), expected: cur.as_ref().map(|c| c.target.clone()), new: new.clone() });
-                if set_rollback {
-                    if let Some(p) = &previous {
-                        if cur_rb.as_ref().map(|r| &r.commit) != Some(p) {
-                            updates.push(RefUpdate { name: rb.clone(), expected: cur_rb.as_ref().map(|r| r.target.clone()), new: p.clone() });
+                updates.push(RefUpdate {
+                    name: tag.clone(),
+                    expected: cur.as_ref().map(|c| c.target.clone()),
+                    new: new.clone(),
+                });
+                if set_rollback
+                    && let Some(p) = &previous
+                        && cur_rb.as_ref().map(|r| &r.commit) != Some(p) {
+                            updates.push(RefUpdate {
+                                name: rb.clone(),
+                                expected: cur_rb.as_ref().map(|r| r.target.clone()),
+                                new: p.clone(),
+                            });
                         }
-                    }
-                }
             }
-            let rollback = if changed && set_rollback { previous.clone().or(cur_rb.map(|r| r.commit)) } else { cur_rb.map(|r| r.commit) };
+            let rollback = if changed && set_rollback {
+                previous.clone().or(cur_rb.map(|r| r.commit))
+            } else {
+                cur_rb.map(|r| r.commit)
+            };
             out.push(TagMove {
                 service: service.clone(),
                 tag: tag.trim_start_matches("refs/tags/").to_string(),
@@ -213,8 +251,13 @@ impl Ctx<'_> {
             Ok(()) => Ok(out),
             Err(Error::Conflict(msg)) => {
                 // Did the same move land already (a retried request, or an identical run)?
-                let now = self.repo.resolve_refs(&updates.iter().map(|u| u.name.clone()).collect::<Vec<_>>())?;
-                let landed = updates.iter().zip(&now).all(|(u, n)| n.as_ref().is_some_and(|n| n.target == u.new || n.commit == u.new));
+                let now = self
+                    .repo
+                    .resolve_refs(&updates.iter().map(|u| u.name.clone()).collect::<Vec<_>>())?;
+                let landed = updates
+                    .iter()
+                    .zip(&now)
+                    .all(|(u, n)| n.as_ref().is_some_and(|n| n.target == u.new || n.commit == u.new));
                 if landed {
                     return Ok(out);
                 }
@@ -223,7 +266,11 @@ impl Ctx<'_> {
                     updates
                         .iter()
                         .zip(&now)
-                        .map(|(u, n)| format!("{} at {}", u.name.trim_start_matches("refs/tags/"), n.as_ref().map_or("nothing".into(), |n| short(&n.commit).to_string())))
+                        .map(|(u, n)| format!(
+                            "{} at {}",
+                            u.name.trim_start_matches("refs/tags/"),
+                            n.as_ref().map_or("nothing".into(), |n| short(&n.commit).to_string())
+                        ))
                         .collect::<Vec<_>>()
                         .join(", ")
                 )))
@@ -234,7 +281,11 @@ impl Ctx<'_> {
 
     /// Commits `changes` straight onto the main branch, re-applying `edit` on a new
     /// head when another writer got there first (bounded), never overwriting.
-    pub fn commit_direct(&self, message: &str, mut edit: impl FnMut(&Oid) -> Result<Vec<FileChange>>) -> Result<Option<(Oid, Oid)>> {
+    pub fn commit_direct(
+        &self,
+        message: &str,
+        mut edit: impl FnMut(&Oid) -> Result<Vec<FileChange>>,
+    ) -> Result<Option<(Oid, Oid)>> {
         for attempt in 0..5 {
             let head = self.main_head()?;
             let changes = edit(&head)?;
@@ -260,18 +311,33 @@ impl Ctx<'_> {
                 Err(e) => return Err(e),
             }
         }
-        Err(Error::Conflict(format!("`{}` kept moving; gave up after 5 attempts, re-run to try again", self.branch)))
+        Err(Error::Conflict(format!(
+            "`{}` kept moving; gave up after 5 attempts, re-run to try again",
+            self.branch
+        )))
     }
 
     /// Puts `changes` on branch `head_branch` as one commit on top of the main head
     /// (resetting the branch when main moved) and opens or updates its pull request.
-    pub fn propose(&self, head_branch: &str, main_head: &Oid, changes: Vec<FileChange>, message: &str, spec: PullRequestSpec) -> Result<Proposal> {
+    pub fn propose(
+        &self,
+        head_branch: &str,
+        main_head: &Oid,
+        changes: Vec<FileChange>,
+        message: &str,
+        spec: PullRequestSpec,
+    ) -> Result<Proposal> {
         crate::names::check_ref_name("branch", head_branch)?;
-        let existing = self.repo.resolve_refs(&[format!("refs/heads/{head_branch}")])?.into_iter().next().flatten();
+        let existing = self
+            .repo
+            .resolve_refs(&[format!("refs/heads/{head_branch}")])?
+            .into_iter()
+            .next()
+            .flatten();
         // Up to date when the branch already holds exactly these files on top of main.
         let mut up_to_date = false;
-        if let Some(e) = &existing {
-            if self.repo.is_ancestor(main_head, &e.commit)? {
+        if let Some(e) = &existing
+            && self.repo.is_ancestor(main_head, &e.commit)? {
                 up_to_date = true;
                 for c in &changes {
                     if self.repo.read_file(&e.commit, &c.path)?.as_deref() != Some(c.content.as_slice()) {
@@ -279,7 +345,6 @@ impl Ctx<'_> {
                     }
                 }
             }
-        }
         let mut commit = existing.as_ref().map(|e| e.commit.clone());
         let mut changed = false;
         if !up_to_date && !self.inputs.dry_run {
@@ -293,12 +358,26 @@ impl Ctx<'_> {
             commit = Some(self.repo.commit(&req)?);
             changed = true;
         }
-        let pr = if self.inputs.dry_run { Default::default() } else { self.repo.pull_request(&spec)? };
-        Ok(Proposal { commit, changed: changed || pr.created, pr, spec })
+        let pr = if self.inputs.dry_run {
+            Default::default()
+        } else {
+            self.repo.pull_request(&spec)?
+        };
+        Ok(Proposal {
+            commit,
+            changed: changed || pr.created,
+            pr,
+            spec,
+        })
     }
 
     /// Reads and edits the files of `locations` at `commit` to `version`.
-    pub fn edit_locations(&self, commit: &Oid, locations: &[manifest::Location], version: &str) -> Result<(Vec<FileChange>, String)> {
+    pub fn edit_locations(
+        &self,
+        commit: &Oid,
+        locations: &[manifest::Location],
+        version: &str,
+    ) -> Result<(Vec<FileChange>, String)> {
         let mut files: Vec<(String, String)> = Vec::new();
         let mut old = None;
         for loc in locations {
@@ -317,7 +396,10 @@ impl Ctx<'_> {
         for (file, text) in files {
             let before = self.read_text(commit, &file)?;
             if before != text {
-                changes.push(FileChange { path: file, content: text.into_bytes() });
+                changes.push(FileChange {
+                    path: file,
+                    content: text.into_bytes(),
+                });
             }
         }
         Ok((changes, old.unwrap_or_default()))
@@ -325,14 +407,20 @@ impl Ctx<'_> {
 
     pub fn read_text(&self, commit: &Oid, path: &str) -> Result<String> {
         let bytes = self.repo.read_file(commit, path)?.ok_or_else(|| {
-            Error::input(format!("{path} not found at {} of {}; check the path in gitops-flow.yaml", short(commit), self.repo.describe()))
+            Error::input(format!(
+                "{path} not found at {} of {}; check the path in gitops-flow.yaml",
+                short(commit),
+                self.repo.describe()
+            ))
         })?;
         String::from_utf8(bytes).map_err(|_| Error::input(format!("{path} is not UTF-8 text")))
     }
 
     /// The version an environment runs, read from the given locations at `commit`.
     pub fn read_version(&self, commit: &Oid, locations: &[manifest::Location]) -> Result<String> {
-        let loc = locations.first().ok_or_else(|| Error::input("no version location configured"))?;
+        let loc = locations
+            .first()
+            .ok_or_else(|| Error::input("no version location configured"))?;
         let text = self.read_text(commit, &loc.file)?;
         manifest::read(&text, &loc.file, &loc.kind)
     }
@@ -365,7 +453,10 @@ impl Proposal {
     pub fn summary_line(&self) -> String {
         match (&self.pr.url, self.pr.number) {
             (Some(u), Some(n)) => format!("pull request [#{n}]({u}) `{}` → `{}`", self.spec.head, self.spec.base),
-            _ => format!("pull request `{}` → `{}`: {} (reported, not opened on the local backend)", self.spec.head, self.spec.base, self.spec.title),
+            _ => format!(
+                "pull request `{}` → `{}`: {} (reported, not opened on the local backend)",
+                self.spec.head, self.spec.base, self.spec.title
+            ),
         }
     }
 }

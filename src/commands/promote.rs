@@ -16,7 +16,12 @@ pub fn current(ctx: &Ctx<'_>, env: &Environment, service: &str, main_head: &Oid)
     match env.track {
         Track::Tag => {
             let tag = ctx.config.tag(env, service)?;
-            let r = ctx.repo.resolve_refs(&[format!("refs/tags/{tag}")])?.into_iter().next().flatten();
+            let r = ctx
+                .repo
+                .resolve_refs(&[format!("refs/tags/{tag}")])?
+                .into_iter()
+                .next()
+                .flatten();
             let version = match &r {
                 Some(r) => {
                     let chart = format!("{}/Chart.yaml", ctx.config.chart_dir(service)?);
@@ -25,15 +30,26 @@ pub fn current(ctx: &Ctx<'_>, env: &Environment, service: &str, main_head: &Oid)
                 }
                 None => None,
             };
-            Ok(Current { revision: r.map(|r| r.commit), version })
+            Ok(Current {
+                revision: r.map(|r| r.commit),
+                version,
+            })
         }
         Track::File => {
             let locs = ctx.config.locations(env, service)?;
-            Ok(Current { revision: Some(main_head.clone()), version: Some(ctx.read_version(main_head, &locs)?) })
+            Ok(Current {
+                revision: Some(main_head.clone()),
+                version: Some(ctx.read_version(main_head, &locs)?),
+            })
         }
         Track::Branch => {
             let b = env.branch.clone().unwrap_or_default();
-            let r = ctx.repo.resolve_refs(&[format!("refs/heads/{b}")])?.into_iter().next().flatten();
+            let r = ctx
+                .repo
+                .resolve_refs(&[format!("refs/heads/{b}")])?
+                .into_iter()
+                .next()
+                .flatten();
             let version = match &r {
                 Some(r) => {
                     let locs = ctx.config.locations(env, service)?;
@@ -41,7 +57,10 @@ pub fn current(ctx: &Ctx<'_>, env: &Environment, service: &str, main_head: &Oid)
                 }
                 None => None,
             };
-            Ok(Current { revision: r.map(|r| r.commit), version })
+            Ok(Current {
+                revision: r.map(|r| r.commit),
+                version,
+            })
         }
     }
 }
@@ -55,18 +74,35 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
             (s.clone(), ctx.inputs.from.clone())
         }
         None => {
-            let sha = ctx.env.get("GITHUB_SHA").cloned().or_else(|| ctx.event.payload.get("after").and_then(|a| a.as_str()).map(String::from));
+            let sha = ctx.env.get("GITHUB_SHA").cloned().or_else(|| {
+                ctx.event
+                    .payload
+                    .get("after")
+                    .and_then(|a| a.as_str())
+                    .map(String::from)
+            });
             let sha = match sha {
                 Some(s) => s,
-                None => return Err(Error::input("`promote` needs a service; pass input `service`")),
+                None => {
+                    return Err(Error::input("`promote` needs a service; pass input `service`"));
+                }
             };
-            let meta = ctx.repo.pull_request_for_commit(&sha)?.and_then(|pr| Meta::parse(&pr.body));
+            let meta = ctx
+                .repo
+                .pull_request_for_commit(&sha)?
+                .and_then(|pr| Meta::parse(&pr.body));
             let Some(meta) = meta else {
-                ctx.runner.notice(&format!("commit {} did not come from a gitops-flow pull request; nothing to promote", short(&sha)));
+                ctx.runner.notice(&format!(
+                    "commit {} did not come from a gitops-flow pull request; nothing to promote",
+                    short(&sha)
+                ));
                 return Ok(Outcome::default());
             };
             ctx.config.service(&meta.service)?;
-            let env = meta.environment.clone().unwrap_or_else(|| ctx.config.first_env().name.clone());
+            let env = meta
+                .environment
+                .clone()
+                .unwrap_or_else(|| ctx.config.first_env().name.clone());
             (meta.service, Some(env))
         }
     };
@@ -76,21 +112,45 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
         None => match next_env(ctx.config, &from) {
             Some(e) => e.clone(),
             None if ctx.inputs.service.is_none() => {
-                ctx.runner.notice(&format!("`{}` is the last environment; the promotion chain of {service} ends here", from.name));
-                return Ok(Outcome { service: Some(service), environment: Some(from.name), ..Outcome::default() });
+                ctx.runner.notice(&format!(
+                    "`{}` is the last environment; the promotion chain of {service} ends here",
+                    from.name
+                ));
+                return Ok(Outcome {
+                    service: Some(service),
+                    environment: Some(from.name),
+                    ..Outcome::default()
+                });
             }
-            None => return Err(Error::input(format!("`{}` is the last environment; there is nothing to promote it to", from.name))),
+            None => {
+                return Err(Error::input(format!(
+                    "`{}` is the last environment; there is nothing to promote it to",
+                    from.name
+                )));
+            }
         },
     };
     if from.name == to.name {
-        return Err(Error::input(format!("`from` and `to` are both `{}`; promote between two environments", to.name)));
+        return Err(Error::input(format!(
+            "`from` and `to` are both `{}`; promote between two environments",
+            to.name
+        )));
     }
-    let mut out = Outcome { service: Some(service.clone()), environment: Some(to.name.clone()), ..Outcome::default() };
+    let mut out = Outcome {
+        service: Some(service.clone()),
+        environment: Some(to.name.clone()),
+        ..Outcome::default()
+    };
     match to.track {
         Track::Tag => promote_tag(ctx, &service, &from, &to, &main_head, out),
         Track::File => {
             let src = current(ctx, &from, &service, &main_head)?;
-            let version = src.version.ok_or_else(|| Error::input(format!("{service} has no version in `{}` yet; deploy it there first", from.name)))?;
+            let version = src.version.ok_or_else(|| {
+                Error::input(format!(
+                    "{service} has no version in `{}` yet; deploy it there first",
+                    from.name
+                ))
+            })?;
             out.version = Some(version.clone());
             promote_file(ctx, &service, &from, &to, &version, &main_head, out)
         }
@@ -101,11 +161,27 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
     }
 }
 
-fn promote_tag(ctx: &Ctx<'_>, service: &str, from: &Environment, to: &Environment, main_head: &Oid, mut out: Outcome) -> Result<Outcome> {
+fn promote_tag(
+    ctx: &Ctx<'_>,
+    service: &str,
+    from: &Environment,
+    to: &Environment,
+    main_head: &Oid,
+    mut out: Outcome,
+) -> Result<Outcome> {
     let from_tag = ctx.config.tag(from, service)?;
-    let src = ctx.repo.resolve_refs(&[format!("refs/tags/{from_tag}")])?.into_iter().next().flatten().ok_or_else(|| {
-        Error::input(format!("tag `{from_tag}` not found in {}; run `deploy` for {service} first or pass `from`", ctx.repo.describe()))
-    })?;
+    let src = ctx
+        .repo
+        .resolve_refs(&[format!("refs/tags/{from_tag}")])?
+        .into_iter()
+        .next()
+        .flatten()
+        .ok_or_else(|| {
+            Error::input(format!(
+                "tag `{from_tag}` not found in {}; run `deploy` for {service} first or pass `from`",
+                ctx.repo.describe()
+            ))
+        })?;
     ctx.check_on_main(&src.commit, main_head)?;
     let moves = ctx.move_tags(to, &[(service.to_string(), src.commit.clone())], "promote", true)?;
     let m = &moves[0];
@@ -115,61 +191,122 @@ fn promote_tag(ctx: &Ctx<'_>, service: &str, from: &Environment, to: &Environmen
     out.rollback_revision = m.rollback.clone();
     out.changed = m.changed && !ctx.inputs.dry_run;
     let chart = format!("{}/Chart.yaml", ctx.config.chart_dir(service)?);
-    out.version = ctx.read_text(&m.new, &chart).ok().and_then(|t| crate::manifest::read(&t, &chart, &LocationKind::ChartAppVersion).ok());
+    out.version = ctx
+        .read_text(&m.new, &chart)
+        .ok()
+        .and_then(|t| crate::manifest::read(&t, &chart, &LocationKind::ChartAppVersion).ok());
     if let Some(p) = &m.previous {
-        out.previous_version = ctx.read_text(p, &chart).ok().and_then(|t| crate::manifest::read(&t, &chart, &LocationKind::ChartAppVersion).ok());
+        out.previous_version = ctx
+            .read_text(p, &chart)
+            .ok()
+            .and_then(|t| crate::manifest::read(&t, &chart, &LocationKind::ChartAppVersion).ok());
     }
     if !m.changed {
-        ctx.runner.notice(&format!("`{}` already points at {}; nothing to promote (rollback point kept)", m.tag, short(&m.new)));
+        ctx.runner.notice(&format!(
+            "`{}` already points at {}; nothing to promote (rollback point kept)",
+            m.tag,
+            short(&m.new)
+        ));
     }
     out.summary = format!(
         "### gitops-flow promote `{service}`: `{}` → `{}`\n\n| tag | from | to | rollback tag |\n|---|---|---|---|\n| `{}` | {} | {}{} | {} |\n",
         from.name,
         to.name,
         m.tag,
-        m.previous.as_deref().map(|p| ctx.link_commit(p)).unwrap_or_else(|| "(new)".into()),
+        m.previous
+            .as_deref()
+            .map(|p| ctx.link_commit(p))
+            .unwrap_or_else(|| "(new)".into()),
         ctx.link_commit(&m.new),
         if m.changed { "" } else { " (unchanged)" },
-        m.rollback.as_deref().map(|p| ctx.link_commit(p)).unwrap_or_else(|| "(none)".into()),
+        m.rollback
+            .as_deref()
+            .map(|p| ctx.link_commit(p))
+            .unwrap_or_else(|| "(none)".into()),
     );
     Ok(out)
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn promote_file(ctx: &Ctx<'_>, service: &str, from: &Environment, to: &Environment, version: &str, main_head: &Oid, mut out: Outcome) -> Result<Outcome> {
+pub fn promote_file(
+    ctx: &Ctx<'_>,
+    service: &str,
+    from: &Environment,
+    to: &Environment,
+    version: &str,
+    main_head: &Oid,
+    mut out: Outcome,
+) -> Result<Outcome> {
     let locations = ctx.config.locations(to, service)?;
     let (changes, old) = ctx.edit_locations(main_head, &locations, version)?;
     out.previous_version = Some(old.clone());
     if changes.is_empty() {
-        ctx.runner.notice(&format!("{service} already runs {version} in `{}`; nothing to promote", to.name));
-        out.summary = format!("### gitops-flow promote\n\n`{service}` already runs `{version}` in `{}`.\n", to.name);
+        ctx.runner.notice(&format!(
+            "{service} already runs {version} in `{}`; nothing to promote",
+            to.name
+        ));
+        out.summary = format!(
+            "### gitops-flow promote\n\n`{service}` already runs `{version}` in `{}`.\n",
+            to.name
+        );
         return Ok(out);
     }
-    let message = format!("Promote {service} {version} to {}\n\nfrom {}: {old} -> {version}\n\n{}", to.name, from.name, trailers("promote", service, Some(&to.name), Some(version)));
+    let message = format!(
+        "Promote {service} {version} to {}\n\nfrom {}: {old} -> {version}\n\n{}",
+        to.name,
+        from.name,
+        trailers("promote", service, Some(&to.name), Some(version))
+    );
     if to.direct {
-        if let Some((commit, _)) = ctx.commit_direct(&message, |head| Ok(ctx.edit_locations(head, &locations, version)?.0))? {
+        if let Some((commit, _)) =
+            ctx.commit_direct(&message, |head| Ok(ctx.edit_locations(head, &locations, version)?.0))?
+        {
             out.changed = !ctx.inputs.dry_run;
             out.commit = Some(commit.clone()).filter(|c| !c.is_empty());
             out.revision = out.commit.clone();
             out.branch = Some(ctx.branch.clone());
-            out.summary = format!("### gitops-flow promote `{service}`: `{}` → `{}`\n\n`{old}` → `{version}`, committed {}\n", from.name, to.name, out.commit.as_deref().map(|c| ctx.link_commit(c)).unwrap_or_else(|| "(dry run)".into()));
+            out.summary = format!(
+                "### gitops-flow promote `{service}`: `{}` → `{}`\n\n`{old}` → `{version}`, committed {}\n",
+                from.name,
+                to.name,
+                out.commit
+                    .as_deref()
+                    .map(|c| ctx.link_commit(c))
+                    .unwrap_or_else(|| "(dry run)".into())
+            );
         }
         return Ok(out);
     }
     let branch = format!("gitops-flow/{}/{service}", to.name);
-    let meta = Meta { command: "promote".into(), service: service.to_string(), environment: Some(to.name.clone()), from: Some(from.name.clone()), version: Some(version.to_string()) };
+    let meta = Meta {
+        command: "promote".into(),
+        service: service.to_string(),
+        environment: Some(to.name.clone()),
+        from: Some(from.name.clone()),
+        version: Some(version.to_string()),
+    };
     let spec = PullRequestSpec {
         head: branch.clone(),
         base: ctx.branch.clone(),
         title: format!("Promote {service} {version} to {}", to.name),
-        body: format!("Promotes `{service}` from `{}` to `{}`: `{old}` → `{version}`.\n\n{}\n", from.name, to.name, meta.render()),
+        body: format!(
+            "Promotes `{service}` from `{}` to `{}`: `{old}` → `{version}`.\n\n{}\n",
+            from.name,
+            to.name,
+            meta.render()
+        ),
         labels: ctx.inputs.labels.clone(),
         auto_merge: ctx.inputs.auto_merge || to.auto_merge,
     };
     let p = ctx.propose(&branch, main_head, changes, &message, spec)?;
     p.fill(&mut out);
     out.changed = p.changed;
-    out.summary = format!("### gitops-flow promote `{service}`: `{}` → `{}`\n\n`{old}` → `{version}`: {}\n", from.name, to.name, p.summary_line());
+    out.summary = format!(
+        "### gitops-flow promote `{service}`: `{}` → `{}`\n\n`{old}` → `{version}`: {}\n",
+        from.name,
+        to.name,
+        p.summary_line()
+    );
     Ok(out)
 }
 
@@ -179,38 +316,71 @@ fn promote_branch(ctx: &Ctx<'_>, from: &Environment, to: &Environment, mut out: 
         _ => ctx.branch.clone(),
     };
     let to_branch = to.branch.clone().unwrap_or_default();
-    let refs = ctx.repo.resolve_refs(&[format!("refs/heads/{from_branch}"), format!("refs/heads/{to_branch}")])?;
-    let src = refs[0].clone().ok_or_else(|| Error::input(format!("branch `{from_branch}` of `{}` not found; create it first", from.name)))?;
-    let dst = refs[1].clone().ok_or_else(|| Error::input(format!("branch `{to_branch}` of `{}` not found; create it first", to.name)))?;
+    let refs = ctx
+        .repo
+        .resolve_refs(&[format!("refs/heads/{from_branch}"), format!("refs/heads/{to_branch}")])?;
+    let src = refs[0].clone().ok_or_else(|| {
+        Error::input(format!(
+            "branch `{from_branch}` of `{}` not found; create it first",
+            from.name
+        ))
+    })?;
+    let dst = refs[1].clone().ok_or_else(|| {
+        Error::input(format!(
+            "branch `{to_branch}` of `{}` not found; create it first",
+            to.name
+        ))
+    })?;
     out.revision = Some(src.commit.clone());
     out.previous_revision = Some(dst.commit.clone());
     if ctx.repo.is_ancestor(&src.commit, &dst.commit)? {
-        ctx.runner.notice(&format!("`{to_branch}` already contains `{from_branch}`; nothing to promote"));
+        ctx.runner.notice(&format!(
+            "`{to_branch}` already contains `{from_branch}`; nothing to promote"
+        ));
         return Ok(out);
     }
     if to.direct && ctx.repo.is_ancestor(&dst.commit, &src.commit)? {
         if !ctx.inputs.dry_run {
             ctx.repo.update_refs(
-                &[RefUpdate { name: format!("refs/heads/{to_branch}"), expected: Some(dst.target.clone()), new: src.commit.clone() }],
+                &[RefUpdate {
+                    name: format!("refs/heads/{to_branch}"),
+                    expected: Some(dst.target.clone()),
+                    new: src.commit.clone(),
+                }],
                 &format!("gitops-flow promote {} fast-forward", to.name),
             )?;
         }
         out.changed = !ctx.inputs.dry_run;
-        out.summary = format!("### gitops-flow promote\n\n`{to_branch}` fast-forwarded {} → {}\n", ctx.link_commit(&dst.commit), ctx.link_commit(&src.commit));
+        out.summary = format!(
+            "### gitops-flow promote\n\n`{to_branch}` fast-forwarded {} → {}\n",
+            ctx.link_commit(&dst.commit),
+            ctx.link_commit(&src.commit)
+        );
         return Ok(out);
     }
     let spec = PullRequestSpec {
         head: from_branch.clone(),
         base: to_branch.clone(),
         title: format!("Promote {} to {}", from.name, to.name),
-        body: format!("Promotes `{from_branch}` ({}) into `{to_branch}`.\n", short(&src.commit)),
+        body: format!(
+            "Promotes `{from_branch}` ({}) into `{to_branch}`.\n",
+            short(&src.commit)
+        ),
         labels: ctx.inputs.labels.clone(),
         auto_merge: ctx.inputs.auto_merge || to.auto_merge,
     };
-    let pr = if ctx.inputs.dry_run { Default::default() } else { ctx.repo.pull_request(&spec)? };
+    let pr = if ctx.inputs.dry_run {
+        Default::default()
+    } else {
+        ctx.repo.pull_request(&spec)?
+    };
     out.changed = pr.created;
     out.pull_request_number = pr.number;
     out.pull_request_url = pr.url.clone();
-    out.summary = format!("### gitops-flow promote\n\npull request `{from_branch}` → `{to_branch}` {}\n", pr.url.unwrap_or_else(|| "(reported, not opened on the local backend)".into()));
+    out.summary = format!(
+        "### gitops-flow promote\n\npull request `{from_branch}` → `{to_branch}` {}\n",
+        pr.url
+            .unwrap_or_else(|| "(reported, not opened on the local backend)".into())
+    );
     Ok(out)
 }

@@ -43,7 +43,9 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
                         None => json!({"track": "tag", "tag": tag, "error": "tag not found"}),
                         Some(t) => {
                             let chart = format!("{}/Chart.yaml", ctx.config.chart_dir(service)?);
-                            let version = ctx.read_text(&t.commit, &chart).and_then(|text| crate::manifest::read(&text, &chart, &LocationKind::ChartAppVersion));
+                            let version = ctx
+                                .read_text(&t.commit, &chart)
+                                .and_then(|text| crate::manifest::read(&text, &chart, &LocationKind::ChartAppVersion));
                             let mut v = json!({"track": "tag", "tag": tag, "revision": t.commit, "rollback-revision": r.map(|r| r.commit.clone())});
                             match version {
                                 Ok(ver) => v["version"] = json!(ver),
@@ -56,8 +58,12 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
                 Track::File => {
                     let locs = ctx.config.locations(env, service)?;
                     match ctx.read_version(&main_head, &locs) {
-                        Ok(ver) => json!({"track": "file", "file": locs[0].file, "version": ver, "revision": main_head}),
-                        Err(e) => json!({"track": "file", "file": locs.first().map(|l| l.file.clone()), "error": e.to_string()}),
+                        Ok(ver) => {
+                            json!({"track": "file", "file": locs[0].file, "version": ver, "revision": main_head})
+                        }
+                        Err(e) => {
+                            json!({"track": "file", "file": locs.first().map(|l| l.file.clone()), "error": e.to_string()})
+                        }
                     }
                 }
                 Track::Branch => {
@@ -65,18 +71,30 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
                     let head = match branch_heads.get(&b) {
                         Some(h) => h.clone(),
                         None => {
-                            let h = ctx.repo.resolve_refs(&[format!("refs/heads/{b}")])?.into_iter().next().flatten().map(|r| r.commit);
+                            let h = ctx
+                                .repo
+                                .resolve_refs(&[format!("refs/heads/{b}")])?
+                                .into_iter()
+                                .next()
+                                .flatten()
+                                .map(|r| r.commit);
                             branch_heads.insert(b.clone(), h.clone());
                             h
                         }
                     };
                     match head {
-                        None => json!({"track": "branch", "branch": b, "error": "branch not found"}),
+                        None => {
+                            json!({"track": "branch", "branch": b, "error": "branch not found"})
+                        }
                         Some(h) => {
                             let locs = ctx.config.locations(env, service)?;
                             match ctx.read_version(&h, &locs) {
-                                Ok(ver) => json!({"track": "branch", "branch": b, "version": ver, "revision": h}),
-                                Err(e) => json!({"track": "branch", "branch": b, "revision": h, "error": e.to_string()}),
+                                Ok(ver) => {
+                                    json!({"track": "branch", "branch": b, "version": ver, "revision": h})
+                                }
+                                Err(e) => {
+                                    json!({"track": "branch", "branch": b, "revision": h, "error": e.to_string()})
+                                }
                             }
                         }
                     }
@@ -103,10 +121,18 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
         md.push_str(&format!("| `{service}` |"));
         for env in &ctx.config.environments {
             let c = &row[&env.name];
-            let text = match (c.get("version").and_then(|v| v.as_str()), c.get("revision").and_then(|v| v.as_str()), c.get("error").and_then(|v| v.as_str())) {
+            let text = match (
+                c.get("version").and_then(|v| v.as_str()),
+                c.get("revision").and_then(|v| v.as_str()),
+                c.get("error").and_then(|v| v.as_str()),
+            ) {
                 (_, _, Some(e)) => format!("⚠️ {e}"),
                 (Some(v), Some(r), None) => {
-                    let rb = c.get("rollback-revision").and_then(|v| v.as_str()).map(|r| format!(" (rollback {})", short(r))).unwrap_or_default();
+                    let rb = c
+                        .get("rollback-revision")
+                        .and_then(|v| v.as_str())
+                        .map(|r| format!(" (rollback {})", short(r)))
+                        .unwrap_or_default();
                     format!("`{v}` {}{rb}", ctx.link_commit(r))
                 }
                 (Some(v), None, None) => format!("`{v}`"),
@@ -116,5 +142,9 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
         }
         md.push('\n');
     }
-    Ok(Outcome { report: Some(serde_json::to_value(&table).unwrap_or(Value::Null)), summary: md, ..Outcome::default() })
+    Ok(Outcome {
+        report: Some(serde_json::to_value(&table).unwrap_or(Value::Null)),
+        summary: md,
+        ..Outcome::default()
+    })
 }

@@ -9,14 +9,20 @@ use crate::repo::{FileChange, Oid, PullRequestSpec, RefUpdate, trailer, trailers
 
 pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
     let service = ctx.require_service()?;
-    let env = ctx.env_or(ctx.inputs.environment.as_ref(), ctx.config.last_env())?.clone();
+    let env = ctx
+        .env_or(ctx.inputs.environment.as_ref(), ctx.config.last_env())?
+        .clone();
     rollback(ctx, &service, &env)
 }
 
 /// Rolls `service` back in `env` (also used by the gate's rollback-on-failure).
 pub fn rollback(ctx: &Ctx<'_>, service: &str, env: &Environment) -> Result<Outcome> {
     let main_head = ctx.main_head()?;
-    let out = Outcome { service: Some(service.to_string()), environment: Some(env.name.clone()), ..Outcome::default() };
+    let out = Outcome {
+        service: Some(service.to_string()),
+        environment: Some(env.name.clone()),
+        ..Outcome::default()
+    };
     match env.track {
         Track::Tag => rollback_tag(ctx, service, env, &main_head, out),
         Track::File => rollback_file(ctx, service, env, out),
@@ -33,14 +39,23 @@ fn chart_version(ctx: &Ctx<'_>, service: &str, commit: &Oid) -> Option<String> {
 fn rollback_tag(ctx: &Ctx<'_>, service: &str, env: &Environment, main_head: &Oid, mut out: Outcome) -> Result<Outcome> {
     let tag = ctx.config.tag(env, service)?;
     let rb = ctx.config.rollback_tag(env, service)?;
-    let refs = ctx.repo.resolve_refs(&[format!("refs/tags/{tag}"), format!("refs/tags/{rb}")])?;
+    let refs = ctx
+        .repo
+        .resolve_refs(&[format!("refs/tags/{tag}"), format!("refs/tags/{rb}")])?;
     let cur = refs[0].clone().ok_or_else(|| {
-        Error::input(format!("tag `{tag}` not found in {}; {service} was never deployed to `{}`", ctx.repo.describe(), env.name))
+        Error::input(format!(
+            "tag `{tag}` not found in {}; {service} was never deployed to `{}`",
+            ctx.repo.describe(),
+            env.name
+        ))
     })?;
     let target = match &ctx.inputs.revision {
         Some(rev) => ctx.resolve_deployable(rev, main_head)?,
         None => refs[1].clone().map(|r| r.commit).ok_or_else(|| {
-            Error::input(format!("no rollback tag `{rb}` in {} and no `revision` given; pass `revision` to say where to roll back to", ctx.repo.describe()))
+            Error::input(format!(
+                "no rollback tag `{rb}` in {} and no `revision` given; pass `revision` to say where to roll back to",
+                ctx.repo.describe()
+            ))
         })?,
     };
     out.tag = Some(tag.clone());
@@ -50,13 +65,26 @@ fn rollback_tag(ctx: &Ctx<'_>, service: &str, env: &Environment, main_head: &Oid
     out.version = chart_version(ctx, service, &target);
     out.previous_version = chart_version(ctx, service, &cur.commit);
     if cur.commit == target {
-        ctx.runner.notice(&format!("`{tag}` already points at {}; nothing to roll back", short(&target)));
-        out.summary = format!("### gitops-flow rollback\n\n`{tag}` already at {}: nothing to do.\n", ctx.link_commit(&target));
+        ctx.runner.notice(&format!(
+            "`{tag}` already points at {}; nothing to roll back",
+            short(&target)
+        ));
+        out.summary = format!(
+            "### gitops-flow rollback\n\n`{tag}` already at {}: nothing to do.\n",
+            ctx.link_commit(&target)
+        );
         return Ok(out);
     }
     if !ctx.inputs.dry_run {
-        let update = RefUpdate { name: format!("refs/tags/{tag}"), expected: Some(cur.target.clone()), new: target.clone() };
-        match ctx.repo.update_refs(&[update], &format!("gitops-flow rollback {}", env.name)) {
+        let update = RefUpdate {
+            name: format!("refs/tags/{tag}"),
+            expected: Some(cur.target.clone()),
+            new: target.clone(),
+        };
+        match ctx
+            .repo
+            .update_refs(&[update], &format!("gitops-flow rollback {}", env.name))
+        {
             Ok(()) => {}
             Err(Error::Conflict(msg)) => {
                 let now = ctx.repo.resolve_refs(&[format!("refs/tags/{tag}")])?;
@@ -88,23 +116,27 @@ fn rollback_file(ctx: &Ctx<'_>, service: &str, env: &Environment, mut out: Outco
         None => {
             let history = ctx.repo.file_history(&main_head, &loc.file, 100)?;
             // A field last changed by a rollback is not rolled back again (as in tag mode).
-            if let Some(last) = history.first() {
-                if trailer(&last.message, "Gitops-Flow-Command") == Some("rollback") {
-                    ctx.runner.notice(&format!("{} was last changed by a rollback ({}); nothing to do. Pass `version` to choose one", loc.file, short(&last.commit)));
+            if let Some(last) = history.first()
+                && trailer(&last.message, "Gitops-Flow-Command") == Some("rollback") {
+                    ctx.runner.notice(&format!(
+                        "{} was last changed by a rollback ({}); nothing to do. Pass `version` to choose one",
+                        loc.file,
+                        short(&last.commit)
+                    ));
                     out.version = Some(now);
                     return Ok(out);
                 }
-            }
             let mut found = None;
             for h in &history {
                 let Some(content) = &h.content else { continue };
-                let Ok(text) = std::str::from_utf8(content) else { continue };
-                if let Ok(v) = crate::manifest::read(text, &loc.file, &loc.kind) {
-                    if v != now {
+                let Ok(text) = std::str::from_utf8(content) else {
+                    continue;
+                };
+                if let Ok(v) = crate::manifest::read(text, &loc.file, &loc.kind)
+                    && v != now {
                         found = Some((v, h.commit.clone()));
                         break;
                     }
-                }
             }
             match found {
                 Some((v, commit)) => {
@@ -122,10 +154,17 @@ fn rollback_file(ctx: &Ctx<'_>, service: &str, env: &Environment, mut out: Outco
     };
     out.version = Some(target.clone());
     if target == now {
-        ctx.runner.notice(&format!("{service} already runs {target} in `{}`; nothing to roll back", env.name));
+        ctx.runner.notice(&format!(
+            "{service} already runs {target} in `{}`; nothing to roll back",
+            env.name
+        ));
         return Ok(out);
     }
-    let message = format!("Roll back {service} in {} to {target}\n\n{now} -> {target}\n\n{}", env.name, trailers("rollback", service, Some(&env.name), Some(&target)));
+    let message = format!(
+        "Roll back {service} in {} to {target}\n\n{now} -> {target}\n\n{}",
+        env.name,
+        trailers("rollback", service, Some(&env.name), Some(&target))
+    );
     if ctx.inputs.rollback_via == RollbackVia::PullRequest {
         let (changes, _) = ctx.edit_locations(&main_head, &locations, &target)?;
         let branch = format!("gitops-flow/rollback/{}/{service}", env.name);
@@ -140,10 +179,16 @@ fn rollback_file(ctx: &Ctx<'_>, service: &str, env: &Environment, mut out: Outco
         let p = ctx.propose(&branch, &main_head, changes, &message, spec)?;
         p.fill(&mut out);
         out.changed = p.changed;
-        out.summary = format!("### gitops-flow rollback `{service}` in `{}`\n\n`{now}` → `{target}`: {}\n", env.name, p.summary_line());
+        out.summary = format!(
+            "### gitops-flow rollback `{service}` in `{}`\n\n`{now}` → `{target}`: {}\n",
+            env.name,
+            p.summary_line()
+        );
         return Ok(out);
     }
-    if let Some((commit, _)) = ctx.commit_direct(&message, |head| Ok(ctx.edit_locations(head, &locations, &target)?.0))? {
+    if let Some((commit, _)) =
+        ctx.commit_direct(&message, |head| Ok(ctx.edit_locations(head, &locations, &target)?.0))?
+    {
         out.changed = !ctx.inputs.dry_run;
         out.commit = Some(commit).filter(|c| !c.is_empty());
         out.revision = out.commit.clone();
@@ -152,14 +197,23 @@ fn rollback_file(ctx: &Ctx<'_>, service: &str, env: &Environment, mut out: Outco
     out.summary = format!(
         "### gitops-flow rollback `{service}` in `{}`\n\n`{now}` → `{target}`, committed {}\n",
         env.name,
-        out.commit.as_deref().map(|c| ctx.link_commit(c)).unwrap_or_else(|| "(dry run)".into())
+        out.commit
+            .as_deref()
+            .map(|c| ctx.link_commit(c))
+            .unwrap_or_else(|| "(dry run)".into())
     );
     Ok(out)
 }
 
 fn rollback_branch(ctx: &Ctx<'_>, env: &Environment, mut out: Outcome) -> Result<Outcome> {
     let branch = env.branch.clone().unwrap_or_default();
-    let head = ctx.repo.resolve_refs(&[format!("refs/heads/{branch}")])?.into_iter().next().flatten().ok_or_else(|| Error::input(format!("branch `{branch}` not found")))?;
+    let head = ctx
+        .repo
+        .resolve_refs(&[format!("refs/heads/{branch}")])?
+        .into_iter()
+        .next()
+        .flatten()
+        .ok_or_else(|| Error::input(format!("branch `{branch}` not found")))?;
     let last = ctx.repo.changed_paths(&head.commit)?;
     let parent = ctx
         .repo
@@ -168,7 +222,10 @@ fn rollback_branch(ctx: &Ctx<'_>, env: &Environment, mut out: Outcome) -> Result
     let mut changes = Vec::new();
     for p in &last {
         match ctx.repo.read_file(&parent, p)? {
-            Some(content) => changes.push(FileChange { path: p.clone(), content }),
+            Some(content) => changes.push(FileChange {
+                path: p.clone(),
+                content,
+            }),
             None => {
                 return Err(Error::input(format!(
                     "the last promotion on `{branch}` added {p}; gitops-flow restores changed files only, revert {} by hand",
@@ -181,7 +238,9 @@ fn rollback_branch(ctx: &Ctx<'_>, env: &Environment, mut out: Outcome) -> Result
     out.rollback_revision = Some(parent.clone());
     out.branch = Some(branch.clone());
     if changes.is_empty() {
-        ctx.runner.notice(&format!("the last commit on `{branch}` changed no files; nothing to roll back"));
+        ctx.runner.notice(&format!(
+            "the last commit on `{branch}` changed no files; nothing to roll back"
+        ));
         return Ok(out);
     }
     if !ctx.inputs.dry_run {
@@ -189,7 +248,12 @@ fn rollback_branch(ctx: &Ctx<'_>, env: &Environment, mut out: Outcome) -> Result
             branch: branch.clone(),
             expected_head: Some(head.target.clone()),
             parent: head.commit.clone(),
-            message: format!("Roll back {} to {}\n\n{}", env.name, short(&parent), trailers("rollback", "*", Some(&env.name), None)),
+            message: format!(
+                "Roll back {} to {}\n\n{}",
+                env.name,
+                short(&parent),
+                trailers("rollback", "*", Some(&env.name), None)
+            ),
             changes,
         };
         let c = ctx.repo.commit(&req)?;
@@ -197,6 +261,10 @@ fn rollback_branch(ctx: &Ctx<'_>, env: &Environment, mut out: Outcome) -> Result
         out.revision = Some(c);
         out.changed = true;
     }
-    out.summary = format!("### gitops-flow rollback `{}`\n\n`{branch}` restored to the tree of {}\n", env.name, ctx.link_commit(&parent));
+    out.summary = format!(
+        "### gitops-flow rollback `{}`\n\n`{branch}` restored to the tree of {}\n",
+        env.name,
+        ctx.link_commit(&parent)
+    );
     Ok(out)
 }

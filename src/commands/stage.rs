@@ -11,15 +11,26 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
     let version = ctx.require_version()?;
     let first = ctx.config.first_env();
     let main_head = ctx.main_head()?;
-    let mut out = Outcome { service: Some(service.clone()), version: Some(version.clone()), ..Outcome::default() };
+    let mut out = Outcome {
+        service: Some(service.clone()),
+        version: Some(version.clone()),
+        ..Outcome::default()
+    };
 
     // Where the version lives: the chart (tag and branch mode) or the first environment's files.
     let (locations, branch_name, env_name) = match first.track {
-        Track::File => (ctx.config.locations(first, &service)?, format!("gitops-flow/{}/{service}", first.name), Some(first.name.clone())),
+        Track::File => (
+            ctx.config.locations(first, &service)?,
+            format!("gitops-flow/{}/{service}", first.name),
+            Some(first.name.clone()),
+        ),
         Track::Tag | Track::Branch => {
             let chart = ctx.config.chart_dir(&service)?;
             (
-                vec![Location { file: format!("{chart}/Chart.yaml"), kind: LocationKind::ChartAppVersion }],
+                vec![Location {
+                    file: format!("{chart}/Chart.yaml"),
+                    kind: LocationKind::ChartAppVersion,
+                }],
                 format!("gitops-flow/stage/{service}"),
                 None,
             )
@@ -35,8 +46,14 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
     );
 
     if changes.is_empty() {
-        ctx.runner.notice(&format!("{service} is already at {version} on `{}`; nothing to stage", ctx.branch));
-        out.summary = format!("### gitops-flow stage\n\n`{service}` is already at `{version}` on `{}`: nothing to do.\n", ctx.branch);
+        ctx.runner.notice(&format!(
+            "{service} is already at {version} on `{}`; nothing to stage",
+            ctx.branch
+        ));
+        out.summary = format!(
+            "### gitops-flow stage\n\n`{service}` is already at `{version}` on `{}`: nothing to do.\n",
+            ctx.branch
+        );
         return Ok(out);
     }
 
@@ -51,13 +68,23 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
                 "### gitops-flow stage\n\n`{service}` in `{}`: `{old}` → `{version}`, committed to `{}` {}\n",
                 first.name,
                 ctx.branch,
-                if commit.is_empty() { "(dry run)".to_string() } else { ctx.link_commit(&commit) }
+                if commit.is_empty() {
+                    "(dry run)".to_string()
+                } else {
+                    ctx.link_commit(&commit)
+                }
             );
         }
         return Ok(out);
     }
 
-    let meta = Meta { command: "stage".into(), service: service.clone(), environment: env_name.clone(), from: None, version: Some(version.clone()) };
+    let meta = Meta {
+        command: "stage".into(),
+        service: service.clone(),
+        environment: env_name.clone(),
+        from: None,
+        version: Some(version.clone()),
+    };
     let spec = PullRequestSpec {
         head: branch_name.clone(),
         base: ctx.branch.clone(),
@@ -67,7 +94,11 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
         },
         body: format!(
             "Sets `{service}` to `{version}` (was `{old}`) in {}.\n\nMerging this pull request deploys it{}.\n\n{}\n",
-            locations.iter().map(|l| format!("`{}`", l.file)).collect::<Vec<_>>().join(", "),
+            locations
+                .iter()
+                .map(|l| format!("`{}`", l.file))
+                .collect::<Vec<_>>()
+                .join(", "),
             env_name.as_ref().map(|e| format!(" to `{e}`")).unwrap_or_default(),
             meta.render()
         ),

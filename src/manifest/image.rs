@@ -12,7 +12,9 @@ impl ImageRef {
     /// True when `value` is an image reference rather than a bare version:
     /// it has a `/`, a `:` tag separator or an `@` digest.
     pub fn looks_like_image(value: &str) -> bool {
-        !value.is_empty() && !value.contains(char::is_whitespace) && (value.contains('/') || value.contains(':') || value.contains('@'))
+        !value.is_empty()
+            && !value.contains(char::is_whitespace)
+            && (value.contains('/') || value.contains(':') || value.contains('@'))
             && !value.contains("{{")
     }
 
@@ -28,7 +30,11 @@ impl ImageRef {
                 tag: Some(rest[slash + i + 1..].to_string()),
                 digest,
             },
-            None => ImageRef { name: rest.to_string(), tag: None, digest },
+            None => ImageRef {
+                name: rest.to_string(),
+                tag: None,
+                digest,
+            },
         }
     }
 
@@ -74,11 +80,17 @@ pub fn policy_markers(text: &str, policy: &str) -> Vec<(usize, Option<String>)> 
     for (i, line) in text.lines().enumerate() {
         let Some(hash) = line.find('#') else { continue };
         let comment = &line[hash + 1..];
-        let Some(k) = comment.find("\"$imagepolicy\"") else { continue };
+        let Some(k) = comment.find("\"$imagepolicy\"") else {
+            continue;
+        };
         let after = comment[k + "\"$imagepolicy\"".len()..].trim_start();
-        let Some(after) = after.strip_prefix(':') else { continue };
+        let Some(after) = after.strip_prefix(':') else {
+            continue;
+        };
         let after = after.trim_start();
-        let Some(after) = after.strip_prefix('"') else { continue };
+        let Some(after) = after.strip_prefix('"') else {
+            continue;
+        };
         let Some(end) = after.find('"') else { continue };
         let value = &after[..end];
         if value == policy {

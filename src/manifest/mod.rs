@@ -91,12 +91,20 @@ pub fn set(text: &str, file: &str, kind: &LocationKind, version: &str) -> Result
         }
     }
     if splices.is_empty() {
-        return Ok(Edited { text: text.to_string(), old_version, changed: false });
+        return Ok(Edited {
+            text: text.to_string(),
+            old_version,
+            changed: false,
+        });
     }
     splices.sort_by_key(|s| s.start);
     for w in splices.windows(2) {
         if w[0].end > w[1].start {
-            return Err(err_at(file, Some(w[1].line), format!("{file}: two version places overlap at line {}", w[1].line)));
+            return Err(err_at(
+                file,
+                Some(w[1].line),
+                format!("{file}: two version places overlap at line {}", w[1].line),
+            ));
         }
     }
     let mut out = String::with_capacity(text.len() + 32);
@@ -108,19 +116,27 @@ pub fn set(text: &str, file: &str, kind: &LocationKind, version: &str) -> Result
     }
     out.push_str(&text[pos..]);
     verify(&docs, &out, file, &splices, &expected)?;
-    Ok(Edited { changed: out != text, text: out, old_version })
+    Ok(Edited {
+        changed: out != text,
+        text: out,
+        old_version,
+    })
 }
 
 fn not_found(file: &str, kind: &LocationKind) -> Error {
     let what = match kind {
-        LocationKind::Key(k) => format!("key `{k}` not found in {file}; check the `key:` path in gitops-flow.yaml"),
+        LocationKind::Key(k) => {
+            format!("key `{k}` not found in {file}; check the `key:` path in gitops-flow.yaml")
+        }
         LocationKind::ImagePolicy(p) => {
             format!("no `{{\"$imagepolicy\": \"{p}\"}}` marker in {file}; add the marker comment or fix `imagepolicy:`")
         }
         LocationKind::KustomizeImage(i) => {
             format!("no `images:` entry with `name: {i}` in {file}; add it or fix `kustomize-image:`")
         }
-        LocationKind::ChartAppVersion => format!("{file} has no `appVersion`; add `appVersion:` to the chart"),
+        LocationKind::ChartAppVersion => {
+            format!("{file} has no `appVersion`; add `appVersion:` to the chart")
+        }
     };
     err_at(file, None, what)
 }
@@ -129,7 +145,9 @@ fn not_found(file: &str, kind: &LocationKind) -> Error {
 /// each edited scalar now holds its new value (insertions add one key).
 fn verify(old: &[Doc], new_text: &str, file: &str, splices: &[Splice], expected: &[(usize, String)]) -> Result<()> {
     let new = Doc::parse_all(new_text, file).map_err(|e| {
-        Error::failed(format!("internal: the edit of {file} would not parse back ({e}); nothing was written"))
+        Error::failed(format!(
+            "internal: the edit of {file} would not parse back ({e}); nothing was written"
+        ))
     })?;
     let insertions: Vec<&Splice> = splices.iter().filter(|s| s.start == s.end).collect();
     // Map old scalar starts to their shifted positions in the new text.
@@ -154,7 +172,10 @@ fn verify(old: &[Doc], new_text: &str, file: &str, splices: &[Splice], expected:
         Err(err_at(
             file,
             splices.first().map(|s| s.line),
-            format!("{file}: the value at line {} cannot be edited safely (the edit would change more than that value); edit it by hand", splices.first().map_or(0, |s| s.line)),
+            format!(
+                "{file}: the value at line {} cannot be edited safely (the edit would change more than that value); edit it by hand",
+                splices.first().map_or(0, |s| s.line)
+            ),
         ))
     }
 }
@@ -177,7 +198,12 @@ enum Mode {
     /// Flux `:digest` — only `sha256:...`.
     Digest,
     /// Kustomize entry without `newTag`: insert a line after `name:`.
-    InsertNewTag { after: usize, indent: String, eol: String, line: usize },
+    InsertNewTag {
+        after: usize,
+        indent: String,
+        eol: String,
+        line: usize,
+    },
 }
 
 impl Target {
@@ -196,14 +222,32 @@ impl Target {
             Some((m, d)) => (m, Some(d)),
             None => (version, None),
         };
-        if let Mode::InsertNewTag { after, indent, eol, line } = &self.mode {
-            let value = if needs_quotes(version) { format!("\"{version}\"") } else { version.to_string() };
+        if let Mode::InsertNewTag {
+            after,
+            indent,
+            eol,
+            line,
+        } = &self.mode
+        {
+            let value = if needs_quotes(version) {
+                format!("\"{version}\"")
+            } else {
+                version.to_string()
+            };
             let with = if *after == text.len() && !text.ends_with('\n') {
                 format!("{eol}{indent}newTag: {value}")
             } else {
                 format!("{indent}newTag: {value}{eol}")
             };
-            return Ok(Some((Splice { start: *after, end: *after, with, line: *line }, String::new())));
+            return Ok(Some((
+                Splice {
+                    start: *after,
+                    end: *after,
+                    with,
+                    line: *line,
+                },
+                String::new(),
+            )));
         }
         let sc = self.scalar.as_ref().expect("non-insert targets have a scalar");
         let new_value = match self.mode {
@@ -230,11 +274,22 @@ impl Target {
                 return Err(err_at(
                     file,
                     Some(sc.line),
-                    format!("{file}:{}: the version is a block scalar (`|` or `>`); write it as a plain value to let gitops-flow edit it", sc.line),
+                    format!(
+                        "{file}:{}: the version is a block scalar (`|` or `>`); write it as a plain value to let gitops-flow edit it",
+                        sc.line
+                    ),
                 ));
             }
         };
-        Ok(Some((Splice { start, end, with, line: sc.line }, new_value)))
+        Ok(Some((
+            Splice {
+                start,
+                end,
+                with,
+                line: sc.line,
+            },
+            new_value,
+        )))
     }
 }
 
@@ -243,23 +298,38 @@ fn scalar_target(node: &Node, file: &str, mode: Mode, what: &str) -> Result<Targ
         Node::Scalar(s) if s.style == Style::Block => Err(err_at(
             file,
             Some(s.line),
-            format!("{file}:{}: {what} is a block scalar (`|` or `>`); write it as a plain value to let gitops-flow edit it", s.line),
+            format!(
+                "{file}:{}: {what} is a block scalar (`|` or `>`); write it as a plain value to let gitops-flow edit it",
+                s.line
+            ),
         )),
         Node::Scalar(s) if s.tag.as_deref().is_some_and(|t| !t.ends_with("str")) => Err(err_at(
             file,
             Some(s.line),
-            format!("{file}:{}: {what} carries the YAML tag `!{}`; remove it to let gitops-flow edit the value", s.line, s.tag.as_deref().unwrap_or_default()),
+            format!(
+                "{file}:{}: {what} carries the YAML tag `!{}`; remove it to let gitops-flow edit the value",
+                s.line,
+                s.tag.as_deref().unwrap_or_default()
+            ),
         )),
-        Node::Scalar(s) => Ok(Target { scalar: Some(s.clone()), mode }),
+        Node::Scalar(s) => Ok(Target {
+            scalar: Some(s.clone()),
+            mode,
+        }),
         Node::Alias { line, .. } => Err(err_at(
             file,
             Some(*line),
-            format!("{file}:{line}: {what} is an alias (`*name`); edit the anchored value instead, or replace the alias with a value"),
+            format!(
+                "{file}:{line}: {what} is an alias (`*name`); edit the anchored value instead, or replace the alias with a value"
+            ),
         )),
         other => Err(err_at(
             file,
             Some(other.line()),
-            format!("{file}:{}: {what} is a mapping or list, not a value; point the location at a single value", other.line()),
+            format!(
+                "{file}:{}: {what} is a mapping or list, not a value; point the location at a single value",
+                other.line()
+            ),
         )),
     }
 }
@@ -280,21 +350,26 @@ fn find_targets(docs: &[Doc], text: &str, file: &str, kind: &LocationKind) -> Re
             if let Some(n) = docs.first().and_then(|d| d.root.get_path(&path)) {
                 let mut t = scalar_target(n, file, Mode::Value, "`appVersion`")?;
                 // appVersion is a version, never an image reference.
-                if let Some(s) = &t.scalar {
-                    if ImageRef::looks_like_image(&s.value) {
+                if let Some(s) = &t.scalar
+                    && ImageRef::looks_like_image(&s.value) {
                         t.mode = Mode::TagOnly;
                     }
-                }
                 out.push(t);
             }
         }
         LocationKind::KustomizeImage(name) => {
             for d in docs {
-                let Some(Node::Seq { items, .. }) = d.root.get_path(&KeyPath::parse("images")?) else { continue };
+                let Some(Node::Seq { items, .. }) = d.root.get_path(&KeyPath::parse("images")?) else {
+                    continue;
+                };
                 for item in items {
-                    let Node::Map { entries, flow, .. } = item else { continue };
+                    let Node::Map { entries, flow, .. } = item else {
+                        continue;
+                    };
                     let name_entry = entries.iter().find(|(k, _)| k.value == "name");
-                    let Some((name_key, Node::Scalar(n))) = name_entry else { continue };
+                    let Some((name_key, Node::Scalar(n))) = name_entry else {
+                        continue;
+                    };
                     if n.value != *name {
                         continue;
                     }
@@ -311,7 +386,10 @@ fn find_targets(docs: &[Doc], text: &str, file: &str, kind: &LocationKind) -> Re
                             return Err(err_at(
                                 file,
                                 Some(n.line),
-                                format!("{file}:{}: the images entry `{name}` is in flow style and has no `newTag`; add `newTag` to it", n.line),
+                                format!(
+                                    "{file}:{}: the images entry `{name}` is in flow style and has no `newTag`; add `newTag` to it",
+                                    n.line
+                                ),
                             ));
                         }
                         None => {
@@ -319,7 +397,12 @@ fn find_targets(docs: &[Doc], text: &str, file: &str, kind: &LocationKind) -> Re
                             let indent = " ".repeat(name_key.col);
                             out.push(Target {
                                 scalar: None,
-                                mode: Mode::InsertNewTag { after, indent, eol, line: n.line },
+                                mode: Mode::InsertNewTag {
+                                    after,
+                                    indent,
+                                    eol,
+                                    line: n.line,
+                                },
                             });
                         }
                     }
@@ -336,7 +419,9 @@ fn find_targets(docs: &[Doc], text: &str, file: &str, kind: &LocationKind) -> Re
                     return Err(err_at(
                         file,
                         Some(line),
-                        format!("{file}:{line}: the $imagepolicy marker is not on a line with a value; put it after the value it sets"),
+                        format!(
+                            "{file}:{line}: the $imagepolicy marker is not on a line with a value; put it after the value it sets"
+                        ),
                     ));
                 };
                 let mode = match field.as_deref() {
@@ -348,7 +433,9 @@ fn find_targets(docs: &[Doc], text: &str, file: &str, kind: &LocationKind) -> Re
                         return Err(err_at(
                             file,
                             Some(line),
-                            format!("{file}:{line}: unknown $imagepolicy field `{other}`; use the policy alone, `:tag`, `:name` or `:digest`"),
+                            format!(
+                                "{file}:{line}: unknown $imagepolicy field `{other}`; use the policy alone, `:tag`, `:name` or `:digest`"
+                            ),
                         ));
                     }
                 };

@@ -35,9 +35,22 @@ pub struct Scalar {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Node {
     Scalar(Scalar),
-    Map { entries: Vec<(Scalar, Node)>, flow: bool, anchor: usize, line: usize },
-    Seq { items: Vec<Node>, flow: bool, anchor: usize, line: usize },
-    Alias { id: usize, line: usize },
+    Map {
+        entries: Vec<(Scalar, Node)>,
+        flow: bool,
+        anchor: usize,
+        line: usize,
+    },
+    Seq {
+        items: Vec<Node>,
+        flow: bool,
+        anchor: usize,
+        line: usize,
+    },
+    Alias {
+        id: usize,
+        line: usize,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -57,7 +70,11 @@ pub enum Seg {
 
 impl KeyPath {
     pub fn parse(s: &str) -> Result<KeyPath> {
-        let bad = |why: &str| Err(Error::input(format!("key path `{s}` is not valid: {why}; write it like `image.tag` or `spec.containers[0].image`")));
+        let bad = |why: &str| {
+            Err(Error::input(format!(
+                "key path `{s}` is not valid: {why}; write it like `image.tag` or `spec.containers[0].image`"
+            )))
+        };
         let mut segs = Vec::new();
         for part in s.split('.') {
             let (name, mut rest) = match part.find('[') {
@@ -73,8 +90,12 @@ impl KeyPath {
                 return bad("it has an empty part");
             }
             while !rest.is_empty() {
-                let Some(end) = rest.find(']') else { return bad("a `[` is not closed") };
-                let Ok(i) = rest[1..end].parse::<usize>() else { return bad("an index is not a number") };
+                let Some(end) = rest.find(']') else {
+                    return bad("a `[` is not closed");
+                };
+                let Ok(i) = rest[1..end].parse::<usize>() else {
+                    return bad("an index is not a number");
+                };
                 segs.push(Seg::Index(i));
                 rest = &rest[end + 1..];
                 if !rest.is_empty() && !rest.starts_with('[') {
@@ -113,11 +134,10 @@ impl Node {
     pub fn last_scalar_on_line(&self, line: usize) -> Option<&Node> {
         let mut best: Option<&Node> = None;
         self.walk(&mut |n, is_key| {
-            if let Node::Scalar(s) = n {
-                if s.line == line && !is_key && best.is_none_or(|b| matches!(b, Node::Scalar(o) if o.start < s.start)) {
+            if let Node::Scalar(s) = n
+                && s.line == line && !is_key && best.is_none_or(|b| matches!(b, Node::Scalar(o) if o.start < s.start)) {
                     best = Some(n);
                 }
-            }
         });
         best
     }
@@ -147,7 +167,11 @@ impl Node {
                 Node::Scalar(s) => out.push((prefix, s)),
                 Node::Map { entries, .. } => {
                     for (k, v) in entries {
-                        let p = if prefix.is_empty() { k.value.clone() } else { format!("{prefix}.{}", k.value) };
+                        let p = if prefix.is_empty() {
+                            k.value.clone()
+                        } else {
+                            format!("{prefix}.{}", k.value)
+                        };
                         go(v, p, out);
                     }
                 }
@@ -174,20 +198,43 @@ pub(crate) fn same_except(old: &Node, new: &Node, expected: &HashMap<usize, &str
             want == b.value && a.anchor == b.anchor && (a.tag == b.tag || expected.contains_key(&b.start))
         }
         (Node::Alias { id: a, .. }, Node::Alias { id: b, .. }) => a == b,
-        (Node::Seq { items: a, anchor: x, .. }, Node::Seq { items: b, anchor: y, .. }) => {
-            x == y && a.len() == b.len() && a.iter().zip(b).all(|(p, q)| same_except(p, q, expected, allow_insert))
-        }
-        (Node::Map { entries: a, anchor: x, .. }, Node::Map { entries: b, anchor: y, .. }) => {
+        (
+            Node::Seq {
+                items: a, anchor: x, ..
+            },
+            Node::Seq {
+                items: b, anchor: y, ..
+            },
+        ) => x == y && a.len() == b.len() && a.iter().zip(b).all(|(p, q)| same_except(p, q, expected, allow_insert)),
+        (
+            Node::Map {
+                entries: a, anchor: x, ..
+            },
+            Node::Map {
+                entries: b, anchor: y, ..
+            },
+        ) => {
             if x != y {
                 return false;
             }
             if a.len() == b.len() {
-                a.iter().zip(b).all(|((ka, va), (kb, vb))| ka.value == kb.value && same_except(va, vb, expected, allow_insert))
+                a.iter()
+                    .zip(b)
+                    .all(|((ka, va), (kb, vb))| ka.value == kb.value && same_except(va, vb, expected, allow_insert))
             } else if allow_insert && b.len() == a.len() + 1 {
                 // Exactly one inserted `newTag` key; all others pairwise equal in order.
-                let Some(pos) = b.iter().position(|(k, _)| k.value == "newTag") else { return false };
-                let rest: Vec<&(Scalar, Node)> = b.iter().enumerate().filter(|(i, _)| *i != pos).map(|(_, e)| e).collect();
-                a.iter().zip(rest).all(|((ka, va), (kb, vb))| ka.value == kb.value && same_except(va, vb, expected, allow_insert))
+                let Some(pos) = b.iter().position(|(k, _)| k.value == "newTag") else {
+                    return false;
+                };
+                let rest: Vec<&(Scalar, Node)> = b
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != pos)
+                    .map(|(_, e)| e)
+                    .collect();
+                a.iter()
+                    .zip(rest)
+                    .all(|((ka, va), (kb, vb))| ka.value == kb.value && same_except(va, vb, expected, allow_insert))
             } else {
                 false
             }
@@ -201,7 +248,11 @@ pub(crate) fn end_of_line(text: &str, pos: usize) -> (usize, String) {
     match text[pos..].find('\n') {
         Some(i) => {
             let nl = pos + i;
-            let eol = if nl > 0 && text.as_bytes()[nl - 1] == b'\r' { "\r\n" } else { "\n" };
+            let eol = if nl > 0 && text.as_bytes()[nl - 1] == b'\r' {
+                "\r\n"
+            } else {
+                "\n"
+            };
             (nl + 1, eol.to_string())
         }
         // Last line without a newline: insert a newline first.
@@ -216,7 +267,12 @@ struct LineIndex {
 impl LineIndex {
     fn new(text: &str) -> Self {
         let mut starts = vec![0];
-        starts.extend(text.bytes().enumerate().filter(|(_, b)| *b == b'\n').map(|(i, _)| i + 1));
+        starts.extend(
+            text.bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
         LineIndex { starts }
     }
 
@@ -229,8 +285,19 @@ impl LineIndex {
 }
 
 enum Frame {
-    Map { entries: Vec<(Scalar, Node)>, key: Option<Scalar>, flow: bool, anchor: usize, line: usize },
-    Seq { items: Vec<Node>, flow: bool, anchor: usize, line: usize },
+    Map {
+        entries: Vec<(Scalar, Node)>,
+        key: Option<Scalar>,
+        flow: bool,
+        anchor: usize,
+        line: usize,
+    },
+    Seq {
+        items: Vec<Node>,
+        flow: bool,
+        anchor: usize,
+        line: usize,
+    },
 }
 
 impl Doc {
@@ -250,7 +317,12 @@ impl Doc {
                 err_at(
                     file,
                     Some(m.line()),
-                    format!("{file}:{}:{}: not valid YAML: {}; fix the file before gitops-flow edits it", m.line(), m.col() + 1, e.info()),
+                    format!(
+                        "{file}:{}:{}: not valid YAML: {}; fix the file before gitops-flow edits it",
+                        m.line(),
+                        m.col() + 1,
+                        e.info()
+                    ),
                 )
             })?;
             let line = mark.line();
@@ -258,7 +330,14 @@ impl Doc {
             let node = match event {
                 Event::StreamEnd => break,
                 Event::DocumentEnd => {
-                    docs.push(Doc { root: root.take().unwrap_or(Node::Map { entries: Vec::new(), flow: false, anchor: 0, line }) });
+                    docs.push(Doc {
+                        root: root.take().unwrap_or(Node::Map {
+                            entries: Vec::new(),
+                            flow: false,
+                            anchor: 0,
+                            line,
+                        }),
+                    });
                     continue;
                 }
                 Event::Scalar(value, style, anchor, tag) => {
@@ -272,7 +351,9 @@ impl Doc {
                     let mut start = start;
                     let bytes = text.as_bytes();
                     while start < text.len() && (bytes[start] == b'&' || bytes[start] == b'!') {
-                        let skip = text[start..].find([' ', '\t', '\r', '\n']).unwrap_or(text.len() - start);
+                        let skip = text[start..]
+                            .find([' ', '\t', '\r', '\n'])
+                            .unwrap_or(text.len() - start);
                         start += skip;
                         while start < text.len() && (bytes[start] == b' ' || bytes[start] == b'\t') {
                             start += 1;
@@ -295,7 +376,13 @@ impl Doc {
                     if flow {
                         flow_depth += 1;
                     }
-                    stack.push(Frame::Map { entries: Vec::new(), key: None, flow, anchor, line });
+                    stack.push(Frame::Map {
+                        entries: Vec::new(),
+                        key: None,
+                        flow,
+                        anchor,
+                        line,
+                    });
                     continue;
                 }
                 Event::SequenceStart(anchor, _) => {
@@ -303,26 +390,54 @@ impl Doc {
                     if flow {
                         flow_depth += 1;
                     }
-                    stack.push(Frame::Seq { items: Vec::new(), flow, anchor, line });
+                    stack.push(Frame::Seq {
+                        items: Vec::new(),
+                        flow,
+                        anchor,
+                        line,
+                    });
                     continue;
                 }
                 Event::MappingEnd | Event::SequenceEnd => {
-                    let node = match stack.pop() {
-                        Some(Frame::Map { entries, flow, anchor, line, .. }) => {
+                    
+                    match stack.pop() {
+                        Some(Frame::Map {
+                            entries,
+                            flow,
+                            anchor,
+                            line,
+                            ..
+                        }) => {
                             if flow {
                                 flow_depth -= 1;
                             }
-                            Node::Map { entries, flow, anchor, line }
+                            Node::Map {
+                                entries,
+                                flow,
+                                anchor,
+                                line,
+                            }
                         }
-                        Some(Frame::Seq { items, flow, anchor, line }) => {
+                        Some(Frame::Seq {
+                            items,
+                            flow,
+                            anchor,
+                            line,
+                        }) => {
                             if flow {
                                 flow_depth -= 1;
                             }
-                            Node::Seq { items, flow, anchor, line }
+                            Node::Seq {
+                                items,
+                                flow,
+                                anchor,
+                                line,
+                            }
                         }
-                        None => return Err(err_at(file, Some(line), format!("{file}:{line}: unbalanced YAML"))),
-                    };
-                    node
+                        None => {
+                            return Err(err_at(file, Some(line), format!("{file}:{line}: unbalanced YAML")));
+                        }
+                    }
                 }
                 Event::StreamStart | Event::DocumentStart | Event::Nothing => continue,
             };
@@ -350,11 +465,10 @@ impl Doc {
                     Some(k) => {
                         let mut node = node;
                         // A block scalar's marker is on its first content line: report the key's.
-                        if let Node::Scalar(s) = &mut node {
-                            if s.style == Style::Block {
+                        if let Node::Scalar(s) = &mut node
+                            && s.style == Style::Block {
                                 s.line = k.line;
                             }
-                        }
                         entries.push((k, node))
                     }
                 },

@@ -6,7 +6,9 @@ use gix::bstr::{BStr, ByteSlice};
 use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 use gix::refs::{FullName, Target};
 
-use super::{CommitRequest, HistoryEntry, Oid, PullRequest, PullRequestInfo, PullRequestSpec, RefTarget, RefUpdate, Repository};
+use super::{
+    CommitRequest, HistoryEntry, Oid, PullRequest, PullRequestInfo, PullRequestSpec, RefTarget, RefUpdate, Repository,
+};
 use crate::error::{Error, Result};
 
 pub struct LocalRepo {
@@ -35,7 +37,11 @@ impl LocalRepo {
                 path.display()
             ))
         })?;
-        Ok(LocalRepo { repo, path: path.to_path_buf(), now })
+        Ok(LocalRepo {
+            repo,
+            path: path.to_path_buf(),
+            now,
+        })
     }
 
     pub fn gix(&self) -> &gix::Repository {
@@ -47,7 +53,11 @@ impl LocalRepo {
             Some(Ok(sig)) => (sig.name.to_owned(), sig.email.to_owned()),
             _ => ("gitops-flow".into(), "gitops-flow@users.noreply.github.com".into()),
         };
-        gix::actor::Signature { name, email, time: gix::date::Time::new(self.now, 0) }
+        gix::actor::Signature {
+            name,
+            email,
+            time: gix::date::Time::new(self.now, 0),
+        }
     }
 
     fn commit_obj(&self, id: &str) -> Result<gix::Commit<'_>> {
@@ -90,7 +100,11 @@ fn ref_change(u: &RefUpdate, message: &str) -> Result<RefEdit> {
         .map_err(|_| Error::input(format!("`{}` is not a valid ref name", u.name)))?;
     Ok(RefEdit {
         change: Change::Update {
-            log: LogChange { mode: RefLog::AndReference, force_create_reflog: false, message: message.into() },
+            log: LogChange {
+                mode: RefLog::AndReference,
+                force_create_reflog: false,
+                message: message.into(),
+            },
             expected,
             new: Target::Object(oid(&u.new)?),
         },
@@ -106,40 +120,49 @@ impl Repository for LocalRepo {
 
     fn default_branch(&self) -> Result<String> {
         for name in ["refs/remotes/origin/HEAD"] {
-            if let Ok(Some(r)) = self.repo.try_find_reference(name) {
-                if let gix::refs::TargetRef::Symbolic(t) = r.target() {
+            if let Ok(Some(r)) = self.repo.try_find_reference(name)
+                && let gix::refs::TargetRef::Symbolic(t) = r.target() {
                     let s = t.as_bstr().to_str_lossy();
                     if let Some(b) = s.strip_prefix("refs/remotes/origin/") {
                         return Ok(b.to_string());
                     }
                 }
-            }
         }
-        if let Ok(Some(name)) = self.repo.head_name() {
-            if let Some(b) = name.as_bstr().to_str_lossy().strip_prefix("refs/heads/") {
+        if let Ok(Some(name)) = self.repo.head_name()
+            && let Some(b) = name.as_bstr().to_str_lossy().strip_prefix("refs/heads/") {
                 return Ok(b.to_string());
             }
-        }
         for b in ["main", "master"] {
             if let Ok(Some(_)) = self.repo.try_find_reference(format!("refs/heads/{b}").as_str()) {
                 return Ok(b.to_string());
             }
         }
-        Err(Error::input("cannot tell the repository's default branch; pass `branch`"))
+        Err(Error::input(
+            "cannot tell the repository's default branch; pass `branch`",
+        ))
     }
 
     fn resolve_refs(&self, names: &[String]) -> Result<Vec<Option<RefTarget>>> {
         names
             .iter()
             .map(|n| {
-                let Some(mut r) = self.repo.try_find_reference(n.as_str()).map_err(git_err("find reference"))? else {
+                let Some(mut r) = self
+                    .repo
+                    .try_find_reference(n.as_str())
+                    .map_err(git_err("find reference"))?
+                else {
                     return Ok(None);
                 };
                 let target = match r.target() {
                     gix::refs::TargetRef::Object(o) => o.to_hex().to_string(),
                     gix::refs::TargetRef::Symbolic(_) => String::new(),
                 };
-                let commit = r.peel_to_commit().map_err(git_err("peel reference"))?.id.to_hex().to_string();
+                let commit = r
+                    .peel_to_commit()
+                    .map_err(git_err("peel reference"))?
+                    .id
+                    .to_hex()
+                    .to_string();
                 let target = if target.is_empty() { commit.clone() } else { target };
                 Ok(Some(RefTarget { target, commit }))
             })
@@ -149,7 +172,11 @@ impl Repository for LocalRepo {
     fn resolve_revision(&self, rev: &str) -> Result<Option<Oid>> {
         match self.repo.rev_parse_single(rev) {
             Ok(id) => {
-                let c = id.object().map_err(git_err("find object"))?.peel_to_commit().map_err(git_err("peel to commit"))?;
+                let c = id
+                    .object()
+                    .map_err(git_err("find object"))?
+                    .peel_to_commit()
+                    .map_err(git_err("peel to commit"))?;
                 Ok(Some(c.id.to_hex().to_string()))
             }
             Err(_) => Ok(None),
@@ -159,20 +186,30 @@ impl Repository for LocalRepo {
     fn read_file(&self, commit: &Oid, path: &str) -> Result<Option<Vec<u8>>> {
         let tree = self.commit_obj(commit)?.tree().map_err(git_err("read tree"))?;
         match self.blob_at(&tree, path)? {
-            Some(id) => Ok(Some(self.repo.find_object(id).map_err(git_err("read blob"))?.detach().data)),
+            Some(id) => Ok(Some(
+                self.repo.find_object(id).map_err(git_err("read blob"))?.detach().data,
+            )),
             None => Ok(None),
         }
     }
 
     fn list_dir(&self, commit: &Oid, path: &str) -> Result<Vec<String>> {
         let tree = self.commit_obj(commit)?.tree().map_err(git_err("read tree"))?;
-        let Some(entry) = tree.lookup_entry_by_path(path).map_err(git_err("look up path"))? else { return Ok(Vec::new()) };
+        let Some(entry) = tree.lookup_entry_by_path(path).map_err(git_err("look up path"))? else {
+            return Ok(Vec::new());
+        };
         if !entry.mode().is_tree() {
             return Ok(Vec::new());
         }
         let sub = entry.object().map_err(git_err("read tree"))?.into_tree();
-        let decoded = sub.decode().map_err(|e| Error::failed(format!("git: decode tree: {e}")))?;
-        Ok(decoded.entries.iter().map(|e| e.filename.to_str_lossy().into_owned()).collect())
+        let decoded = sub
+            .decode()
+            .map_err(|e| Error::failed(format!("git: decode tree: {e}")))?;
+        Ok(decoded
+            .entries
+            .iter()
+            .map(|e| e.filename.to_str_lossy().into_owned())
+            .collect())
     }
 
     fn list_refs(&self, prefix: &str) -> Result<Vec<(String, RefTarget)>> {
@@ -202,7 +239,7 @@ impl Repository for LocalRepo {
             return Ok(false);
         }
         match self.repo.merge_base(oid(ancestor)?, oid(descendant)?) {
-            Ok(base) => Ok(base.is_some_and(|b| b.to_hex().to_string() == *ancestor)),
+            Ok(base) => Ok(base.is_some_and(|b| b.to_hex().to_string().as_str() == ancestor.as_str())),
             Err(_) => Ok(false),
         }
     }
@@ -212,7 +249,14 @@ impl Repository for LocalRepo {
         let new_tree = c.tree().map_err(git_err("read tree"))?;
         let parent = c.parent_ids().next();
         let old_tree = match parent {
-            Some(p) => Some(p.object().map_err(git_err("read parent"))?.peel_to_commit().map_err(git_err("peel"))?.tree().map_err(git_err("read tree"))?),
+            Some(p) => Some(
+                p.object()
+                    .map_err(git_err("read parent"))?
+                    .peel_to_commit()
+                    .map_err(git_err("peel"))?
+                    .tree()
+                    .map_err(git_err("read tree"))?,
+            ),
             None => None,
         };
         let mut opts = gix::diff::Options::default();
@@ -229,7 +273,12 @@ impl Repository for LocalRepo {
     }
 
     fn file_history(&self, head: &Oid, path: &str, limit: usize) -> Result<Vec<HistoryEntry>> {
-        let walk = self.repo.rev_walk([oid(head)?]).first_parent_only().all().map_err(git_err("walk history"))?;
+        let walk = self
+            .repo
+            .rev_walk([oid(head)?])
+            .first_parent_only()
+            .all()
+            .map_err(git_err("walk history"))?;
         let mut out: Vec<HistoryEntry> = Vec::new();
         let mut prev: Option<(Oid, String, Option<gix::ObjectId>)> = None;
         for info in walk {
@@ -239,37 +288,46 @@ impl Repository for LocalRepo {
             let blob = self.blob_at(&tree, path)?;
             let id = c.id.to_hex().to_string();
             let msg = c.message_raw_sloppy().to_str_lossy().into_owned();
-            if let Some((pid, pmsg, pblob)) = prev.take() {
-                if pblob != blob {
+            if let Some((pid, pmsg, pblob)) = prev.take()
+                && pblob != blob {
                     let content = match pblob {
                         Some(b) => Some(self.repo.find_object(b).map_err(git_err("read blob"))?.detach().data),
                         None => None,
                     };
-                    out.push(HistoryEntry { commit: pid, message: pmsg, content });
+                    out.push(HistoryEntry {
+                        commit: pid,
+                        message: pmsg,
+                        content,
+                    });
                     if out.len() >= limit {
                         return Ok(out);
                     }
                 }
-            }
             prev = Some((id, msg, blob));
         }
         if let Some((pid, pmsg, Some(b))) = prev {
             let content = Some(self.repo.find_object(b).map_err(git_err("read blob"))?.detach().data);
-            out.push(HistoryEntry { commit: pid, message: pmsg, content });
+            out.push(HistoryEntry {
+                commit: pid,
+                message: pmsg,
+                content,
+            });
         }
         Ok(out)
     }
 
     fn update_refs(&self, updates: &[RefUpdate], message: &str) -> Result<()> {
-        let edits = updates.iter().map(|u| ref_change(u, message)).collect::<Result<Vec<_>>>()?;
-        if let Some(branch) = self.checked_out_branch() {
-            if updates.iter().any(|u| u.name == branch) {
+        let edits = updates
+            .iter()
+            .map(|u| ref_change(u, message))
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(branch) = self.checked_out_branch()
+            && updates.iter().any(|u| u.name == branch) {
                 return Err(Error::failed(format!(
                     "refusing to move `{branch}`: it is checked out in {}; the work tree would go stale",
                     self.path.display()
                 )));
             }
-        }
         self.repo.edit_references(edits).map(|_| ()).map_err(|e| {
             let names: Vec<&str> = updates.iter().map(|u| u.name.as_str()).collect();
             Error::Conflict(format!(
@@ -294,7 +352,10 @@ impl Repository for LocalRepo {
                 let head_blob = self.blob_at(&parent_tree, &ch.path)?;
                 let staged = idx.entry_by_path(BStr::new(ch.path.as_bytes())).map(|e| e.id);
                 let on_disk = std::fs::read(workdir.as_ref().expect("has workdir").join(&ch.path)).ok();
-                let disk_blob = on_disk.map(|d| gix::objs::compute_hash(self.repo.object_hash(), gix::objs::Kind::Blob, &d)).transpose().map_err(|e| Error::failed(format!("hash: {e}")))?;
+                let disk_blob = on_disk
+                    .map(|d| gix::objs::compute_hash(self.repo.object_hash(), gix::objs::Kind::Blob, &d))
+                    .transpose()
+                    .map_err(|e| Error::failed(format!("hash: {e}")))?;
                 if staged != head_blob || disk_blob != head_blob {
                     return Err(Error::input(format!(
                         "{} has uncommitted changes in {}; commit or stash them, then re-run",
@@ -308,7 +369,11 @@ impl Repository for LocalRepo {
         let mut editor = self.repo.edit_tree(parent_tree.id).map_err(git_err("edit tree"))?;
         let mut blobs = Vec::new();
         for ch in &req.changes {
-            let blob = self.repo.write_blob(&ch.content).map_err(git_err("write blob"))?.detach();
+            let blob = self
+                .repo
+                .write_blob(&ch.content)
+                .map_err(git_err("write blob"))?
+                .detach();
             editor
                 .upsert(ch.path.as_str(), gix::objs::tree::EntryKind::Blob, blob)
                 .map_err(git_err("edit tree"))?;
@@ -325,10 +390,21 @@ impl Repository for LocalRepo {
             message: req.message.clone().into(),
             extra_headers: Vec::new(),
         };
-        let new = self.repo.write_object(&commit).map_err(git_err("write commit"))?.detach();
+        let new = self
+            .repo
+            .write_object(&commit)
+            .map_err(git_err("write commit"))?
+            .detach();
         let new_hex = new.to_hex().to_string();
-        let update = RefUpdate { name: full.clone(), expected: req.expected_head.clone(), new: new_hex.clone() };
-        let edit = ref_change(&update, &format!("gitops-flow: {}", req.message.lines().next().unwrap_or_default()))?;
+        let update = RefUpdate {
+            name: full.clone(),
+            expected: req.expected_head.clone(),
+            new: new_hex.clone(),
+        };
+        let edit = ref_change(
+            &update,
+            &format!("gitops-flow: {}", req.message.lines().next().unwrap_or_default()),
+        )?;
         self.repo.edit_references([edit]).map_err(|e| {
             Error::Conflict(format!(
                 "branch `{}` moved while gitops-flow was committing ({e}); re-run to apply the change on the new head",
@@ -343,9 +419,13 @@ impl Repository for LocalRepo {
                     std::fs::create_dir_all(dir).map_err(|e| Error::failed(format!("write {}: {e}", ch.path)))?;
                 }
                 let tmp = file.with_extension("gitops-flow.tmp");
-                std::fs::write(&tmp, &ch.content).and_then(|_| std::fs::rename(&tmp, &file)).map_err(|e| Error::failed(format!("write {}: {e}", ch.path)))?;
-                let meta = gix::index::fs::Metadata::from_path_no_follow(&file).map_err(|e| Error::failed(format!("stat {}: {e}", ch.path)))?;
-                let stat = gix::index::entry::Stat::from_fs(&meta).map_err(|e| Error::failed(format!("stat {}: {e}", ch.path)))?;
+                std::fs::write(&tmp, &ch.content)
+                    .and_then(|_| std::fs::rename(&tmp, &file))
+                    .map_err(|e| Error::failed(format!("write {}: {e}", ch.path)))?;
+                let meta = gix::index::fs::Metadata::from_path_no_follow(&file)
+                    .map_err(|e| Error::failed(format!("stat {}: {e}", ch.path)))?;
+                let stat = gix::index::entry::Stat::from_fs(&meta)
+                    .map_err(|e| Error::failed(format!("stat {}: {e}", ch.path)))?;
                 let path = BStr::new(ch.path.as_bytes());
                 match idx.entry_mut_by_path_and_stage(path, gix::index::entry::Stage::Unconflicted) {
                     Some(e) => {
@@ -353,13 +433,20 @@ impl Repository for LocalRepo {
                         e.stat = stat;
                     }
                     None => {
-                        idx.dangerously_push_entry(stat, *blob, gix::index::entry::Flags::empty(), gix::index::entry::Mode::FILE, path);
+                        idx.dangerously_push_entry(
+                            stat,
+                            *blob,
+                            gix::index::entry::Flags::empty(),
+                            gix::index::entry::Mode::FILE,
+                            path,
+                        );
                         idx.sort_entries();
                     }
                 }
             }
             idx.remove_tree();
-            idx.write(gix::index::write::Options::default()).map_err(|e| Error::failed(format!("write index: {e}")))?;
+            idx.write(gix::index::write::Options::default())
+                .map_err(|e| Error::failed(format!("write index: {e}")))?;
         }
         Ok(new_hex)
     }
@@ -367,7 +454,11 @@ impl Repository for LocalRepo {
     fn pull_request(&self, spec: &PullRequestSpec) -> Result<PullRequest> {
         // The local backend reports a pull request; it never opens or merges one.
         tracing::info!(head = %spec.head, base = %spec.base, "pull request (not opened on the local backend): {}", spec.title);
-        Ok(PullRequest { number: None, url: None, created: false })
+        Ok(PullRequest {
+            number: None,
+            url: None,
+            created: false,
+        })
     }
 
     fn pull_request_for_commit(&self, _sha: &Oid) -> Result<Option<PullRequestInfo>> {
