@@ -179,7 +179,10 @@ impl Config {
                 place,
             )
         })?;
-        let mut config = Config { source: source.to_string(), ..Config::default() };
+        let mut config = Config {
+            source: source.to_string(),
+            ..Config::default()
+        };
         if let Some(branch) = raw.branch {
             names::check_ref_name("branch", &branch)?;
             config.branch = Some(branch);
@@ -316,18 +319,18 @@ impl Config {
                     .services
                     .iter()
                     .find(|(_, s)| s.version.is_empty() && s.chart.is_none())
-                {
-                    return Err(Error::input_at(
-                        format!(
-                            "{source}: environment `{}` is file-tracked but service `{name}` has no `version:` locations; list where its version lives",
-                            env.name
-                        ),
-                        Place {
-                            file: source.into(),
-                            ..Place::default()
-                        },
-                    ));
-                }
+            {
+                return Err(Error::input_at(
+                    format!(
+                        "{source}: environment `{}` is file-tracked but service `{name}` has no `version:` locations; list where its version lives",
+                        env.name
+                    ),
+                    Place {
+                        file: source.into(),
+                        ..Place::default()
+                    },
+                ));
+            }
         }
         Ok(config)
     }

@@ -135,12 +135,13 @@ fn execute(args: Args, env: &HashMap<String, String>, runner: &Runner, now: i64)
     let result = commands::run(&ctx);
     runner.end_group();
     if inputs.dry_run
-        && let Ok(o) = &result {
-            runner.notice(&format!(
-                "dry run: nothing was written{}",
-                if o.changed { "" } else { " (and nothing needed writing)" }
-            ));
-        }
+        && let Ok(o) = &result
+    {
+        runner.notice(&format!(
+            "dry run: nothing was written{}",
+            if o.changed { "" } else { " (and nothing needed writing)" }
+        ));
+    }
     result.map(|mut o| {
         if inputs.dry_run {
             o.changed = false;

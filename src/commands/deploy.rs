@@ -21,9 +21,10 @@ fn merged_revision(ctx: &Ctx<'_>, main_head: &Oid) -> Result<Option<(Oid, Option
         return Ok(Some((ctx.resolve_deployable(sha, main_head)?, meta)));
     }
     if ctx.event.name == "push"
-        && let Some(after) = ctx.event.payload.get("after").and_then(|s| s.as_str()) {
-            return Ok(Some((ctx.resolve_deployable(after, main_head)?, None)));
-        }
+        && let Some(after) = ctx.event.payload.get("after").and_then(|s| s.as_str())
+    {
+        return Ok(Some((ctx.resolve_deployable(after, main_head)?, None)));
+    }
     Ok(Some((main_head.clone(), None)))
 }
 

@@ -221,13 +221,14 @@ impl Ctx<'_> {
                 });
                 if set_rollback
                     && let Some(p) = &previous
-                        && cur_rb.as_ref().map(|r| &r.commit) != Some(p) {
-                            updates.push(RefUpdate {
-                                name: rb.clone(),
-                                expected: cur_rb.as_ref().map(|r| r.target.clone()),
-                                new: p.clone(),
-                            });
-                        }
+                    && cur_rb.as_ref().map(|r| &r.commit) != Some(p)
+                {
+                    updates.push(RefUpdate {
+                        name: rb.clone(),
+                        expected: cur_rb.as_ref().map(|r| r.target.clone()),
+                        new: p.clone(),
+                    });
+                }
             }
             let rollback = if changed && set_rollback {
                 previous.clone().or(cur_rb.map(|r| r.commit))
@@ -337,14 +338,15 @@ impl Ctx<'_> {
         // Up to date when the branch already holds exactly these files on top of main.
         let mut up_to_date = false;
         if let Some(e) = &existing
-            && self.repo.is_ancestor(main_head, &e.commit)? {
-                up_to_date = true;
-                for c in &changes {
-                    if self.repo.read_file(&e.commit, &c.path)?.as_deref() != Some(c.content.as_slice()) {
-                        up_to_date = false;
-                    }
+            && self.repo.is_ancestor(main_head, &e.commit)?
+        {
+            up_to_date = true;
+            for c in &changes {
+                if self.repo.read_file(&e.commit, &c.path)?.as_deref() != Some(c.content.as_slice()) {
+                    up_to_date = false;
                 }
             }
+        }
         let mut commit = existing.as_ref().map(|e| e.commit.clone());
         let mut changed = false;
         if !up_to_date && !self.inputs.dry_run {

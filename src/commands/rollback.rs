@@ -117,15 +117,16 @@ fn rollback_file(ctx: &Ctx<'_>, service: &str, env: &Environment, mut out: Outco
             let history = ctx.repo.file_history(&main_head, &loc.file, 100)?;
             // A field last changed by a rollback is not rolled back again (as in tag mode).
             if let Some(last) = history.first()
-                && trailer(&last.message, "Gitops-Flow-Command") == Some("rollback") {
-                    ctx.runner.notice(&format!(
-                        "{} was last changed by a rollback ({}); nothing to do. Pass `version` to choose one",
-                        loc.file,
-                        short(&last.commit)
-                    ));
-                    out.version = Some(now);
-                    return Ok(out);
-                }
+                && trailer(&last.message, "Gitops-Flow-Command") == Some("rollback")
+            {
+                ctx.runner.notice(&format!(
+                    "{} was last changed by a rollback ({}); nothing to do. Pass `version` to choose one",
+                    loc.file,
+                    short(&last.commit)
+                ));
+                out.version = Some(now);
+                return Ok(out);
+            }
             let mut found = None;
             for h in &history {
                 let Some(content) = &h.content else { continue };
@@ -133,10 +134,11 @@ fn rollback_file(ctx: &Ctx<'_>, service: &str, env: &Environment, mut out: Outco
                     continue;
                 };
                 if let Ok(v) = crate::manifest::read(text, &loc.file, &loc.kind)
-                    && v != now {
-                        found = Some((v, h.commit.clone()));
-                        break;
-                    }
+                    && v != now
+                {
+                    found = Some((v, h.commit.clone()));
+                    break;
+                }
             }
             match found {
                 Some((v, commit)) => {

@@ -351,9 +351,10 @@ fn find_targets(docs: &[Doc], text: &str, file: &str, kind: &LocationKind) -> Re
                 let mut t = scalar_target(n, file, Mode::Value, "`appVersion`")?;
                 // appVersion is a version, never an image reference.
                 if let Some(s) = &t.scalar
-                    && ImageRef::looks_like_image(&s.value) {
-                        t.mode = Mode::TagOnly;
-                    }
+                    && ImageRef::looks_like_image(&s.value)
+                {
+                    t.mode = Mode::TagOnly;
+                }
                 out.push(t);
             }
         }

@@ -135,9 +135,12 @@ impl Node {
         let mut best: Option<&Node> = None;
         self.walk(&mut |n, is_key| {
             if let Node::Scalar(s) = n
-                && s.line == line && !is_key && best.is_none_or(|b| matches!(b, Node::Scalar(o) if o.start < s.start)) {
-                    best = Some(n);
-                }
+                && s.line == line
+                && !is_key
+                && best.is_none_or(|b| matches!(b, Node::Scalar(o) if o.start < s.start))
+            {
+                best = Some(n);
+            }
         });
         best
     }
@@ -398,47 +401,44 @@ impl Doc {
                     });
                     continue;
                 }
-                Event::MappingEnd | Event::SequenceEnd => {
-                    
-                    match stack.pop() {
-                        Some(Frame::Map {
+                Event::MappingEnd | Event::SequenceEnd => match stack.pop() {
+                    Some(Frame::Map {
+                        entries,
+                        flow,
+                        anchor,
+                        line,
+                        ..
+                    }) => {
+                        if flow {
+                            flow_depth -= 1;
+                        }
+                        Node::Map {
                             entries,
                             flow,
                             anchor,
                             line,
-                            ..
-                        }) => {
-                            if flow {
-                                flow_depth -= 1;
-                            }
-                            Node::Map {
-                                entries,
-                                flow,
-                                anchor,
-                                line,
-                            }
                         }
-                        Some(Frame::Seq {
+                    }
+                    Some(Frame::Seq {
+                        items,
+                        flow,
+                        anchor,
+                        line,
+                    }) => {
+                        if flow {
+                            flow_depth -= 1;
+                        }
+                        Node::Seq {
                             items,
                             flow,
                             anchor,
                             line,
-                        }) => {
-                            if flow {
-                                flow_depth -= 1;
-                            }
-                            Node::Seq {
-                                items,
-                                flow,
-                                anchor,
-                                line,
-                            }
-                        }
-                        None => {
-                            return Err(err_at(file, Some(line), format!("{file}:{line}: unbalanced YAML")));
                         }
                     }
-                }
+                    None => {
+                        return Err(err_at(file, Some(line), format!("{file}:{line}: unbalanced YAML")));
+                    }
+                },
                 Event::StreamStart | Event::DocumentStart | Event::Nothing => continue,
             };
             // Attach the finished node to its parent.
@@ -466,9 +466,10 @@ impl Doc {
                         let mut node = node;
                         // A block scalar's marker is on its first content line: report the key's.
                         if let Node::Scalar(s) = &mut node
-                            && s.style == Style::Block {
-                                s.line = k.line;
-                            }
+                            && s.style == Style::Block
+                        {
+                            s.line = k.line;
+                        }
                         entries.push((k, node))
                     }
                 },

@@ -121,17 +121,19 @@ impl Repository for LocalRepo {
     fn default_branch(&self) -> Result<String> {
         for name in ["refs/remotes/origin/HEAD"] {
             if let Ok(Some(r)) = self.repo.try_find_reference(name)
-                && let gix::refs::TargetRef::Symbolic(t) = r.target() {
-                    let s = t.as_bstr().to_str_lossy();
-                    if let Some(b) = s.strip_prefix("refs/remotes/origin/") {
-                        return Ok(b.to_string());
-                    }
+                && let gix::refs::TargetRef::Symbolic(t) = r.target()
+            {
+                let s = t.as_bstr().to_str_lossy();
+                if let Some(b) = s.strip_prefix("refs/remotes/origin/") {
+                    return Ok(b.to_string());
                 }
+            }
         }
         if let Ok(Some(name)) = self.repo.head_name()
-            && let Some(b) = name.as_bstr().to_str_lossy().strip_prefix("refs/heads/") {
-                return Ok(b.to_string());
-            }
+            && let Some(b) = name.as_bstr().to_str_lossy().strip_prefix("refs/heads/")
+        {
+            return Ok(b.to_string());
+        }
         for b in ["main", "master"] {
             if let Ok(Some(_)) = self.repo.try_find_reference(format!("refs/heads/{b}").as_str()) {
                 return Ok(b.to_string());
@@ -289,20 +291,21 @@ impl Repository for LocalRepo {
             let id = c.id.to_hex().to_string();
             let msg = c.message_raw_sloppy().to_str_lossy().into_owned();
             if let Some((pid, pmsg, pblob)) = prev.take()
-                && pblob != blob {
-                    let content = match pblob {
-                        Some(b) => Some(self.repo.find_object(b).map_err(git_err("read blob"))?.detach().data),
-                        None => None,
-                    };
-                    out.push(HistoryEntry {
-                        commit: pid,
-                        message: pmsg,
-                        content,
-                    });
-                    if out.len() >= limit {
-                        return Ok(out);
-                    }
+                && pblob != blob
+            {
+                let content = match pblob {
+                    Some(b) => Some(self.repo.find_object(b).map_err(git_err("read blob"))?.detach().data),
+                    None => None,
+                };
+                out.push(HistoryEntry {
+                    commit: pid,
+                    message: pmsg,
+                    content,
+                });
+                if out.len() >= limit {
+                    return Ok(out);
                 }
+            }
             prev = Some((id, msg, blob));
         }
         if let Some((pid, pmsg, Some(b))) = prev {
@@ -322,12 +325,13 @@ impl Repository for LocalRepo {
             .map(|u| ref_change(u, message))
             .collect::<Result<Vec<_>>>()?;
         if let Some(branch) = self.checked_out_branch()
-            && updates.iter().any(|u| u.name == branch) {
-                return Err(Error::failed(format!(
-                    "refusing to move `{branch}`: it is checked out in {}; the work tree would go stale",
-                    self.path.display()
-                )));
-            }
+            && updates.iter().any(|u| u.name == branch)
+        {
+            return Err(Error::failed(format!(
+                "refusing to move `{branch}`: it is checked out in {}; the work tree would go stale",
+                self.path.display()
+            )));
+        }
         self.repo.edit_references(edits).map(|_| ()).map_err(|e| {
             let names: Vec<&str> = updates.iter().map(|u| u.name.as_str()).collect();
             Error::Conflict(format!(
