@@ -60,6 +60,40 @@ impl LocalRepo {
         }
     }
 
+    /// Applies ref edits with our own identity in the reflog (the checkout may have none).
+    fn apply(&self, edits: Vec<RefEdit>) -> std::result::Result<(), gix::Error> {
+        let sig = self.signature();
+        let mut buf = gix::date::parse::TimeBuf::default();
+        self.repo
+            .edit_references_as(edits, Some(sig.to_ref(&mut buf)))
+            .map(|_| ())
+    }
+
+    /// After a failed transaction: a conflict if any ref is no longer where we expected.
+    fn classify(&self, updates: &[RefUpdate], e: gix::Error, what: &str) -> Error {
+        let names: Vec<String> = updates.iter().map(|u| u.name.clone()).collect();
+        let now = self.resolve_refs(&names).unwrap_or_default();
+        let moved = updates
+            .iter()
+            .zip(now.iter().map(Some).chain(std::iter::repeat(None)))
+            .any(|(u, n)| u.expected.as_deref() != n.and_then(|n| n.as_ref()).map(|n| n.target.as_str()));
+        if moved {
+            Error::Conflict(format!(
+                "{what}: {} changed concurrently ({e}); nothing was overwritten, re-run to act on the new state",
+                names
+                    .iter()
+                    .map(|n| format!(
+                        "`{}`",
+                        n.trim_start_matches("refs/tags/").trim_start_matches("refs/heads/")
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        } else {
+            Error::failed(format!("{what}: git: {e}"))
+        }
+    }
+
     fn commit_obj(&self, id: &str) -> Result<gix::Commit<'_>> {
         self.repo
             .find_object(oid(id)?)
@@ -332,14 +366,8 @@ impl Repository for LocalRepo {
                 self.path.display()
             )));
         }
-        self.repo.edit_references(edits).map(|_| ()).map_err(|e| {
-            let names: Vec<&str> = updates.iter().map(|u| u.name.as_str()).collect();
-            Error::Conflict(format!(
-                "could not move {} in {}: {e}; another run changed them first, re-run to act on the new state",
-                names.join(", "),
-                self.path.display()
-            ))
-        })
+        self.apply(edits)
+            .map_err(|e| self.classify(updates, e, "could not move refs"))
     }
 
     fn commit(&self, req: &CommitRequest) -> Result<Oid> {
@@ -409,12 +437,8 @@ impl Repository for LocalRepo {
             &update,
             &format!("gitops-flow: {}", req.message.lines().next().unwrap_or_default()),
         )?;
-        self.repo.edit_references([edit]).map_err(|e| {
-            Error::Conflict(format!(
-                "branch `{}` moved while gitops-flow was committing ({e}); re-run to apply the change on the new head",
-                req.branch
-            ))
-        })?;
+        self.apply(vec![edit])
+            .map_err(|e| self.classify(std::slice::from_ref(&update), e, "could not commit"))?;
         // As `git commit` would: bring index and work tree along.
         if let (Some(mut idx), Some(wd)) = (index, workdir) {
             for (ch, blob) in req.changes.iter().zip(&blobs) {

@@ -1,0 +1,178 @@
+//! Shared helpers of the integration tests: scratch repositories built by
+//! scripts, and the real binary run with a scrubbed environment.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub mod fake_github;
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// Runs git with an isolated configuration and pinned identity; trailing whitespace trimmed.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    git_raw(dir, args).trim_end().to_string()
+}
+
+/// Runs git and returns stdout exactly.
+pub fn git_raw(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Builds a scratch repository with `tests/fixtures/<script>`.
+pub fn scratch(script: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("repo");
+    let st = Command::new("bash")
+        .arg(fixtures().join(script))
+        .arg(&dir)
+        .status()
+        .expect("fixture script runs");
+    assert!(st.success(), "{script} failed");
+    (tmp, dir)
+}
+
+/// Every ref and where it points, to compare before/after.
+pub fn refs(dir: &Path) -> BTreeMap<String, String> {
+    git(dir, &["for-each-ref", "--format=%(refname) %(objectname)"])
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())))
+        .collect()
+}
+
+pub fn rev(dir: &Path, r: &str) -> String {
+    git(dir, &["rev-parse", &format!("{r}^{{commit}}")])
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub outputs: HashMap<String, String>,
+    pub summary: String,
+}
+
+impl Run {
+    pub fn out(&self, k: &str) -> &str {
+        self.outputs
+            .get(k)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("no output {k}: {:?}\n{}", self.outputs, self.stdout))
+    }
+
+    pub fn assert_ok(&self) -> &Self {
+        assert_eq!(self.code, 0, "stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    pub fn assert_input_error(&self, needle: &str) -> &Self {
+        assert_eq!(self.code, 2, "stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        let err = self
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("::error"))
+            .unwrap_or_else(|| panic!("no ::error:: in\n{}", self.stdout));
+        assert!(err.contains(needle), "`{needle}` not in {err}");
+        self
+    }
+}
+
+/// The runner's rules for GITHUB_OUTPUT (written independently of the crate's
+/// own writer): `k=v` lines and `k<<DELIM` heredocs.
+pub fn parse_outputs(text: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let mut lines = text.split('\n');
+    while let Some(line) = lines.next() {
+        if line.is_empty() {
+            continue;
+        }
+        if let Some((k, delim)) = line.split_once("<<") {
+            let mut v = Vec::new();
+            loop {
+                let l = lines.next().unwrap_or_else(|| panic!("unterminated heredoc {k}"));
+                if l == delim {
+                    break;
+                }
+                v.push(l);
+            }
+            out.insert(k.to_string(), v.join("\n"));
+        } else if let Some((k, v)) = line.split_once('=') {
+            out.insert(k.to_string(), v.to_string());
+        } else {
+            panic!("invalid output line {line:?}");
+        }
+    }
+    out
+}
+
+/// Runs the real binary with a scrubbed environment: nothing of the runner's
+/// (`GITHUB_*`, `RUNNER_*`, `ACTIONS_*`, `INPUT_*`) leaks in; `env` sets what the
+/// test wants. GITHUB_OUTPUT and GITHUB_STEP_SUMMARY point at temp files.
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let output = tmp.path().join("output");
+    let summary = tmp.path().join("summary");
+    std::fs::write(&output, "").expect("write");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gitops-flow"));
+    cmd.args(args).env_clear();
+    for keep in ["PATH", "HOME", "TMPDIR", "LANG"] {
+        if let Ok(v) = std::env::var(keep) {
+            cmd.env(keep, v);
+        }
+    }
+    cmd.env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null");
+    cmd.env("GITHUB_OUTPUT", &output).env("GITHUB_STEP_SUMMARY", &summary);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let o = cmd.output().expect("binary runs");
+    let text = std::fs::read_to_string(&output).unwrap_or_default();
+    Run {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        outputs: parse_outputs(&text),
+        summary: std::fs::read_to_string(&summary).unwrap_or_default(),
+    }
+}
+
+/// A copy of a real event payload with `patch` merged in, written to a temp file.
+pub fn event_file(dir: &Path, fixture: &str, patch: serde_json::Value) -> PathBuf {
+    let text = std::fs::read_to_string(fixtures().join("github/events").join(fixture)).expect("fixture");
+    let mut v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    merge(&mut v, patch);
+    let path = dir.join(format!("event-{}.json", fixture));
+    std::fs::write(&path, v.to_string()).expect("write event");
+    path
+}
+
+fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
+    match (a, b) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (a, b) => *a = b,
+    }
+}
