@@ -374,14 +374,32 @@ impl Repository for LocalRepo {
         let full = format!("refs/heads/{}", req.branch);
         let parent = self.commit_obj(&req.parent)?;
         let parent_tree = parent.tree().map_err(git_err("read tree"))?;
+        // Compare-and-swap precheck (the ref transaction checks again under its lock).
+        let current = self
+            .resolve_refs(std::slice::from_ref(&full))?
+            .into_iter()
+            .next()
+            .flatten();
+        if current.as_ref().map(|c| c.target.as_str()) != req.expected_head.as_deref() {
+            return Err(Error::Conflict(format!(
+                "branch `{}` is at {} but was expected at {}; another writer got there first, nothing was overwritten",
+                req.branch,
+                current.as_ref().map_or("nothing", |c| &c.target[..7]),
+                req.expected_head.as_deref().map_or("nothing", |c| &c[..c.len().min(7)])
+            )));
+        }
         let on_worktree = self.checked_out_branch().as_deref() == Some(full.as_str());
         let workdir = self.repo.workdir().map(Path::to_path_buf);
         // Refuse when the files we would touch have uncommitted changes.
         let mut index = None;
         if on_worktree {
             let idx = self.repo.open_index().map_err(git_err("open index"))?;
+            let head_tree = match &current {
+                Some(c) => self.commit_obj(&c.commit)?.tree().map_err(git_err("read tree"))?,
+                None => parent_tree.clone(),
+            };
             for ch in &req.changes {
-                let head_blob = self.blob_at(&parent_tree, &ch.path)?;
+                let head_blob = self.blob_at(&head_tree, &ch.path)?;
                 let staged = idx.entry_by_path(BStr::new(ch.path.as_bytes())).map(|e| e.id);
                 let on_disk = std::fs::read(workdir.as_ref().expect("has workdir").join(&ch.path)).ok();
                 let disk_blob = on_disk

@@ -1,0 +1,149 @@
+//! The local backend's compare-and-swap and work-tree behaviour.
+
+mod support;
+
+use gitops_flow::error::Error;
+use gitops_flow::repo::local::LocalRepo;
+use gitops_flow::repo::{CommitRequest, FileChange, RefUpdate, Repository};
+use support::{git, refs, rev, scratch};
+
+#[test]
+fn ref_updates_are_compare_and_swap_and_all_or_nothing() {
+    let (_t, dir) = scratch("make_tag_repo.sh");
+    let repo = LocalRepo::open(&dir, 1_700_000_000).unwrap();
+    let main = rev(&dir, "main");
+    let initial = rev(&dir, "payments-staging");
+    // Succeeds with the right expected values.
+    repo.update_refs(
+        &[
+            RefUpdate {
+                name: "refs/tags/payments-staging".into(),
+                expected: Some(initial.clone()),
+                new: main.clone(),
+            },
+            RefUpdate {
+                name: "refs/tags/payments-staging-rollback".into(),
+                expected: None,
+                new: initial.clone(),
+            },
+        ],
+        "test",
+    )
+    .unwrap();
+    assert_eq!(rev(&dir, "payments-staging"), main);
+    assert_eq!(rev(&dir, "payments-staging-rollback"), initial);
+    // Loses to a concurrent change: one stale expectation, nothing moves.
+    let before = refs(&dir);
+    let err = repo
+        .update_refs(
+            &[
+                RefUpdate {
+                    name: "refs/tags/orders-staging".into(),
+                    expected: Some(initial.clone()),
+                    new: main.clone(),
+                },
+                RefUpdate {
+                    name: "refs/tags/payments-staging".into(),
+                    expected: Some(initial.clone()),
+                    new: initial.clone(),
+                },
+            ],
+            "test",
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err}");
+    assert!(err.to_string().contains("payments-staging"), "{err}");
+    assert_eq!(refs(&dir), before, "all or nothing");
+    // Creating a ref that already exists is a conflict too.
+    let err = repo
+        .update_refs(
+            &[RefUpdate {
+                name: "refs/tags/orders-staging".into(),
+                expected: None,
+                new: main.clone(),
+            }],
+            "t",
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)));
+}
+
+#[test]
+fn commits_on_the_checked_out_branch_keep_the_work_tree_clean() {
+    let (_t, dir) = scratch("make_tag_repo.sh");
+    let repo = LocalRepo::open(&dir, 1_700_000_000).unwrap();
+    let main = rev(&dir, "main");
+    let req = CommitRequest {
+        branch: "main".into(),
+        expected_head: Some(main.clone()),
+        parent: main.clone(),
+        message: "edit\n".into(),
+        changes: vec![
+            FileChange {
+                path: "charts/payments/values.yaml".into(),
+                content: b"replicaCount: 5\n".to_vec(),
+            },
+            FileChange {
+                path: "charts/new/values.yaml".into(),
+                content: b"a: 1\n".to_vec(),
+            },
+        ],
+    };
+    let c = repo.commit(&req).unwrap();
+    assert_eq!(rev(&dir, "main"), c);
+    assert_eq!(
+        git(&dir, &["status", "--porcelain"]),
+        "",
+        "work tree and index follow the commit"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("charts/payments/values.yaml")).unwrap(),
+        "replicaCount: 5\n"
+    );
+    assert_eq!(git(&dir, &["rev-parse", "HEAD^"]), main);
+    // The same request again: main moved, the stale expected head loses.
+    let err = repo.commit(&req).unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err}");
+    assert_eq!(rev(&dir, "main"), c);
+    // Uncommitted changes in a file it would touch: refused, nothing written.
+    std::fs::write(dir.join("charts/payments/values.yaml"), "replicaCount: 7\n").unwrap();
+    let req2 = CommitRequest {
+        expected_head: Some(c.clone()),
+        parent: c.clone(),
+        ..req.clone()
+    };
+    let err = repo.commit(&req2).unwrap_err();
+    assert_eq!(err.exit_code(), 2, "{err}");
+    assert!(err.to_string().contains("uncommitted"), "{err}");
+    assert_eq!(rev(&dir, "main"), c);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("charts/payments/values.yaml")).unwrap(),
+        "replicaCount: 7\n"
+    );
+}
+
+#[test]
+fn reads() {
+    let (_t, dir) = scratch("make_tag_repo.sh");
+    let repo = LocalRepo::open(&dir, 0).unwrap();
+    let main = rev(&dir, "main");
+    let first = rev(&dir, "payments-staging");
+    assert!(repo.is_ancestor(&first, &main).unwrap());
+    assert!(!repo.is_ancestor(&main, &first).unwrap());
+    assert_eq!(repo.changed_paths(&main).unwrap(), ["README.md"]);
+    assert_eq!(repo.default_branch().unwrap(), "main");
+    let tags = repo.list_refs("refs/tags/payments").unwrap();
+    assert_eq!(tags.len(), 2);
+    let mut dir_list = repo.list_dir(&main, "charts").unwrap();
+    dir_list.sort();
+    assert_eq!(dir_list, ["orders", "payments"]);
+    let h = repo.file_history(&main, "README.md", 10).unwrap();
+    assert_eq!(h.len(), 2);
+    assert_eq!(h[0].commit, main);
+    assert_eq!(h[1].content.as_deref(), Some(&b"# acme/gitops\n"[..]));
+    assert_eq!(
+        repo.resolve_revision(&main[..8]).unwrap().as_deref(),
+        Some(main.as_str())
+    );
+    assert_eq!(repo.resolve_revision("no-such-thing").unwrap(), None);
+}
