@@ -135,6 +135,16 @@ impl Ctx<'_> {
         })
     }
 
+    /// Reads the main branch and the tags of `service` in `envs` in one go.
+    pub fn prefetch(&self, service: &str, envs: &[&Environment]) -> Result<()> {
+        let mut names = vec![self.main_ref()];
+        for env in envs.iter().filter(|e| is_tag(e)) {
+            names.push(format!("refs/tags/{}", self.config.tag(env, service)?));
+            names.push(format!("refs/tags/{}", self.config.rollback_tag(env, service)?));
+        }
+        self.repo.prefetch(&names)
+    }
+
     pub fn main_ref(&self) -> String {
         format!("refs/heads/{}", self.branch)
     }

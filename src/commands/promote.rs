@@ -66,7 +66,6 @@ pub fn current(ctx: &Ctx<'_>, env: &Environment, service: &str, main_head: &Oid)
 }
 
 pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
-    let main_head = ctx.main_head()?;
     // The chain (seed 4): on a push to main with no service, continue the merged pull request's promotion.
     let (service, from_name) = match &ctx.inputs.service {
         Some(s) => {
@@ -136,6 +135,8 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
             to.name
         )));
     }
+    ctx.prefetch(&service, &[&from, &to])?;
+    let main_head = ctx.main_head()?;
     let mut out = Outcome {
         service: Some(service.clone()),
         environment: Some(to.name.clone()),

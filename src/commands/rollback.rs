@@ -17,6 +17,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
 
 /// Rolls `service` back in `env` (also used by the gate's rollback-on-failure).
 pub fn rollback(ctx: &Ctx<'_>, service: &str, env: &Environment) -> Result<Outcome> {
+    ctx.prefetch(service, &[env])?;
     let main_head = ctx.main_head()?;
     let out = Outcome {
         service: Some(service.to_string()),

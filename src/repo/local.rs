@@ -44,6 +44,11 @@ impl LocalRepo {
         })
     }
 
+    /// True for a shallow clone (or when that cannot be told).
+    pub fn is_shallow(&self) -> bool {
+        self.repo.is_shallow().unwrap_or(true)
+    }
+
     pub fn gix(&self) -> &gix::Repository {
         &self.repo
     }

@@ -89,6 +89,11 @@ pub trait Repository {
         None
     }
     fn default_branch(&self) -> Result<String>;
+    /// Reads several refs at once so later lookups are served from memory (one
+    /// round trip on the GitHub backend; nothing to do locally).
+    fn prefetch(&self, _names: &[String]) -> Result<()> {
+        Ok(())
+    }
     /// Looks up several full ref names at once; `None` for a ref that does not exist.
     fn resolve_refs(&self, names: &[String]) -> Result<Vec<Option<RefTarget>>>;
     /// A commit id, abbreviated id or ref name to a full commit id.

@@ -1,0 +1,515 @@
+//! The GitHub backend: reads from the workspace checkout with gix where the
+//! objects are there (actions/checkout is shallow and tag-less by default) and
+//! through the API where they are not; every write goes through the API —
+//! GraphQL `createCommitOnBranch` (GitHub signs the commit; `expectedHeadOid` is
+//! the compare-and-swap), GraphQL `updateRefs` (atomic, `beforeOid`), REST for
+//! pull requests.
+
+mod client;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use base64::Engine;
+use http::Method;
+use serde_json::{Value, json};
+
+pub use client::{Api, RetryPolicy};
+
+use super::local::LocalRepo;
+use super::{CommitRequest, HistoryEntry, Oid, PullRequest, PullRequestInfo, PullRequestSpec, RefTarget, RefUpdate, Repository};
+use crate::cli::Inputs;
+use crate::error::{Error, Result};
+
+const ZERO: &str = "0000000000000000000000000000000000000000";
+
+pub struct GitHubRepo {
+    api: Api,
+    owner: String,
+    name: String,
+    web: String,
+    local: Option<LocalRepo>,
+    repo_id: RefCell<Option<String>>,
+    default_branch: RefCell<Option<String>>,
+    /// Refs read in this run; cleared after a failed write, updated after a good one.
+    refs: RefCell<HashMap<String, Option<RefTarget>>>,
+}
+
+/// Percent-encodes a path segment for a URL.
+fn enc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Encodes a repository path, keeping its slashes.
+fn enc_path(p: &str) -> String {
+    p.split('/').map(enc).collect::<Vec<_>>().join("/")
+}
+
+const REFS_QUERY_HEAD: &str = "query($owner: String!, $name: String!";
+
+impl GitHubRepo {
+    pub fn open(inputs: &Inputs, env: &HashMap<String, String>, now: i64) -> Result<GitHubRepo> {
+        let repository = inputs.repository.clone().ok_or_else(|| {
+            Error::input("the github backend needs the repository; set input `repository` (owner/name) or GITHUB_REPOSITORY")
+        })?;
+        let (owner, name) = repository.split_once('/').map(|(o, n)| (o.to_string(), n.to_string())).expect("validated owner/name");
+        let token = inputs.token.clone().ok_or_else(|| {
+            Error::input("the github backend needs a token; pass input `token` (default `${{ github.token }}`) or use `backend: local`")
+        })?;
+        let api_url = env.get("GITHUB_API_URL").filter(|s| !s.is_empty()).cloned().unwrap_or_else(|| "https://api.github.com".into());
+        let graphql_url = env.get("GITHUB_GRAPHQL_URL").filter(|s| !s.is_empty()).cloned().unwrap_or_else(|| format!("{}/graphql", api_url.trim_end_matches('/')));
+        let server = env.get("GITHUB_SERVER_URL").filter(|s| !s.is_empty()).cloned().unwrap_or_else(|| "https://github.com".into());
+        let mut policy = RetryPolicy::default();
+        if let Some(ms) = env.get("GITOPS_FLOW_RETRY_BASE_MS").and_then(|s| s.parse::<u64>().ok()) {
+            policy.base = std::time::Duration::from_millis(ms);
+        }
+        let api = Api::new(&api_url, &graphql_url, &token, policy)?;
+        // The workspace checkout is optional: without it every read goes to the API.
+        let local = LocalRepo::open(&inputs.path, now).ok();
+        Ok(GitHubRepo {
+            api,
+            web: format!("{}/{owner}/{name}", server.trim_end_matches('/')),
+            owner,
+            name,
+            local,
+            repo_id: RefCell::new(None),
+            default_branch: RefCell::new(None),
+            refs: RefCell::new(HashMap::new()),
+        })
+    }
+
+    /// Requests sent so far (for diagnostics and benchmarks).
+    pub fn requests(&self) -> u32 {
+        self.api.sent.get()
+    }
+
+    fn repo_path(&self) -> String {
+        format!("/repos/{}/{}", enc(&self.owner), enc(&self.name))
+    }
+
+    fn local_has(&self, oid: &str) -> Option<&LocalRepo> {
+        let l = self.local.as_ref()?;
+        let id = gix::ObjectId::from_hex(oid.as_bytes()).ok()?;
+        l.gix().has_object(id).then_some(l)
+    }
+
+    /// One GraphQL query for the repository id, default branch and any refs not cached.
+    fn fetch_refs(&self, names: &[String]) -> Result<()> {
+        let missing: Vec<&String> = {
+            let cache = self.refs.borrow();
+            names.iter().filter(|n| !cache.contains_key(*n)).collect()
+        };
+        if missing.is_empty() && self.repo_id.borrow().is_some() {
+            return Ok(());
+        }
+        let mut decl = String::from(REFS_QUERY_HEAD);
+        let mut body = String::new();
+        let mut vars = json!({ "owner": self.owner, "name": self.name });
+        for (i, n) in missing.iter().enumerate() {
+            decl.push_str(&format!(", $r{i}: String!"));
+            body.push_str(&format!(" r{i}: ref(qualifiedName: $r{i}) {{ target {{ oid ... on Tag {{ target {{ oid }} }} }} }}"));
+            vars[format!("r{i}")] = json!(n);
+        }
+        let query = format!("{decl}) {{ repository(owner: $owner, name: $name) {{ id defaultBranchRef {{ name }}{body} }} }}");
+        let data = self.api.graphql(&query, vars)?;
+        let repo = data.get("repository").filter(|r| !r.is_null()).ok_or_else(|| {
+            Error::input(format!("repository {}/{} not found, or the token cannot read it", self.owner, self.name))
+        })?;
+        *self.repo_id.borrow_mut() = repo.get("id").and_then(|v| v.as_str()).map(String::from);
+        *self.default_branch.borrow_mut() = repo.pointer("/defaultBranchRef/name").and_then(|v| v.as_str()).map(String::from);
+        let mut cache = self.refs.borrow_mut();
+        for (i, n) in missing.iter().enumerate() {
+            let r = repo.get(format!("r{i}")).filter(|v| !v.is_null());
+            let t = r.and_then(|r| {
+                let target = r.pointer("/target/oid")?.as_str()?.to_string();
+                let commit = r.pointer("/target/target/oid").and_then(|v| v.as_str()).map(String::from).unwrap_or_else(|| target.clone());
+                Some(RefTarget { target, commit })
+            });
+            cache.insert((*n).clone(), t);
+        }
+        Ok(())
+    }
+
+    fn repository_id(&self) -> Result<String> {
+        if self.repo_id.borrow().is_none() {
+            self.fetch_refs(&[])?;
+        }
+        self.repo_id.borrow().clone().ok_or_else(|| Error::failed("GitHub did not return the repository id"))
+    }
+
+    fn forget_refs(&self) {
+        self.refs.borrow_mut().clear();
+    }
+
+    /// Re-reads refs from GitHub, bypassing the cache.
+    fn fresh_refs(&self, names: &[String]) -> Result<Vec<Option<RefTarget>>> {
+        {
+            let mut c = self.refs.borrow_mut();
+            for n in names {
+                c.remove(n);
+            }
+        }
+        self.resolve_refs(names)
+    }
+
+    fn gql_update_refs(&self, updates: &[RefUpdate]) -> Result<()> {
+        let id = self.repository_id()?;
+        let ups: Vec<Value> = updates
+            .iter()
+            .map(|u| json!({ "name": u.name, "afterOid": u.new, "beforeOid": u.expected.clone().unwrap_or_else(|| ZERO.into()), "force": true }))
+            .collect();
+        self.api.graphql(
+            "mutation($input: UpdateRefsInput!) { updateRefs(input: $input) { clientMutationId } }",
+            json!({ "input": { "repositoryId": id, "refUpdates": ups } }),
+        )?;
+        Ok(())
+    }
+
+    fn commit_on_branch(&self, branch: &str, expected: &str, message: &str, req: &CommitRequest) -> Result<Oid> {
+        let (headline, body) = match message.split_once('\n') {
+            Some((h, b)) => (h.to_string(), b.trim_start_matches('\n').to_string()),
+            None => (message.to_string(), String::new()),
+        };
+        let additions: Vec<Value> = req
+            .changes
+            .iter()
+            .map(|c| json!({ "path": c.path, "contents": base64::engine::general_purpose::STANDARD.encode(&c.content) }))
+            .collect();
+        let input = json!({
+            "branch": { "repositoryNameWithOwner": format!("{}/{}", self.owner, self.name), "branchName": branch },
+            "message": { "headline": headline, "body": body },
+            "fileChanges": { "additions": additions },
+            "expectedHeadOid": expected,
+        });
+        let data = self.api.graphql(
+            "mutation($input: CreateCommitOnBranchInput!) { createCommitOnBranch(input: $input) { commit { oid } } }",
+            json!({ "input": input }),
+        )?;
+        data.pointer("/createCommitOnBranch/commit/oid")
+            .and_then(|v| v.as_str())
+            .map(String::from)
+            .ok_or_else(|| Error::failed("createCommitOnBranch returned no commit"))
+    }
+
+    /// After a failed commit: did an earlier attempt of ours land (a retried request)?
+    fn landed(&self, branch: &str, parent: &str, req: &CommitRequest) -> Result<Option<Oid>> {
+        let now = self.fresh_refs(&[format!("refs/heads/{branch}")])?;
+        let Some(head) = now.into_iter().next().flatten() else { return Ok(None) };
+        let info = self.api.rest(Method::GET, &format!("{}/commits/{}", self.repo_path(), head.commit), None)?;
+        let parents: Vec<&str> = info.body.get("parents").and_then(|p| p.as_array()).map(|a| a.iter().filter_map(|p| p.get("sha")?.as_str()).collect()).unwrap_or_default();
+        if parents != [parent] {
+            return Ok(None);
+        }
+        for c in &req.changes {
+            if self.read_file(&head.commit, &c.path)?.as_deref() != Some(c.content.as_slice()) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(head.commit))
+    }
+}
+
+impl Repository for GitHubRepo {
+    fn describe(&self) -> String {
+        format!("{}/{}", self.owner, self.name)
+    }
+
+    fn web_url(&self) -> Option<String> {
+        Some(self.web.clone())
+    }
+
+    fn prefetch(&self, names: &[String]) -> Result<()> {
+        self.fetch_refs(names)
+    }
+
+    fn default_branch(&self) -> Result<String> {
+        if self.default_branch.borrow().is_none() {
+            self.fetch_refs(&[])?;
+        }
+        self.default_branch.borrow().clone().ok_or_else(|| Error::input("the repository has no default branch; pass `branch`"))
+    }
+
+    fn resolve_refs(&self, names: &[String]) -> Result<Vec<Option<RefTarget>>> {
+        self.fetch_refs(names)?;
+        let cache = self.refs.borrow();
+        Ok(names.iter().map(|n| cache.get(n).cloned().flatten()).collect())
+    }
+
+    fn resolve_revision(&self, rev: &str) -> Result<Option<Oid>> {
+        if crate::names::is_full_oid(rev) && self.local_has(rev).is_some() {
+            return Ok(Some(rev.to_lowercase()));
+        }
+        let r = self.api.rest(Method::GET, &format!("{}/commits/{}", self.repo_path(), enc(rev)), None)?;
+        match r.status.as_u16() {
+            200 => Ok(r.body.get("sha").and_then(|s| s.as_str()).map(String::from)),
+            404 | 422 => Ok(None),
+            _ => Err(client::api_error(&Method::GET, "commits/{ref}", &r)),
+        }
+    }
+
+    fn read_file(&self, commit: &Oid, path: &str) -> Result<Option<Vec<u8>>> {
+        if let Some(l) = self.local_has(commit) {
+            return l.read_file(commit, path);
+        }
+        let r = self.api.rest(Method::GET, &format!("{}/contents/{}?ref={commit}", self.repo_path(), enc_path(path)), None)?;
+        match r.status.as_u16() {
+            200 => {
+                let content = r.body.get("content").and_then(|c| c.as_str()).unwrap_or_default().replace(['\n', '\r'], "");
+                if r.body.get("type").and_then(|t| t.as_str()) != Some("file") {
+                    return Ok(None);
+                }
+                base64::engine::general_purpose::STANDARD
+                    .decode(content)
+                    .map(Some)
+                    .map_err(|e| Error::failed(format!("GitHub returned undecodable content for {path}: {e}")))
+            }
+            404 => Ok(None),
+            _ => Err(client::api_error(&Method::GET, "contents", &r)),
+        }
+    }
+
+    fn list_dir(&self, commit: &Oid, path: &str) -> Result<Vec<String>> {
+        if let Some(l) = self.local_has(commit) {
+            return l.list_dir(commit, path);
+        }
+        let r = self.api.rest(Method::GET, &format!("{}/contents/{}?ref={commit}", self.repo_path(), enc_path(path)), None)?;
+        match r.status.as_u16() {
+            200 => Ok(r.body.as_array().map(|a| a.iter().filter_map(|e| e.get("name")?.as_str().map(String::from)).collect()).unwrap_or_default()),
+            404 => Ok(Vec::new()),
+            _ => Err(client::api_error(&Method::GET, "contents", &r)),
+        }
+    }
+
+    fn list_refs(&self, prefix: &str) -> Result<Vec<(String, RefTarget)>> {
+        let rel = prefix.trim_start_matches("refs/");
+        let r = self.api.rest_ok(Method::GET, &format!("{}/git/matching-refs/{}", self.repo_path(), enc_path(rel.trim_end_matches('/'))), None)?;
+        let mut out = Vec::new();
+        let mut annotated = Vec::new();
+        for e in r.as_array().cloned().unwrap_or_default() {
+            let (Some(name), Some(sha), kind) = (
+                e.get("ref").and_then(|v| v.as_str()),
+                e.pointer("/object/sha").and_then(|v| v.as_str()),
+                e.pointer("/object/type").and_then(|v| v.as_str()),
+            ) else {
+                continue;
+            };
+            if !name.starts_with(prefix) {
+                continue;
+            }
+            if kind == Some("tag") {
+                annotated.push(name.to_string());
+            }
+            out.push((name.to_string(), RefTarget { target: sha.into(), commit: sha.into() }));
+        }
+        if !annotated.is_empty() {
+            let peeled = self.resolve_refs(&annotated)?;
+            for (name, p) in annotated.iter().zip(peeled) {
+                if let (Some(slot), Some(p)) = (out.iter_mut().find(|(n, _)| n == name), p) {
+                    slot.1.commit = p.commit;
+                }
+            }
+        }
+        {
+            let mut cache = self.refs.borrow_mut();
+            for (n, t) in &out {
+                cache.insert(n.clone(), Some(t.clone()));
+            }
+        }
+        Ok(out)
+    }
+
+    fn is_ancestor(&self, ancestor: &Oid, descendant: &Oid) -> Result<bool> {
+        if ancestor == descendant {
+            return Ok(true);
+        }
+        if let (Some(l), Some(_)) = (self.local_has(ancestor), self.local_has(descendant)) {
+            // A found ancestry is real even in a shallow clone; "not found" is only
+            // trusted with the full history.
+            if l.is_ancestor(ancestor, descendant)? {
+                return Ok(true);
+            }
+            if !l.is_shallow() {
+                return Ok(false);
+            }
+        }
+        let r = self.api.rest(Method::GET, &format!("{}/compare/{ancestor}...{descendant}?per_page=1", self.repo_path()), None)?;
+        match r.status.as_u16() {
+            200 => Ok(matches!(r.body.get("status").and_then(|s| s.as_str()), Some("ahead" | "identical"))),
+            404 => Ok(false),
+            _ => Err(client::api_error(&Method::GET, "compare", &r)),
+        }
+    }
+
+    fn changed_paths(&self, commit: &Oid) -> Result<Vec<String>> {
+        if let Some(l) = self.local_has(commit) {
+            if let Ok(p) = l.changed_paths(commit) {
+                if !l.is_shallow() {
+                    return Ok(p);
+                }
+            }
+        }
+        let r = self.api.rest_ok(Method::GET, &format!("{}/commits/{commit}", self.repo_path()), None)?;
+        Ok(r.get("files").and_then(|f| f.as_array()).map(|a| a.iter().filter_map(|f| f.get("filename")?.as_str().map(String::from)).collect()).unwrap_or_default())
+    }
+
+    fn file_history(&self, head: &Oid, path: &str, limit: usize) -> Result<Vec<HistoryEntry>> {
+        if let Some(l) = self.local_has(head) {
+            if !l.is_shallow() {
+                return l.file_history(head, path, limit);
+            }
+        }
+        let r = self.api.rest_ok(Method::GET, &format!("{}/commits?sha={head}&path={}&per_page={}", self.repo_path(), enc_path(path), limit.clamp(1, 100)), None)?;
+        let mut out = Vec::new();
+        for c in r.as_array().cloned().unwrap_or_default().into_iter().take(limit) {
+            let Some(sha) = c.get("sha").and_then(|s| s.as_str()) else { continue };
+            let message = c.pointer("/commit/message").and_then(|m| m.as_str()).unwrap_or_default().to_string();
+            let content = self.read_file(&sha.to_string(), path)?;
+            out.push(HistoryEntry { commit: sha.to_string(), message, content });
+        }
+        Ok(out)
+    }
+
+    fn update_refs(&self, updates: &[RefUpdate], _message: &str) -> Result<()> {
+        match self.gql_update_refs(updates) {
+            Ok(()) => {
+                let mut c = self.refs.borrow_mut();
+                for u in updates {
+                    c.insert(u.name.clone(), Some(RefTarget { target: u.new.clone(), commit: u.new.clone() }));
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let names: Vec<String> = updates.iter().map(|u| u.name.clone()).collect();
+                let now = self.fresh_refs(&names)?;
+                // A retried request whose first attempt landed: the refs are where we wanted.
+                if updates.iter().zip(&now).all(|(u, n)| n.as_ref().is_some_and(|n| n.target == u.new)) {
+                    return Ok(());
+                }
+                let moved = updates.iter().zip(&now).any(|(u, n)| u.expected.as_deref() != n.as_ref().map(|n| n.target.as_str()));
+                if moved {
+                    Err(Error::Conflict(format!(
+                        "{} changed concurrently ({e}); nothing was overwritten, re-run to act on the new state",
+                        names.iter().map(|n| format!("`{}`", n.trim_start_matches("refs/tags/").trim_start_matches("refs/heads/"))).collect::<Vec<_>>().join(", ")
+                    )))
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    fn commit(&self, req: &CommitRequest) -> Result<Oid> {
+        let full = format!("refs/heads/{}", req.branch);
+        // Put the branch on the parent first when it is new or must be reset.
+        if req.expected_head.as_deref() != Some(req.parent.as_str()) {
+            self.update_refs(&[RefUpdate { name: full.clone(), expected: req.expected_head.clone(), new: req.parent.clone() }], "reset")?;
+        }
+        let result = self.commit_on_branch(&req.branch, &req.parent, &req.message, req);
+        self.forget_refs();
+        match result {
+            Ok(oid) => Ok(oid),
+            Err(e) => match self.landed(&req.branch, &req.parent, req)? {
+                Some(oid) => Ok(oid),
+                None => {
+                    let now = self.fresh_refs(std::slice::from_ref(&full))?;
+                    if now[0].as_ref().map(|n| n.target.as_str()) != Some(req.parent.as_str()) {
+                        Err(Error::Conflict(format!("branch `{}` moved while committing ({e}); nothing was overwritten", req.branch)))
+                    } else {
+                        Err(e)
+                    }
+                }
+            },
+        }
+    }
+
+    fn pull_request(&self, spec: &PullRequestSpec) -> Result<PullRequest> {
+        let list = self.api.rest_ok(
+            Method::GET,
+            &format!("{}/pulls?state=open&head={}:{}&base={}", self.repo_path(), enc(&self.owner), enc(&spec.head), enc(&spec.base)),
+            None,
+        )?;
+        let existing = list.as_array().and_then(|a| a.first()).cloned();
+        let (pr, created) = match existing {
+            Some(pr) => {
+                let same = pr.get("title").and_then(|t| t.as_str()) == Some(spec.title.as_str())
+                    && pr.get("body").and_then(|t| t.as_str()) == Some(spec.body.as_str());
+                if same {
+                    (pr, false)
+                } else {
+                    let n = pr.get("number").and_then(|n| n.as_u64()).unwrap_or_default();
+                    let updated = self.api.rest_ok(Method::PATCH, &format!("{}/pulls/{n}", self.repo_path()), Some(&json!({ "title": spec.title, "body": spec.body })))?;
+                    (updated, false)
+                }
+            }
+            None => {
+                let body = json!({ "title": spec.title, "head": spec.head, "base": spec.base, "body": spec.body, "maintainer_can_modify": true });
+                let r = self.api.rest(Method::POST, &format!("{}/pulls", self.repo_path()), Some(&body))?;
+                if r.status.is_success() {
+                    (r.body, true)
+                } else if r.status.as_u16() == 422 && r.text.contains("already exists") {
+                    // A retried create whose first attempt landed.
+                    let list = self.api.rest_ok(Method::GET, &format!("{}/pulls?state=open&head={}:{}", self.repo_path(), enc(&self.owner), enc(&spec.head)), None)?;
+                    (list.as_array().and_then(|a| a.first()).cloned().ok_or_else(|| client::api_error(&Method::POST, "pulls", &r))?, true)
+                } else {
+                    return Err(client::api_error(&Method::POST, "pulls", &r));
+                }
+            }
+        };
+        let number = pr.get("number").and_then(|n| n.as_u64());
+        let url = pr.get("html_url").and_then(|n| n.as_str()).map(String::from);
+        if let Some(n) = number {
+            let have: Vec<&str> = pr.get("labels").and_then(|l| l.as_array()).map(|a| a.iter().filter_map(|l| l.get("name")?.as_str()).collect()).unwrap_or_default();
+            let missing: Vec<&String> = spec.labels.iter().filter(|l| !have.contains(&l.as_str())).collect();
+            if !missing.is_empty() {
+                self.api.rest_ok(Method::POST, &format!("{}/issues/{n}/labels", self.repo_path()), Some(&json!({ "labels": missing })))?;
+            }
+            if spec.auto_merge && pr.get("auto_merge").is_none_or(|a| a.is_null()) {
+                if let Some(node) = pr.get("node_id").and_then(|v| v.as_str()) {
+                    self.api.graphql(
+                        "mutation($input: EnablePullRequestAutoMergeInput!) { enablePullRequestAutoMerge(input: $input) { pullRequest { number } } }",
+                        json!({ "input": { "pullRequestId": node, "mergeMethod": "SQUASH" } }),
+                    )?;
+                }
+            }
+        }
+        Ok(PullRequest { number, url, created })
+    }
+
+    fn pull_request_for_commit(&self, sha: &Oid) -> Result<Option<PullRequestInfo>> {
+        let mut page = 1;
+        loop {
+            let r = self.api.rest(Method::GET, &format!("{}/commits/{sha}/pulls?per_page=100&page={page}", self.repo_path()), None)?;
+            if r.status.as_u16() == 404 || r.status.as_u16() == 422 {
+                return Ok(None);
+            }
+            if !r.status.is_success() {
+                return Err(client::api_error(&Method::GET, "commits/{sha}/pulls", &r));
+            }
+            let items = r.body.as_array().cloned().unwrap_or_default();
+            let pick = items
+                .iter()
+                .find(|p| p.get("merge_commit_sha").and_then(|m| m.as_str()) == Some(sha.as_str()))
+                .or_else(|| items.iter().find(|p| p.get("merged_at").is_some_and(|m| !m.is_null())));
+            if let Some(p) = pick {
+                return Ok(Some(PullRequestInfo {
+                    number: p.get("number").and_then(|n| n.as_u64()).unwrap_or_default(),
+                    body: p.get("body").and_then(|b| b.as_str()).unwrap_or_default().to_string(),
+                    head_ref: p.pointer("/head/ref").and_then(|b| b.as_str()).unwrap_or_default().to_string(),
+                    merged: p.get("merged_at").is_some_and(|m| !m.is_null()),
+                }));
+            }
+            let has_next = r.headers.get("link").and_then(|l| l.to_str().ok()).is_some_and(|l| l.contains("rel=\"next\""));
+            if !has_next || items.is_empty() || page >= 10 {
+                return Ok(None);
+            }
+            page += 1;
+        }
+    }
+}
