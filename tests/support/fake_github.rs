@@ -1,1 +1,849 @@
-//! placeholder
+//! A fake GitHub on 127.0.0.1: stateful, backed by a real bare git repository,
+//! refusing what GitHub would refuse (see `schema_check`), with fault injection
+//! and a log of every request. REST is served under `/api/v3` and GraphQL at
+//! `/api/graphql`, as on GitHub Enterprise, so base-URL handling is exercised.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use graphql_parser::query as q;
+use serde_json::{Value, json};
+
+use super::schema_check::{self, arg_value};
+
+pub const OWNER: &str = "acme";
+pub const REPO: &str = "gitops";
+pub const TOKEN: &str = "ghs_faketoken0123456789";
+const REPO_ID: &str = "R_kgDOacmegitops";
+
+#[derive(Debug, Clone)]
+pub struct Logged {
+    pub method: String,
+    pub path: String,
+    pub body: Value,
+    pub status: u16,
+    /// GraphQL: the root field names (`repository`, `updateRefs`...).
+    pub graphql: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub status: u16,
+    pub retry_after: Option<u64>,
+    pub body: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Pull {
+    pub number: u64,
+    pub title: String,
+    pub body: String,
+    pub head: String,
+    pub base: String,
+    pub state: String,
+    pub labels: Vec<String>,
+    pub auto_merge: bool,
+    pub merge_commit_sha: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub id: u64,
+    pub sha: String,
+    pub environment: String,
+    pub payload: Value,
+    pub statuses: Vec<String>,
+}
+
+#[derive(Default)]
+struct State {
+    log: Vec<Logged>,
+    violations: Vec<String>,
+    faults: VecDeque<Fault>,
+    latency: Duration,
+    pulls: Vec<Pull>,
+    verified: HashSet<String>,
+    deployments: Vec<Deployment>,
+    /// Commit statuses: sha -> [(context, state)].
+    statuses: HashMap<String, Vec<(String, String)>>,
+    /// Check runs: sha -> [(name, status, conclusion)].
+    checks: HashMap<String, Vec<(String, String, Option<String>)>>,
+    /// Pause before applying a write, to let tests race (path contains, ms).
+    write_delay: Option<(String, u64)>,
+}
+
+pub struct FakeGitHub {
+    pub url: String,
+    pub bare: PathBuf,
+    state: Arc<Mutex<State>>,
+    _tmp: tempfile::TempDir,
+}
+
+fn git_in(dir: &Path, args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Result<String, String> {
+    let mut cmd = Command::new("git");
+    cmd.args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().map_err(|e| e.to_string())?;
+    if let Some(input) = stdin {
+        child.stdin.take().expect("stdin").write_all(input).map_err(|e| e.to_string())?;
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+impl FakeGitHub {
+    /// Starts a fake whose repository `acme/gitops` is a mirror of `seed`.
+    pub fn start(seed: &Path) -> FakeGitHub {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let bare = tmp.path().join("gitops.git");
+        git_in(tmp.path(), &["clone", "-q", "--mirror", &seed.display().to_string(), &bare.display().to_string()], None, &[]).expect("mirror");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let state = Arc::new(Mutex::new(State::default()));
+        let (st, b, u) = (state.clone(), bare.clone(), url.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let (st, b, u) = (st.clone(), b.clone(), u.clone());
+                std::thread::spawn(move || serve(conn, &st, &b, &u));
+            }
+        });
+        FakeGitHub { url, bare, state, _tmp: tmp }
+    }
+
+    /// The runner variables and inputs that point gitops-flow at this fake.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("GITHUB_API_URL".into(), format!("{}/api/v3", self.url)),
+            ("GITHUB_GRAPHQL_URL".into(), format!("{}/api/graphql", self.url)),
+            ("GITHUB_SERVER_URL".into(), self.url.clone()),
+            ("GITHUB_REPOSITORY".into(), format!("{OWNER}/{REPO}")),
+            ("GITHUB_ACTIONS".into(), "true".into()),
+            ("INPUT_TOKEN".into(), TOKEN.into()),
+            ("GITOPS_FLOW_RETRY_BASE_MS".into(), "20".into()),
+        ]
+    }
+
+    /// A shallow, tag-less clone like actions/checkout's default.
+    pub fn checkout(&self, dir: &Path) {
+        let url = format!("file://{}", self.bare.display());
+        git_in(Path::new("/"), &["clone", "-q", "--depth", "1", "--no-tags", &url, &dir.display().to_string()], None, &[]).expect("clone");
+    }
+
+    pub fn git(&self, args: &[&str]) -> String {
+        git_in(&self.bare, args, None, &[]).unwrap_or_else(|e| panic!("git {args:?}: {e}")).trim_end().to_string()
+    }
+
+    pub fn rev(&self, r: &str) -> Option<String> {
+        git_in(&self.bare, &["rev-parse", "--verify", "-q", &format!("{r}^{{commit}}")], None, &[]).ok().map(|s| s.trim().to_string())
+    }
+
+    pub fn refs(&self) -> std::collections::BTreeMap<String, String> {
+        self.git(&["for-each-ref", "--format=%(refname) %(objectname)"])
+            .lines()
+            .filter_map(|l| l.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())))
+            .collect()
+    }
+
+    pub fn requests(&self) -> Vec<Logged> {
+        self.state.lock().expect("lock").log.clone()
+    }
+
+    pub fn clear_log(&self) {
+        self.state.lock().expect("lock").log.clear();
+    }
+
+    pub fn violations(&self) -> Vec<String> {
+        self.state.lock().expect("lock").violations.clone()
+    }
+
+    /// Fails loudly when anything was sent that GitHub would refuse or the fake lacks.
+    pub fn assert_clean(&self) {
+        let v = self.violations();
+        assert!(v.is_empty(), "the fake GitHub saw requests GitHub would refuse or that it does not implement:\n{}", v.join("\n"));
+    }
+
+    pub fn fail_next(&self, n: usize, status: u16, retry_after: Option<u64>) {
+        let body = if status == 403 {
+            r#"{"message":"You have exceeded a secondary rate limit. Please wait a few minutes before you try again."}"#
+        } else {
+            r#"{"message":"Server Error"}"#
+        };
+        let mut s = self.state.lock().expect("lock");
+        for _ in 0..n {
+            s.faults.push_back(Fault { status, retry_after, body: body.into() });
+        }
+    }
+
+    pub fn set_latency(&self, ms: u64) {
+        self.state.lock().expect("lock").latency = Duration::from_millis(ms);
+    }
+
+    pub fn delay_writes(&self, graphql_field: &str, ms: u64) {
+        self.state.lock().expect("lock").write_delay = Some((graphql_field.into(), ms));
+    }
+
+    pub fn pulls(&self) -> Vec<Pull> {
+        self.state.lock().expect("lock").pulls.clone()
+    }
+
+    pub fn deployments(&self) -> Vec<Deployment> {
+        self.state.lock().expect("lock").deployments.clone()
+    }
+
+    pub fn is_verified(&self, sha: &str) -> bool {
+        self.state.lock().expect("lock").verified.contains(sha)
+    }
+
+    pub fn add_status(&self, sha: &str, context: &str, state: &str) {
+        self.state.lock().expect("lock").statuses.entry(sha.into()).or_default().push((context.into(), state.into()));
+    }
+
+    pub fn add_check(&self, sha: &str, name: &str, status: &str, conclusion: Option<&str>) {
+        self.state.lock().expect("lock").checks.entry(sha.into()).or_default().push((name.into(), status.into(), conclusion.map(String::from)));
+    }
+
+    /// Merges an open pull request the way GitHub's "squash and merge" does:
+    /// one new commit on the base with the head's tree. Returns the merge commit.
+    pub fn merge_pull(&self, number: u64) -> String {
+        let mut s = self.state.lock().expect("lock");
+        let pr = s.pulls.iter_mut().find(|p| p.number == number).expect("pull exists");
+        let base = self.rev(&format!("refs/heads/{}", pr.base)).expect("base");
+        let head = self.rev(&format!("refs/heads/{}", pr.head)).expect("head");
+        let tree = self.git(&["rev-parse", &format!("{head}^{{tree}}")]);
+        let msg = format!("{} (#{number})\n\n{}", pr.title, pr.body);
+        let env = [("GIT_AUTHOR_NAME", "Merger"), ("GIT_AUTHOR_EMAIL", "m@example.com"), ("GIT_COMMITTER_NAME", "GitHub"), ("GIT_COMMITTER_EMAIL", "noreply@github.com")];
+        let c = git_in(&self.bare, &["commit-tree", &tree, "-p", &base, "-m", &msg], None, &env).expect("commit-tree").trim().to_string();
+        git_in(&self.bare, &["update-ref", &format!("refs/heads/{}", pr.base), &c, &base], None, &[]).expect("update-ref");
+        pr.state = "closed".into();
+        pr.merge_commit_sha = Some(c.clone());
+        s.verified.insert(c.clone());
+        c
+    }
+
+    /// A `pull_request` closed event for a merged pull request, as the runner gives it.
+    pub fn pull_event(&self, number: u64) -> Value {
+        let s = self.state.lock().expect("lock");
+        let pr = s.pulls.iter().find(|p| p.number == number).expect("pull");
+        json!({"action": "closed", "number": number, "pull_request": pull_json(&self.url, pr, &self.bare)})
+    }
+}
+
+fn pull_json(url: &str, p: &Pull, bare: &Path) -> Value {
+    let head_sha = git_in(bare, &["rev-parse", "-q", "--verify", &format!("refs/heads/{}", p.head)], None, &[]).map(|s| s.trim().to_string()).unwrap_or_default();
+    json!({
+        "id": p.number * 1000,
+        "node_id": format!("PR_kwDO{}", p.number),
+        "number": p.number,
+        "state": p.state,
+        "title": p.title,
+        "body": p.body,
+        "html_url": format!("{url}/{OWNER}/{REPO}/pull/{}", p.number),
+        "head": {"ref": p.head, "sha": head_sha, "label": format!("{OWNER}:{}", p.head)},
+        "base": {"ref": p.base},
+        "labels": p.labels.iter().map(|l| json!({"name": l})).collect::<Vec<_>>(),
+        "auto_merge": if p.auto_merge { json!({"merge_method": "squash"}) } else { Value::Null },
+        "merged": p.merge_commit_sha.is_some(),
+        "merged_at": p.merge_commit_sha.as_ref().map(|_| "2024-01-03T00:00:00Z"),
+        "merge_commit_sha": p.merge_commit_sha,
+    })
+}
+
+struct Req {
+    method: String,
+    path: String,
+    query: HashMap<String, String>,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+fn read_request(r: &mut BufReader<TcpStream>) -> Option<Req> {
+    let mut line = String::new();
+    if r.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let target = parts.next()?.to_string();
+    let mut headers = HashMap::new();
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    let len = headers.get("content-length").and_then(|l| l.parse::<usize>().ok()).unwrap_or(0);
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).ok()?;
+    let (path, qs) = target.split_once('?').unwrap_or((&target, ""));
+    let query = qs
+        .split('&')
+        .filter(|s| !s.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (schema_check::percent_decode(k), schema_check::percent_decode(&v.replace('+', " ")))
+        })
+        .collect();
+    Some(Req { method, path: path.to_string(), query, headers, body })
+}
+
+fn respond(w: &mut TcpStream, status: u16, body: &str, extra: &[(String, String)]) {
+    let reason = match status {
+        200 => "OK",
+        201 => "Created",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        422 => "Unprocessable Entity",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        _ => "Status",
+    };
+    let mut head = format!("HTTP/1.1 {status} {reason}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: {}\r\n", body.len());
+    for (k, v) in extra {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let _ = w.write_all(head.as_bytes());
+    let _ = w.write_all(body.as_bytes());
+    let _ = w.flush();
+}
+
+fn serve(conn: TcpStream, state: &Arc<Mutex<State>>, bare: &Path, url: &str) {
+    let mut writer = conn.try_clone().expect("clone stream");
+    let mut reader = BufReader::new(conn);
+    while let Some(req) = read_request(&mut reader) {
+        let (latency, fault) = {
+            let mut s = state.lock().expect("lock");
+            (s.latency, s.faults.pop_front())
+        };
+        std::thread::sleep(latency);
+        let body_json: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+        let mut graphql_fields = Vec::new();
+        let (status, body, headers) = if let Some(f) = fault {
+            let mut h = Vec::new();
+            if let Some(ra) = f.retry_after {
+                h.push(("retry-after".to_string(), ra.to_string()));
+            }
+            if f.status == 403 {
+                h.push(("x-ratelimit-remaining".to_string(), "4999".to_string()));
+            }
+            (f.status, f.body, h)
+        } else {
+            let auth = req.headers.get("authorization").cloned().unwrap_or_default();
+            if auth != format!("Bearer {TOKEN}") && auth != format!("token {TOKEN}") {
+                (401, r#"{"message":"Bad credentials"}"#.to_string(), Vec::new())
+            } else {
+                let (st, b) = handle(&req, &body_json, state, bare, url, &mut graphql_fields);
+                (st, b.to_string(), Vec::new())
+            }
+        };
+        state.lock().expect("lock").log.push(Logged { method: req.method.clone(), path: req.path.clone(), body: body_json, status, graphql: graphql_fields });
+        respond(&mut writer, status, &body, &headers);
+    }
+}
+
+fn violation(state: &Arc<Mutex<State>>, msg: String) -> (u16, Value) {
+    state.lock().expect("lock").violations.push(msg.clone());
+    (422, json!({ "message": msg, "documentation_url": "https://docs.github.com/rest" }))
+}
+
+fn handle(req: &Req, body: &Value, state: &Arc<Mutex<State>>, bare: &Path, url: &str, fields: &mut Vec<String>) -> (u16, Value) {
+    if req.method == "POST" && req.path == "/api/graphql" {
+        let query = body.get("query").and_then(|q| q.as_str()).unwrap_or_default();
+        let vars = body.get("variables").cloned().unwrap_or(json!({}));
+        return match schema_check::check_graphql(query, &vars) {
+            Ok(parsed) => graphql(&parsed, &vars, state, bare, url, fields),
+            Err(errs) => {
+                let msg = format!("invalid GraphQL document: {}\n{query}", errs.join("; "));
+                state.lock().expect("lock").violations.push(msg.clone());
+                (200, json!({ "errors": errs.iter().map(|e| json!({"message": e})).collect::<Vec<_>>() }))
+            }
+        };
+    }
+    let Some(path) = req.path.strip_prefix("/api/v3") else {
+        return violation(state, format!("{} {}: not under /api/v3 (wrong base URL)", req.method, req.path));
+    };
+    let method = req.method.to_ascii_lowercase();
+    let Some((template, params)) = schema_check::match_operation(&method, path) else {
+        return violation(state, format!("{} {}: no such operation in GitHub's REST API description", req.method, path));
+    };
+    let has_body = !req.body.is_empty();
+    let errs = schema_check::check_body(&method, &template, has_body.then_some(body));
+    if !errs.is_empty() {
+        return violation(state, format!("{} {}: body does not match the API description: {}", req.method, path, errs.join("; ")));
+    }
+    if params.get("owner").map(String::as_str) != Some(OWNER) || params.get("repo").map(String::as_str) != Some(REPO) {
+        return (404, json!({"message": "Not Found"}));
+    }
+    rest(&method, &template, &params, req, body, state, bare, url)
+}
+
+fn sha_of(bare: &Path, r: &str) -> Option<String> {
+    git_in(bare, &["rev-parse", "--verify", "-q", &format!("{r}^{{commit}}")], None, &[]).ok().map(|s| s.trim().to_string())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn rest(method: &str, template: &str, p: &HashMap<String, String>, req: &Req, body: &Value, state: &Arc<Mutex<State>>, bare: &Path, url: &str) -> (u16, Value) {
+    let not_found = || (404, json!({"message": "Not Found"}));
+    match (method, template) {
+        ("get", "/repos/{owner}/{repo}") => (200, json!({"id": 1, "node_id": REPO_ID, "name": REPO, "full_name": format!("{OWNER}/{REPO}"), "default_branch": "main"})),
+        ("get", "/repos/{owner}/{repo}/commits/{ref}") => {
+            let Some(sha) = sha_of(bare, &p["ref"]) else { return (422, json!({"message": format!("No commit found for SHA: {}", p["ref"])})) };
+            let parents: Vec<String> = git_in(bare, &["rev-list", "--parents", "-n", "1", &sha], None, &[]).unwrap_or_default().split_whitespace().skip(1).map(String::from).collect();
+            let files: Vec<Value> = git_in(bare, &["diff-tree", "--root", "--no-commit-id", "-r", "--name-only", "-m", "--first-parent", &sha], None, &[])
+                .unwrap_or_default()
+                .lines()
+                .map(|f| json!({"filename": f, "status": "modified"}))
+                .collect();
+            let message = git_in(bare, &["log", "-1", "--format=%B", &sha], None, &[]).unwrap_or_default();
+            (200, json!({"sha": sha, "commit": {"message": message}, "parents": parents.iter().map(|s| json!({"sha": s})).collect::<Vec<_>>(), "files": files, "html_url": format!("{url}/{OWNER}/{REPO}/commit/{sha}")}))
+        }
+        ("get", "/repos/{owner}/{repo}/compare/{basehead}") => {
+            let Some((base, head)) = p["basehead"].split_once("...") else { return not_found() };
+            let (Some(b), Some(h)) = (sha_of(bare, base), sha_of(bare, head)) else { return not_found() };
+            let anc = |a: &str, d: &str| git_in(bare, &["merge-base", "--is-ancestor", a, d], None, &[]).is_ok();
+            let status = if b == h {
+                "identical"
+            } else if anc(&b, &h) {
+                "ahead"
+            } else if anc(&h, &b) {
+                "behind"
+            } else {
+                "diverged"
+            };
+            (200, json!({"status": status, "base_commit": {"sha": b}, "merge_base_commit": {"sha": b}, "commits": []}))
+        }
+        ("get", "/repos/{owner}/{repo}/contents/{path}") => {
+            let r = req.query.get("ref").cloned().unwrap_or_else(|| "main".into());
+            let spec = format!("{r}:{}", p["path"]);
+            match git_in(bare, &["cat-file", "-t", &spec], None, &[]).map(|t| t.trim().to_string()).as_deref() {
+                Ok("blob") => {
+                    let out = Command::new("git").args(["cat-file", "blob", &spec]).current_dir(bare).output().expect("git");
+                    let content = base64::engine::general_purpose::STANDARD.encode(&out.stdout);
+                    (200, json!({"type": "file", "encoding": "base64", "path": p["path"], "name": p["path"].rsplit('/').next(), "content": content, "size": out.stdout.len()}))
+                }
+                Ok("tree") => {
+                    let entries: Vec<Value> = git_in(bare, &["ls-tree", "--name-only", &spec], None, &[])
+                        .unwrap_or_default()
+                        .lines()
+                        .map(|n| json!({"name": n, "path": format!("{}/{n}", p["path"]), "type": "dir"}))
+                        .collect();
+                    (200, Value::Array(entries))
+                }
+                _ => not_found(),
+            }
+        }
+        ("get", "/repos/{owner}/{repo}/git/matching-refs/{ref}") => {
+            let prefix = format!("refs/{}", p["ref"]);
+            let list: Vec<Value> = git_in(bare, &["for-each-ref", "--format=%(refname) %(objectname) %(objecttype)"], None, &[])
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| {
+                    let mut it = l.split(' ');
+                    let (n, s, t) = (it.next()?, it.next()?, it.next()?);
+                    n.starts_with(&prefix).then(|| json!({"ref": n, "node_id": "REF", "url": format!("{url}/api/v3/repos/{OWNER}/{REPO}/git/{n}"), "object": {"sha": s, "type": t}}))
+                })
+                .collect();
+            (200, Value::Array(list))
+        }
+        ("get", "/repos/{owner}/{repo}/pulls") => {
+            let s = state.lock().expect("lock");
+            let want_state = req.query.get("state").cloned().unwrap_or_else(|| "open".into());
+            let list: Vec<Value> = s
+                .pulls
+                .iter()
+                .filter(|pr| want_state == "all" || pr.state == want_state)
+                .filter(|pr| req.query.get("head").is_none_or(|h| *h == format!("{OWNER}:{}", pr.head)))
+                .filter(|pr| req.query.get("base").is_none_or(|b| *b == pr.base))
+                .map(|pr| pull_json(url, pr, bare))
+                .collect();
+            (200, Value::Array(list))
+        }
+        ("post", "/repos/{owner}/{repo}/pulls") => {
+            let head = body["head"].as_str().unwrap_or_default().to_string();
+            let base = body["base"].as_str().unwrap_or_default().to_string();
+            if sha_of(bare, &format!("refs/heads/{head}")).is_none() || sha_of(bare, &format!("refs/heads/{base}")).is_none() {
+                return (422, json!({"message": "Validation Failed", "errors": [{"resource": "PullRequest", "field": "head", "code": "invalid"}]}));
+            }
+            let mut s = state.lock().expect("lock");
+            if s.pulls.iter().any(|pr| pr.head == head && pr.base == base && pr.state == "open") {
+                return (422, json!({"message": "Validation Failed", "errors": [{"resource": "PullRequest", "code": "custom", "message": format!("A pull request already exists for {OWNER}:{head}.")}]}));
+            }
+            let number = s.pulls.len() as u64 + 1;
+            let pr = Pull { number, title: body["title"].as_str().unwrap_or_default().into(), body: body["body"].as_str().unwrap_or_default().into(), head, base, state: "open".into(), labels: Vec::new(), auto_merge: false, merge_commit_sha: None };
+            s.pulls.push(pr.clone());
+            (201, pull_json(url, &pr, bare))
+        }
+        ("patch", "/repos/{owner}/{repo}/pulls/{pull_number}") => {
+            let n: u64 = p["pull_number"].parse().unwrap_or(0);
+            let mut s = state.lock().expect("lock");
+            let Some(pr) = s.pulls.iter_mut().find(|x| x.number == n) else { return not_found() };
+            if let Some(t) = body["title"].as_str() {
+                pr.title = t.into();
+            }
+            if let Some(b) = body["body"].as_str() {
+                pr.body = b.into();
+            }
+            (200, pull_json(url, pr, bare))
+        }
+        ("post", "/repos/{owner}/{repo}/issues/{issue_number}/labels") => {
+            let n: u64 = p["issue_number"].parse().unwrap_or(0);
+            let mut s = state.lock().expect("lock");
+            let Some(pr) = s.pulls.iter_mut().find(|x| x.number == n) else { return not_found() };
+            for l in body["labels"].as_array().into_iter().flatten().filter_map(|l| l.as_str()) {
+                if !pr.labels.iter().any(|x| x == l) {
+                    pr.labels.push(l.into());
+                }
+            }
+            (200, Value::Array(pr.labels.iter().map(|l| json!({"name": l})).collect()))
+        }
+        ("get", "/repos/{owner}/{repo}/commits/{commit_sha}/pulls") => {
+            let s = state.lock().expect("lock");
+            let sha = &p["commit_sha"];
+            let list: Vec<Value> = s.pulls.iter().filter(|pr| pr.merge_commit_sha.as_deref() == Some(sha.as_str())).map(|pr| pull_json(url, pr, bare)).collect();
+            (200, Value::Array(list))
+        }
+        ("get", "/repos/{owner}/{repo}/commits") => {
+            let sha = req.query.get("sha").cloned().unwrap_or_else(|| "main".into());
+            let n = req.query.get("per_page").cloned().unwrap_or_else(|| "30".into());
+            let mut args = vec!["log".to_string(), "--format=%H".into(), "-n".into(), n, sha];
+            if let Some(path) = req.query.get("path") {
+                args.push("--".into());
+                args.push(path.clone());
+            }
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            let list: Vec<Value> = git_in(bare, &a, None, &[])
+                .unwrap_or_default()
+                .lines()
+                .map(|c| json!({"sha": c, "commit": {"message": git_in(bare, &["log", "-1", "--format=%B", c], None, &[]).unwrap_or_default()}}))
+                .collect();
+            (200, Value::Array(list))
+        }
+        ("post", "/repos/{owner}/{repo}/deployments") => {
+            let Some(sha) = sha_of(bare, body["ref"].as_str().unwrap_or_default()) else { return (422, json!({"message": "No ref found"})) };
+            let mut s = state.lock().expect("lock");
+            let id = s.deployments.len() as u64 + 1;
+            let env = body["environment"].as_str().unwrap_or("production").to_string();
+            s.deployments.push(Deployment { id, sha: sha.clone(), environment: env.clone(), payload: body["payload"].clone(), statuses: Vec::new() });
+            (201, json!({"id": id, "node_id": format!("DE_{id}"), "sha": sha, "ref": body["ref"], "environment": env, "payload": body["payload"], "url": format!("{url}/api/v3/repos/{OWNER}/{REPO}/deployments/{id}")}))
+        }
+        ("post", "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses") => {
+            let id: u64 = p["deployment_id"].parse().unwrap_or(0);
+            let mut s = state.lock().expect("lock");
+            let Some(d) = s.deployments.iter_mut().find(|d| d.id == id) else { return not_found() };
+            let st = body["state"].as_str().unwrap_or_default().to_string();
+            d.statuses.push(st.clone());
+            (201, json!({"id": id * 100 + d.statuses.len() as u64, "state": st, "environment_url": body["environment_url"], "log_url": body["log_url"]}))
+        }
+        ("get", "/repos/{owner}/{repo}/commits/{ref}/status") => {
+            let sha = sha_of(bare, &p["ref"]).unwrap_or_default();
+            let s = state.lock().expect("lock");
+            let list = s.statuses.get(&sha).cloned().unwrap_or_default();
+            // Latest status per context wins, as on GitHub.
+            let mut latest: Vec<(String, String)> = Vec::new();
+            for (c, st) in list.into_iter().rev() {
+                if !latest.iter().any(|(x, _)| *x == c) {
+                    latest.push((c, st));
+                }
+            }
+            let overall = if latest.is_empty() { "pending" } else if latest.iter().all(|(_, s)| s == "success") { "success" } else if latest.iter().any(|(_, s)| s == "failure" || s == "error") { "failure" } else { "pending" };
+            let page: usize = req.query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+            let per: usize = req.query.get("per_page").and_then(|p| p.parse().ok()).unwrap_or(30);
+            let items: Vec<Value> = latest.iter().skip((page - 1) * per).take(per).map(|(c, st)| json!({"context": c, "state": st})).collect();
+            (200, json!({"state": overall, "sha": sha, "total_count": latest.len(), "statuses": items}))
+        }
+        ("get", "/repos/{owner}/{repo}/commits/{ref}/check-runs") => {
+            let sha = sha_of(bare, &p["ref"]).unwrap_or_default();
+            let s = state.lock().expect("lock");
+            let list = s.checks.get(&sha).cloned().unwrap_or_default();
+            let page: usize = req.query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+            let per: usize = req.query.get("per_page").and_then(|p| p.parse().ok()).unwrap_or(30);
+            let items: Vec<Value> = list.iter().skip((page - 1) * per).take(per).map(|(n, st, c)| json!({"name": n, "status": st, "conclusion": c})).collect();
+            (200, json!({"total_count": list.len(), "check_runs": items}))
+        }
+        _ => violation(state, format!("{} {}: the fake GitHub does not implement this operation", req.method, req.path)),
+    }
+}
+
+// ---------------------------------------------------------------- GraphQL execution
+
+#[derive(Clone)]
+enum Obj {
+    Root,
+    Repository,
+    Ref(String, String),
+    Commit(String),
+    Tag(String, String),
+    Payload(Value),
+    PullRequest(u64),
+}
+
+fn typename(o: &Obj) -> &'static str {
+    match o {
+        Obj::Root => "Query",
+        Obj::Repository => "Repository",
+        Obj::Ref(..) => "Ref",
+        Obj::Commit(_) => "Commit",
+        Obj::Tag(..) => "Tag",
+        Obj::Payload(_) => "Payload",
+        Obj::PullRequest(_) => "PullRequest",
+    }
+}
+
+struct Exec<'a> {
+    vars: &'a Value,
+    state: &'a Arc<Mutex<State>>,
+    bare: &'a Path,
+    url: &'a str,
+    frags: &'a HashMap<String, q::FragmentDefinition<'static, String>>,
+    errors: Vec<String>,
+}
+
+fn graphql(parsed: &schema_check::Parsed, vars: &Value, state: &Arc<Mutex<State>>, bare: &Path, url: &str, fields: &mut Vec<String>) -> (u16, Value) {
+    let mut ex = Exec { vars, state, bare, url, frags: &parsed.fragments, errors: Vec::new() };
+    let (sel, mutation) = match &parsed.op {
+        q::OperationDefinition::Query(x) => (&x.selection_set, false),
+        q::OperationDefinition::Mutation(x) => (&x.selection_set, true),
+        q::OperationDefinition::SelectionSet(x) => (x, false),
+        q::OperationDefinition::Subscription(_) => unreachable!("refused by validation"),
+    };
+    for item in &sel.items {
+        if let q::Selection::Field(f) = item {
+            fields.push(f.name.clone());
+        }
+    }
+    let data = if mutation { ex.mutation(sel) } else { ex.select(&Obj::Root, sel) };
+    if ex.errors.is_empty() {
+        (200, json!({ "data": data }))
+    } else {
+        (200, json!({ "data": data, "errors": ex.errors.iter().map(|e| json!({"message": e, "type": "UNPROCESSABLE"})).collect::<Vec<_>>() }))
+    }
+}
+
+impl Exec<'_> {
+    fn select(&mut self, obj: &Obj, sel: &q::SelectionSet<'static, String>) -> Value {
+        let mut out = serde_json::Map::new();
+        for item in &sel.items {
+            match item {
+                q::Selection::Field(f) => {
+                    let key = f.alias.clone().unwrap_or_else(|| f.name.clone());
+                    let v = self.field(obj, f);
+                    out.insert(key, v);
+                }
+                q::Selection::InlineFragment(fr) => {
+                    let applies = match &fr.type_condition {
+                        Some(q::TypeCondition::On(t)) => t == typename(obj) || (t == "GitObject" && matches!(obj, Obj::Commit(_) | Obj::Tag(..))),
+                        None => true,
+                    };
+                    if applies {
+                        if let Value::Object(m) = self.select(obj, &fr.selection_set) {
+                            out.extend(m);
+                        }
+                    }
+                }
+                q::Selection::FragmentSpread(sp) => {
+                    if let Some(fd) = self.frags.get(&sp.fragment_name) {
+                        let q::TypeCondition::On(t) = &fd.type_condition;
+                        if t == typename(obj) {
+                            if let Value::Object(m) = self.select(obj, &fd.selection_set.clone()) {
+                                out.extend(m);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Value::Object(out)
+    }
+
+    fn sub(&mut self, o: Option<Obj>, f: &q::Field<'static, String>) -> Value {
+        match o {
+            Some(o) => self.select(&o, &f.selection_set),
+            None => Value::Null,
+        }
+    }
+
+    fn field(&mut self, obj: &Obj, f: &q::Field<'static, String>) -> Value {
+        let arg = |n: &str| arg_value(&f.arguments, n, self.vars);
+        match (obj, f.name.as_str()) {
+            (_, "__typename") => json!(typename(obj)),
+            (Obj::Root, "repository") => {
+                if arg("owner") == json!(OWNER) && arg("name") == json!(REPO) {
+                    self.sub(Some(Obj::Repository), f)
+                } else {
+                    Value::Null
+                }
+            }
+            (Obj::Repository, "id") => json!(REPO_ID),
+            (Obj::Repository, "nameWithOwner") => json!(format!("{OWNER}/{REPO}")),
+            (Obj::Repository, "defaultBranchRef") => {
+                let sha = sha_of(self.bare, "refs/heads/main").unwrap_or_default();
+                self.sub(Some(Obj::Ref("refs/heads/main".into(), sha)), f)
+            }
+            (Obj::Repository, "ref") => {
+                let name = arg("qualifiedName").as_str().unwrap_or_default().to_string();
+                let target = git_in(self.bare, &["rev-parse", "--verify", "-q", &name], None, &[]).ok().map(|s| s.trim().to_string());
+                let o = target.map(|t| Obj::Ref(name, t));
+                self.sub(o, f)
+            }
+            (Obj::Ref(n, _), "name") => json!(n.rsplit('/').next()),
+            (Obj::Ref(n, _), "prefix") => json!(n.rsplitn(2, '/').nth(1).map(|p| format!("{p}/"))),
+            (Obj::Ref(_, t), "target") => {
+                let kind = git_in(self.bare, &["cat-file", "-t", t], None, &[]).unwrap_or_default();
+                let o = if kind.trim() == "tag" {
+                    let peeled = sha_of(self.bare, t).unwrap_or_default();
+                    Obj::Tag(t.clone(), peeled)
+                } else {
+                    Obj::Commit(t.clone())
+                };
+                self.sub(Some(o), f)
+            }
+            (Obj::Commit(s), "oid") | (Obj::Tag(s, _), "oid") => json!(s),
+            (Obj::Commit(s), "url") => json!(format!("{}/{OWNER}/{REPO}/commit/{s}", self.url)),
+            (Obj::Tag(_, p), "target") => self.sub(Some(Obj::Commit(p.clone())), f),
+            (Obj::Payload(v), name) => match v.get(name) {
+                Some(Value::Object(m)) if m.contains_key("__commit") => self.sub(Some(Obj::Commit(m["__commit"].as_str().unwrap_or_default().into())), f),
+                Some(Value::Object(m)) if m.contains_key("__pull") => self.sub(Some(Obj::PullRequest(m["__pull"].as_u64().unwrap_or_default())), f),
+                Some(x) => x.clone(),
+                None => Value::Null,
+            },
+            (Obj::PullRequest(n), "number") => json!(n),
+            (o, name) => {
+                let msg = format!("the fake GitHub does not implement field `{name}` on {}", typename(o));
+                self.state.lock().expect("lock").violations.push(msg.clone());
+                self.errors.push(msg);
+                Value::Null
+            }
+        }
+    }
+
+    fn mutation(&mut self, sel: &q::SelectionSet<'static, String>) -> Value {
+        let mut out = serde_json::Map::new();
+        for item in &sel.items {
+            let q::Selection::Field(f) = item else { continue };
+            let input = arg_value(&f.arguments, "input", self.vars);
+            let delay = self.state.lock().expect("lock").write_delay.clone();
+            if let Some((field, ms)) = delay {
+                if field == f.name {
+                    std::thread::sleep(Duration::from_millis(ms));
+                }
+            }
+            let result = match f.name.as_str() {
+                "updateRefs" => self.update_refs(&input),
+                "createCommitOnBranch" => self.create_commit(&input),
+                "enablePullRequestAutoMerge" => self.auto_merge(&input),
+                other => Err(format!("the fake GitHub does not implement mutation `{other}`")),
+            };
+            let key = f.alias.clone().unwrap_or_else(|| f.name.clone());
+            match result {
+                Ok(payload) => {
+                    let v = self.select(&Obj::Payload(payload), &f.selection_set);
+                    out.insert(key, v);
+                }
+                Err(e) => {
+                    if e.contains("does not implement") {
+                        self.state.lock().expect("lock").violations.push(e.clone());
+                    }
+                    self.errors.push(e);
+                    out.insert(key, Value::Null);
+                }
+            }
+        }
+        Value::Object(out)
+    }
+
+    fn update_refs(&mut self, input: &Value) -> Result<Value, String> {
+        if input["repositoryId"] != json!(REPO_ID) {
+            return Err("Could not resolve to a node with the global id".into());
+        }
+        let mut script = String::from("start\n");
+        for u in input["refUpdates"].as_array().into_iter().flatten() {
+            let name = u["name"].as_str().unwrap_or_default();
+            let after = u["afterOid"].as_str().unwrap_or_default();
+            if !name.starts_with("refs/") {
+                return Err(format!("invalid ref name {name}"));
+            }
+            match u["beforeOid"].as_str() {
+                Some(before) => script.push_str(&format!("update {name} {after} {before}\n")),
+                None => script.push_str(&format!("update {name} {after}\n")),
+            }
+        }
+        script.push_str("prepare\ncommit\n");
+        let _guard = self.state.lock().expect("lock");
+        git_in(self.bare, &["update-ref", "--stdin"], Some(script.as_bytes()), &[]).map_err(|e| format!("A ref update failed: {e}"))?;
+        Ok(json!({"clientMutationId": null}))
+    }
+
+    fn create_commit(&mut self, input: &Value) -> Result<Value, String> {
+        let branch = input.pointer("/branch/branchName").and_then(|b| b.as_str()).unwrap_or_default();
+        let nwo = input.pointer("/branch/repositoryNameWithOwner").and_then(|b| b.as_str()).unwrap_or_default();
+        if nwo != format!("{OWNER}/{REPO}") {
+            return Err(format!("Could not resolve to a Repository with the name '{nwo}'."));
+        }
+        let expected = input["expectedHeadOid"].as_str().unwrap_or_default();
+        let mut guard = self.state.lock().expect("lock");
+        let Some(head) = sha_of(self.bare, &format!("refs/heads/{branch}")) else {
+            return Err(format!("A ref named \"refs/heads/{branch}\" does not exist."));
+        };
+        if head != expected {
+            return Err(format!("Expected branch to point to \"{expected}\" but it did not. Pull and try again."));
+        }
+        let idx = self.bare.join(format!("index-{}", std::process::id()));
+        let idx_s = idx.display().to_string();
+        let env = [("GIT_INDEX_FILE", idx_s.as_str())];
+        git_in(self.bare, &["read-tree", &head], None, &env)?;
+        for a in input.pointer("/fileChanges/additions").and_then(|a| a.as_array()).into_iter().flatten() {
+            let path = a["path"].as_str().unwrap_or_default();
+            let bytes = base64::engine::general_purpose::STANDARD.decode(a["contents"].as_str().unwrap_or_default()).map_err(|e| e.to_string())?;
+            let blob = git_in(self.bare, &["hash-object", "-w", "--stdin"], Some(&bytes), &[])?;
+            git_in(self.bare, &["update-index", "--add", "--cacheinfo", &format!("100644,{},{path}", blob.trim())], None, &env)?;
+        }
+        for d in input.pointer("/fileChanges/deletions").and_then(|a| a.as_array()).into_iter().flatten() {
+            git_in(self.bare, &["update-index", "--force-remove", d["path"].as_str().unwrap_or_default()], None, &env)?;
+        }
+        let tree = git_in(self.bare, &["write-tree"], None, &env)?;
+        let _ = std::fs::remove_file(&idx);
+        let headline = input.pointer("/message/headline").and_then(|h| h.as_str()).unwrap_or_default();
+        let body = input.pointer("/message/body").and_then(|h| h.as_str()).unwrap_or_default();
+        let msg = if body.is_empty() { headline.to_string() } else { format!("{headline}\n\n{body}") };
+        let cenv = [("GIT_AUTHOR_NAME", "gitops-flow[bot]"), ("GIT_AUTHOR_EMAIL", "bot@example.com"), ("GIT_COMMITTER_NAME", "GitHub"), ("GIT_COMMITTER_EMAIL", "noreply@github.com")];
+        let commit = git_in(self.bare, &["commit-tree", tree.trim(), "-p", &head, "-m", &msg], None, &cenv)?.trim().to_string();
+        git_in(self.bare, &["update-ref", &format!("refs/heads/{branch}"), &commit, &head], None, &[])?;
+        guard.verified.insert(commit.clone());
+        Ok(json!({"commit": {"__commit": commit}, "clientMutationId": null}))
+    }
+
+    fn auto_merge(&mut self, input: &Value) -> Result<Value, String> {
+        let node = input["pullRequestId"].as_str().unwrap_or_default();
+        let mut s = self.state.lock().expect("lock");
+        let Some(pr) = s.pulls.iter_mut().find(|p| format!("PR_kwDO{}", p.number) == node) else {
+            return Err(format!("Could not resolve to a node with the global id of '{node}'"));
+        };
+        pr.auto_merge = true;
+        Ok(json!({"pullRequest": {"__pull": pr.number}, "clientMutationId": null}))
+    }
+}

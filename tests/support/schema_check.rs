@@ -1,0 +1,490 @@
+//! What GitHub would reject: REST requests checked against the official OpenAPI
+//! description (operation + JSON request body schema), GraphQL documents against
+//! the official schema.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use graphql_parser::query as q;
+use graphql_parser::schema as s;
+use serde_json::Value;
+
+fn fixtures() -> std::path::PathBuf {
+    super::fixtures().join("github")
+}
+
+pub fn openapi() -> &'static Value {
+    static SPEC: OnceLock<Value> = OnceLock::new();
+    SPEC.get_or_init(|| {
+        let text = std::fs::read_to_string(fixtures().join("openapi-subset.json")).expect("openapi subset");
+        serde_json::from_str(&text).expect("openapi json")
+    })
+}
+
+/// Matches `method path` to an operation; returns (template, path params).
+pub fn match_operation(method: &str, path: &str) -> Option<(String, HashMap<String, String>)> {
+    let spec = openapi();
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let mut greedy_match = None;
+    for (template, ops) in spec["paths"].as_object()? {
+        if ops.get(method).is_none() {
+            continue;
+        }
+        let tsegs: Vec<&str> = template.trim_start_matches('/').split('/').collect();
+        let mut params = HashMap::new();
+        let exact = tsegs.len() == segs.len();
+        // Only `{path}` and `{ref}` take slashes (`contents/a/b.yaml`, `matching-refs/tags/x`).
+        let greedy = !exact && segs.len() > tsegs.len() && tsegs.last().is_some_and(|t| *t == "{path}" || *t == "{ref}");
+        if !exact && !greedy {
+            continue;
+        }
+        let mut ok = true;
+        for (i, t) in tsegs.iter().enumerate() {
+            if let Some(name) = t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+                let value = if greedy && i == tsegs.len() - 1 { segs[i..].join("/") } else { segs[i].to_string() };
+                if value.is_empty() {
+                    ok = false;
+                    break;
+                }
+                params.insert(name.to_string(), percent_decode(&value));
+            } else if *t != segs[i] {
+                ok = false;
+                break;
+            }
+        }
+        if ok {
+            if exact {
+                return Some((template.clone(), params));
+            }
+            greedy_match = Some((template.clone(), params));
+        }
+    }
+    greedy_match
+}
+
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() + 0 && i + 2 <= b.len() - 1 {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Validates a JSON request body against the operation's requestBody schema.
+pub fn check_body(method: &str, template: &str, body: Option<&Value>) -> Vec<String> {
+    let op = &openapi()["paths"][template][method];
+    let rb = &op["requestBody"];
+    let mut errs = Vec::new();
+    match (rb.is_null(), body) {
+        (true, Some(b)) if !b.is_null() => errs.push(format!("{method} {template} takes no request body")),
+        (false, None) if rb["required"] == true => errs.push(format!("{method} {template} requires a body")),
+        (false, Some(b)) => {
+            let schema = &rb["content"]["application/json"]["schema"];
+            validate(schema, b, "body", &mut errs);
+        }
+        _ => {}
+    }
+    errs
+}
+
+fn resolve(schema: &Value) -> &Value {
+    match schema.get("$ref").and_then(|r| r.as_str()) {
+        Some(r) => {
+            let parts: Vec<&str> = r.trim_start_matches("#/").split('/').collect();
+            let mut v = openapi();
+            for p in parts {
+                v = &v[p];
+            }
+            resolve(v)
+        }
+        None => schema,
+    }
+}
+
+fn type_ok(t: &str, v: &Value) -> bool {
+    match t {
+        "string" => v.is_string(),
+        "integer" => v.is_i64() || v.is_u64(),
+        "number" => v.is_number(),
+        "boolean" => v.is_boolean(),
+        "object" => v.is_object(),
+        "array" => v.is_array(),
+        "null" => v.is_null(),
+        _ => true,
+    }
+}
+
+/// A JSON Schema subset (OpenAPI 3.0 flavour) sufficient for GitHub's bodies.
+pub fn validate(schema: &Value, v: &Value, at: &str, errs: &mut Vec<String>) {
+    let schema = resolve(schema);
+    if v.is_null() && schema.get("nullable") == Some(&Value::Bool(true)) {
+        return;
+    }
+    if let Some(all) = schema.get("allOf").and_then(|a| a.as_array()) {
+        for s in all {
+            validate(s, v, at, errs);
+        }
+    }
+    for (key, exactly_one) in [("anyOf", false), ("oneOf", true)] {
+        if let Some(alts) = schema.get(key).and_then(|a| a.as_array()) {
+            let passing = alts
+                .iter()
+                .filter(|s| {
+                    let mut e = Vec::new();
+                    validate(s, v, at, &mut e);
+                    e.is_empty()
+                })
+                .count();
+            if passing == 0 || (exactly_one && passing > 1) {
+                errs.push(format!("{at}: matches {passing} of the {key} alternatives"));
+            }
+        }
+    }
+    match schema.get("type") {
+        Some(Value::String(t)) if !type_ok(t, v) => {
+            errs.push(format!("{at}: expected {t}, got {v}"));
+            return;
+        }
+        Some(Value::Array(ts)) if !ts.iter().any(|t| t.as_str().is_some_and(|t| type_ok(t, v))) => {
+            errs.push(format!("{at}: expected one of {ts:?}"));
+            return;
+        }
+        _ => {}
+    }
+    if let Some(e) = schema.get("enum").and_then(|e| e.as_array()) {
+        if !e.contains(v) {
+            errs.push(format!("{at}: {v} is not one of {e:?}"));
+        }
+    }
+    if let Some(obj) = v.as_object() {
+        let props = schema.get("properties").and_then(|p| p.as_object());
+        for r in schema.get("required").and_then(|r| r.as_array()).into_iter().flatten() {
+            if let Some(r) = r.as_str() {
+                if !obj.contains_key(r) {
+                    errs.push(format!("{at}: missing required property `{r}`"));
+                }
+            }
+        }
+        for (k, val) in obj {
+            match props.and_then(|p| p.get(k)) {
+                Some(ps) => validate(ps, val, &format!("{at}.{k}"), errs),
+                None => match schema.get("additionalProperties") {
+                    Some(Value::Bool(false)) => errs.push(format!("{at}: unknown property `{k}`")),
+                    Some(s @ Value::Object(_)) => validate(s, val, &format!("{at}.{k}"), errs),
+                    _ if props.is_some() && schema.get("additionalProperties").is_none() => {
+                        // GitHub ignores unknown properties, but a typo would silently do nothing: refuse.
+                        errs.push(format!("{at}: property `{k}` is not in the operation's schema"));
+                    }
+                    _ => {}
+                },
+            }
+        }
+    }
+    if let Some(arr) = v.as_array() {
+        if let Some(min) = schema.get("minItems").and_then(|m| m.as_u64()) {
+            if (arr.len() as u64) < min {
+                errs.push(format!("{at}: fewer than {min} items"));
+            }
+        }
+        if let Some(items) = schema.get("items") {
+            for (i, x) in arr.iter().enumerate() {
+                validate(items, x, &format!("{at}[{i}]"), errs);
+            }
+        }
+    }
+    if let Some(sv) = v.as_str() {
+        if let Some(min) = schema.get("minLength").and_then(|m| m.as_u64()) {
+            if (sv.chars().count() as u64) < min {
+                errs.push(format!("{at}: shorter than {min}"));
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- GraphQL
+
+pub struct Schema {
+    pub types: HashMap<String, s::TypeDefinition<'static, String>>,
+}
+
+pub fn schema() -> &'static Schema {
+    static SCHEMA: OnceLock<Schema> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let text: &'static str = Box::leak(std::fs::read_to_string(fixtures().join("schema.graphql")).expect("schema").into_boxed_str());
+        let doc = graphql_parser::parse_schema::<String>(text).expect("GitHub schema parses");
+        let mut types = HashMap::new();
+        for d in doc.definitions {
+            if let s::Definition::TypeDefinition(t) = d {
+                let name = match &t {
+                    s::TypeDefinition::Scalar(x) => x.name.clone(),
+                    s::TypeDefinition::Object(x) => x.name.clone(),
+                    s::TypeDefinition::Interface(x) => x.name.clone(),
+                    s::TypeDefinition::Union(x) => x.name.clone(),
+                    s::TypeDefinition::Enum(x) => x.name.clone(),
+                    s::TypeDefinition::InputObject(x) => x.name.clone(),
+                };
+                types.insert(name, t);
+            }
+        }
+        for builtin in ["String", "Int", "Float", "Boolean", "ID"] {
+            types.entry(builtin.to_string()).or_insert_with(|| {
+                s::TypeDefinition::Scalar(s::ScalarType::new(builtin.to_string()))
+            });
+        }
+        Schema { types }
+    })
+}
+
+fn named<'a>(t: &'a s::Type<'static, String>) -> &'a str {
+    match t {
+        s::Type::NamedType(n) => n,
+        s::Type::ListType(i) | s::Type::NonNullType(i) => named(i),
+    }
+}
+
+impl Schema {
+    fn fields(&self, ty: &str) -> Option<&Vec<s::Field<'static, String>>> {
+        match self.types.get(ty)? {
+            s::TypeDefinition::Object(o) => Some(&o.fields),
+            s::TypeDefinition::Interface(i) => Some(&i.fields),
+            _ => None,
+        }
+    }
+
+    fn is_composite(&self, ty: &str) -> bool {
+        matches!(self.types.get(ty), Some(s::TypeDefinition::Object(_) | s::TypeDefinition::Interface(_) | s::TypeDefinition::Union(_)))
+    }
+
+    fn is_input(&self, ty: &str) -> bool {
+        matches!(self.types.get(ty), Some(s::TypeDefinition::Scalar(_) | s::TypeDefinition::Enum(_) | s::TypeDefinition::InputObject(_)))
+    }
+
+    /// Checks a JSON value against an input type (variables).
+    fn check_input(&self, t: &s::Type<'static, String>, v: &Value, at: &str, errs: &mut Vec<String>) {
+        match t {
+            s::Type::NonNullType(inner) => {
+                if v.is_null() {
+                    errs.push(format!("{at}: null for non-null {}", named(inner)));
+                } else {
+                    self.check_input(inner, v, at, errs);
+                }
+            }
+            _ if v.is_null() => {}
+            s::Type::ListType(inner) => match v.as_array() {
+                Some(a) => a.iter().enumerate().for_each(|(i, x)| self.check_input(inner, x, &format!("{at}[{i}]"), errs)),
+                None => self.check_input(inner, v, at, errs),
+            },
+            s::Type::NamedType(n) => match self.types.get(n.as_str()) {
+                Some(s::TypeDefinition::InputObject(io)) => {
+                    let Some(obj) = v.as_object() else {
+                        errs.push(format!("{at}: expected input object {n}"));
+                        return;
+                    };
+                    for k in obj.keys() {
+                        if !io.fields.iter().any(|f| f.name == *k) {
+                            errs.push(format!("{at}: {n} has no field `{k}`"));
+                        }
+                    }
+                    for f in &io.fields {
+                        let val = obj.get(&f.name).unwrap_or(&Value::Null);
+                        if matches!(f.value_type, s::Type::NonNullType(_)) && f.default_value.is_none() && !obj.contains_key(&f.name) {
+                            errs.push(format!("{at}: {n}.{} is required", f.name));
+                        } else if obj.contains_key(&f.name) {
+                            self.check_input(&f.value_type, val, &format!("{at}.{}", f.name), errs);
+                        }
+                    }
+                }
+                Some(s::TypeDefinition::Enum(e)) => {
+                    if !v.as_str().is_some_and(|x| e.values.iter().any(|ev| ev.name == x)) {
+                        errs.push(format!("{at}: {v} is not a value of enum {n}"));
+                    }
+                }
+                Some(s::TypeDefinition::Scalar(_)) => {
+                    let ok = match n.as_str() {
+                        "Int" => v.is_i64() || v.is_u64(),
+                        "Float" => v.is_number(),
+                        "Boolean" => v.is_boolean(),
+                        _ => v.is_string(),
+                    };
+                    if !ok {
+                        errs.push(format!("{at}: {v} is not a {n}"));
+                    }
+                }
+                _ => errs.push(format!("{at}: {n} is not an input type")),
+            },
+        }
+    }
+}
+
+fn literal(v: &q::Value<'static, String>, vars: &Value) -> Value {
+    match v {
+        q::Value::Variable(n) => vars.get(n.as_str()).cloned().unwrap_or(Value::Null),
+        q::Value::Int(i) => Value::from(i.as_i64().unwrap_or_default()),
+        q::Value::Float(f) => Value::from(*f),
+        q::Value::String(s) => Value::from(s.clone()),
+        q::Value::Boolean(b) => Value::from(*b),
+        q::Value::Null => Value::Null,
+        q::Value::Enum(e) => Value::from(e.clone()),
+        q::Value::List(l) => Value::Array(l.iter().map(|x| literal(x, vars)).collect()),
+        q::Value::Object(o) => Value::Object(o.iter().map(|(k, x)| (k.clone(), literal(x, vars))).collect()),
+    }
+}
+
+pub fn arg_value(args: &[(String, q::Value<'static, String>)], name: &str, vars: &Value) -> Value {
+    args.iter().find(|(n, _)| n == name).map(|(_, v)| literal(v, vars)).unwrap_or(Value::Null)
+}
+
+fn used_vars(v: &q::Value<'static, String>, out: &mut Vec<String>) {
+    match v {
+        q::Value::Variable(n) => out.push(n.clone()),
+        q::Value::List(l) => l.iter().for_each(|x| used_vars(x, out)),
+        q::Value::Object(o) => o.values().for_each(|x| used_vars(x, out)),
+        _ => {}
+    }
+}
+
+pub struct Parsed {
+    pub op: q::OperationDefinition<'static, String>,
+    pub fragments: HashMap<String, q::FragmentDefinition<'static, String>>,
+}
+
+/// Parses and validates a GraphQL request as GitHub would; Ok(operation) or the errors.
+pub fn check_graphql(query: &str, vars: &Value) -> Result<Parsed, Vec<String>> {
+    let text: &'static str = Box::leak(query.to_string().into_boxed_str());
+    let doc = graphql_parser::parse_query::<String>(text).map_err(|e| vec![format!("parse error: {e}")])?;
+    let sch = schema();
+    let mut ops = Vec::new();
+    let mut fragments = HashMap::new();
+    for d in doc.definitions {
+        match d {
+            q::Definition::Operation(o) => ops.push(o),
+            q::Definition::Fragment(f) => {
+                fragments.insert(f.name.clone(), f);
+            }
+        }
+    }
+    if ops.len() != 1 {
+        return Err(vec![format!("expected exactly one operation, got {}", ops.len())]);
+    }
+    let op = ops.remove(0);
+    let (root, var_defs, sel) = match &op {
+        q::OperationDefinition::Query(x) => ("Query", x.variable_definitions.clone(), x.selection_set.clone()),
+        q::OperationDefinition::Mutation(x) => ("Mutation", x.variable_definitions.clone(), x.selection_set.clone()),
+        q::OperationDefinition::SelectionSet(x) => ("Query", Vec::new(), x.clone()),
+        q::OperationDefinition::Subscription(_) => return Err(vec!["subscriptions are not supported".into()]),
+    };
+    let mut errs = Vec::new();
+    let mut declared = Vec::new();
+    for vd in &var_defs {
+        if !sch.is_input(named(&vd.var_type)) {
+            errs.push(format!("variable ${}: {} is not an input type", vd.name, named(&vd.var_type)));
+        }
+        let given = vars.get(&vd.name);
+        match given {
+            None if matches!(vd.var_type, s::Type::NonNullType(_)) && vd.default_value.is_none() => {
+                errs.push(format!("variable ${} of type {} was not provided", vd.name, named(&vd.var_type)));
+            }
+            Some(v) => sch.check_input(&vd.var_type, v, &format!("${}", vd.name), &mut errs),
+            None => {}
+        }
+        declared.push(vd.name.clone());
+    }
+    if let Some(obj) = vars.as_object() {
+        for k in obj.keys() {
+            if !declared.contains(k) {
+                errs.push(format!("variable ${k} is given but not declared"));
+            }
+        }
+    }
+    let mut used = Vec::new();
+    check_selection(sch, root, &sel, &fragments, &mut used, &mut errs);
+    for d in &declared {
+        if !used.contains(d) {
+            errs.push(format!("variable ${d} is declared but never used"));
+        }
+    }
+    for u in &used {
+        if !declared.contains(u) {
+            errs.push(format!("variable ${u} is not defined"));
+        }
+    }
+    if errs.is_empty() { Ok(Parsed { op, fragments }) } else { Err(errs) }
+}
+
+fn check_selection(
+    sch: &Schema,
+    ty: &str,
+    sel: &q::SelectionSet<'static, String>,
+    frags: &HashMap<String, q::FragmentDefinition<'static, String>>,
+    used: &mut Vec<String>,
+    errs: &mut Vec<String>,
+) {
+    for item in &sel.items {
+        match item {
+            q::Selection::Field(f) => {
+                if f.name == "__typename" {
+                    continue;
+                }
+                let Some(def) = sch.fields(ty).and_then(|fs| fs.iter().find(|d| d.name == f.name)) else {
+                    errs.push(format!("field `{}` does not exist on type {ty}", f.name));
+                    continue;
+                };
+                for (an, av) in &f.arguments {
+                    match def.arguments.iter().find(|a| a.name == *an) {
+                        None => errs.push(format!("field {ty}.{} has no argument `{an}`", f.name)),
+                        Some(a) => {
+                            used_vars(av, used);
+                            if !matches!(av, q::Value::Variable(_)) {
+                                let mut e = Vec::new();
+                                sch.check_input(&a.value_type, &literal(av, &Value::Null), &format!("{ty}.{}({an})", f.name), &mut e);
+                                errs.extend(e);
+                            }
+                        }
+                    }
+                }
+                for a in &def.arguments {
+                    if matches!(a.value_type, s::Type::NonNullType(_)) && a.default_value.is_none() && !f.arguments.iter().any(|(n, _)| *n == a.name) {
+                        errs.push(format!("field {ty}.{} requires argument `{}`", f.name, a.name));
+                    }
+                }
+                let inner = named(&def.field_type);
+                if sch.is_composite(inner) {
+                    if f.selection_set.items.is_empty() {
+                        errs.push(format!("field {ty}.{} of type {inner} needs a selection set", f.name));
+                    }
+                    check_selection(sch, inner, &f.selection_set, frags, used, errs);
+                } else if !f.selection_set.items.is_empty() {
+                    errs.push(format!("field {ty}.{} is a {inner} and takes no selection set", f.name));
+                }
+            }
+            q::Selection::InlineFragment(fr) => {
+                let target = match &fr.type_condition {
+                    Some(q::TypeCondition::On(t)) => t.as_str(),
+                    None => ty,
+                };
+                if !sch.is_composite(target) {
+                    errs.push(format!("fragment on unknown or non-composite type {target}"));
+                    continue;
+                }
+                check_selection(sch, target, &fr.selection_set, frags, used, errs);
+            }
+            q::Selection::FragmentSpread(sp) => match frags.get(&sp.fragment_name) {
+                Some(fd) => {
+                    let q::TypeCondition::On(t) = &fd.type_condition;
+                    check_selection(sch, t, &fd.selection_set, frags, used, errs);
+                }
+                None => errs.push(format!("unknown fragment {}", sp.fragment_name)),
+            },
+        }
+    }
+}
