@@ -7,8 +7,18 @@ use support::fake_github::{FakeGitHub, TOKEN};
 use support::scratch;
 
 fn client(base: &str) -> (tokio::runtime::Runtime, octocrab::Octocrab) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let o = rt.block_on(async { octocrab::Octocrab::builder().base_uri(base).unwrap().personal_token(TOKEN.to_string()).build().unwrap() });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let o = rt.block_on(async {
+        octocrab::Octocrab::builder()
+            .base_uri(base)
+            .unwrap()
+            .personal_token(TOKEN.to_string())
+            .build()
+            .unwrap()
+    });
     (rt, o)
 }
 
@@ -34,7 +44,10 @@ fn refuses_an_unknown_endpoint() {
     let fake = FakeGitHub::start(&dir);
     let (status, body) = send(&fake, "GET", "/api/v3/repos/acme/gitops/git/reefs/heads/main", None);
     assert_eq!(status, 422);
-    assert!(body["message"].as_str().unwrap().contains("no such operation"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("no such operation"),
+        "{body}"
+    );
     assert_eq!(fake.violations().len(), 1);
 }
 
@@ -43,13 +56,28 @@ fn refuses_a_body_that_does_not_match_the_schema() {
     let (_t, dir) = scratch("make_tag_repo.sh");
     let fake = FakeGitHub::start(&dir);
     // `head` must be a string; `draft_mode` is not a property of the operation.
-    let (status, body) = send(&fake, "POST", "/api/v3/repos/acme/gitops/pulls", Some(json!({"title": "x", "head": 5, "base": "main"})));
+    let (status, body) = send(
+        &fake,
+        "POST",
+        "/api/v3/repos/acme/gitops/pulls",
+        Some(json!({"title": "x", "head": 5, "base": "main"})),
+    );
     assert_eq!(status, 422, "{body}");
     assert!(body["message"].as_str().unwrap().contains("body.head"), "{body}");
-    let (status, _) = send(&fake, "POST", "/api/v3/repos/acme/gitops/pulls", Some(json!({"title": "x", "head": "main", "base": "main", "draft_mode": true})));
+    let (status, _) = send(
+        &fake,
+        "POST",
+        "/api/v3/repos/acme/gitops/pulls",
+        Some(json!({"title": "x", "head": "main", "base": "main", "draft_mode": true})),
+    );
     assert_eq!(status, 422);
     // Labels need at least one item.
-    let (status, _) = send(&fake, "POST", "/api/v3/repos/acme/gitops/issues/1/labels", Some(json!({"labels": []})));
+    let (status, _) = send(
+        &fake,
+        "POST",
+        "/api/v3/repos/acme/gitops/issues/1/labels",
+        Some(json!({"labels": []})),
+    );
     assert_eq!(status, 422);
     assert_eq!(fake.violations().len(), 3);
 }
@@ -59,11 +87,26 @@ fn refuses_an_invalid_graphql_document() {
     let (_t, dir) = scratch("make_tag_repo.sh");
     let fake = FakeGitHub::start(&dir);
     let cases = [
-        (json!({"query": "query { repository(owner: \"acme\", name: \"gitops\") { idd } }"}), "does not exist"),
-        (json!({"query": "mutation($input: UpdateRefsInput!) { updateRefs(input: $input) { clientMutationId } }", "variables": {"input": {"refUpdates": []}}}), "repositoryId is required"),
-        (json!({"query": "mutation($input: CreateCommitOnBranchInput!) { createCommitOnBranch(input: $input) { commit } }", "variables": {"input": {"branch": {"branchName": "x"}, "message": {"headline": "h"}, "expectedHeadOid": "0"}}}), "needs a selection set"),
-        (json!({"query": "query($unused: String!) { viewer { login } }", "variables": {"unused": "x"}}), "never used"),
-        (json!({"query": "query { repository(owner: \"acme\") { id } }"}), "requires argument `name`"),
+        (
+            json!({"query": "query { repository(owner: \"acme\", name: \"gitops\") { idd } }"}),
+            "does not exist",
+        ),
+        (
+            json!({"query": "mutation($input: UpdateRefsInput!) { updateRefs(input: $input) { clientMutationId } }", "variables": {"input": {"refUpdates": []}}}),
+            "repositoryId is required",
+        ),
+        (
+            json!({"query": "mutation($input: CreateCommitOnBranchInput!) { createCommitOnBranch(input: $input) { commit } }", "variables": {"input": {"branch": {"branchName": "x"}, "message": {"headline": "h"}, "expectedHeadOid": "0"}}}),
+            "needs a selection set",
+        ),
+        (
+            json!({"query": "query($unused: String!) { viewer { login } }", "variables": {"unused": "x"}}),
+            "never used",
+        ),
+        (
+            json!({"query": "query { repository(owner: \"acme\") { id } }"}),
+            "requires argument `name`",
+        ),
     ];
     for (i, (req, needle)) in cases.into_iter().enumerate() {
         let (status, body) = send(&fake, "POST", "/api/graphql", Some(req));
@@ -78,17 +121,44 @@ fn refuses_an_invalid_graphql_document() {
 fn serves_valid_requests_and_rejects_bad_credentials() {
     let (_t, dir) = scratch("make_tag_repo.sh");
     let fake = FakeGitHub::start(&dir);
-    let (status, body) = send(&fake, "GET", "/api/v3/repos/acme/gitops/git/matching-refs/tags/payments", None);
+    let (status, body) = send(
+        &fake,
+        "GET",
+        "/api/v3/repos/acme/gitops/git/matching-refs/tags/payments",
+        None,
+    );
     assert_eq!(status, 200);
     assert_eq!(body.as_array().unwrap().len(), 2);
-    let (status, body) = send(&fake, "POST", "/api/graphql", Some(json!({"query": "query($o: String!, $n: String!, $r: String!) { repository(owner: $o, name: $n) { id x: ref(qualifiedName: $r) { target { oid } } } }", "variables": {"o": "acme", "n": "gitops", "r": "refs/heads/main"}})));
+    let (status, body) = send(
+        &fake,
+        "POST",
+        "/api/graphql",
+        Some(
+            json!({"query": "query($o: String!, $n: String!, $r: String!) { repository(owner: $o, name: $n) { id x: ref(qualifiedName: $r) { target { oid } } } }", "variables": {"o": "acme", "n": "gitops", "r": "refs/heads/main"}}),
+        ),
+    );
     assert_eq!(status, 200);
-    assert_eq!(body["data"]["repository"]["x"]["target"]["oid"].as_str().unwrap(), fake.rev("main").unwrap());
+    assert_eq!(
+        body["data"]["repository"]["x"]["target"]["oid"].as_str().unwrap(),
+        fake.rev("main").unwrap()
+    );
     fake.assert_clean();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let status = rt.block_on(async {
-        let o = octocrab::Octocrab::builder().base_uri(fake.url.as_str()).unwrap().personal_token("wrong".to_string()).build().unwrap();
-        o._get(format!("{}/api/v3/repos/acme/gitops", fake.url).as_str()).await.unwrap().status().as_u16()
+        let o = octocrab::Octocrab::builder()
+            .base_uri(fake.url.as_str())
+            .unwrap()
+            .personal_token("wrong".to_string())
+            .build()
+            .unwrap();
+        o._get(format!("{}/api/v3/repos/acme/gitops", fake.url).as_str())
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
     });
     assert_eq!(status, 401);
 }

@@ -490,6 +490,35 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
     }
 }
 
+/// The refs a command is likely to read, known from the inputs alone, so that the
+/// GitHub backend can read them (and the default branch) in one query.
+pub fn ref_hints(inputs: &Inputs, config: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(b) = inputs.branch.as_ref().or(config.branch.as_ref()) {
+        out.push(format!("refs/heads/{b}"));
+    }
+    let Some(service) = &inputs.service else { return out };
+    if crate::names::check_ref_component("service", service).is_err() {
+        return out;
+    }
+    for env in &config.environments {
+        match env.track {
+            Track::Tag => {
+                if let (Ok(t), Ok(r)) = (config.tag(env, service), config.rollback_tag(env, service)) {
+                    out.push(format!("refs/tags/{t}"));
+                    out.push(format!("refs/tags/{r}"));
+                }
+            }
+            Track::File => out.push(format!("refs/heads/gitops-flow/{}/{service}", env.name)),
+            Track::Branch => out.extend(env.branch.as_ref().map(|b| format!("refs/heads/{b}"))),
+        }
+    }
+    if inputs.command == "stage" {
+        out.push(format!("refs/heads/gitops-flow/stage/{service}"));
+    }
+    out
+}
+
 /// The next environment after `from`, if any.
 pub fn next_env<'c>(config: &'c Config, from: &Environment) -> Option<&'c Environment> {
     let i = config.environments.iter().position(|e| e.name == from.name)?;

@@ -99,7 +99,12 @@ fn git_in(dir: &Path, args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)])
     }
     let mut child = cmd.spawn().map_err(|e| e.to_string())?;
     if let Some(input) = stdin {
-        child.stdin.take().expect("stdin").write_all(input).map_err(|e| e.to_string())?;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .map_err(|e| e.to_string())?;
     }
     let out = child.wait_with_output().map_err(|e| e.to_string())?;
     if out.status.success() {
@@ -114,7 +119,19 @@ impl FakeGitHub {
     pub fn start(seed: &Path) -> FakeGitHub {
         let tmp = tempfile::tempdir().expect("tempdir");
         let bare = tmp.path().join("gitops.git");
-        git_in(tmp.path(), &["clone", "-q", "--mirror", &seed.display().to_string(), &bare.display().to_string()], None, &[]).expect("mirror");
+        git_in(
+            tmp.path(),
+            &[
+                "clone",
+                "-q",
+                "--mirror",
+                &seed.display().to_string(),
+                &bare.display().to_string(),
+            ],
+            None,
+            &[],
+        )
+        .expect("mirror");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let state = Arc::new(Mutex::new(State::default()));
@@ -126,7 +143,12 @@ impl FakeGitHub {
                 std::thread::spawn(move || serve(conn, &st, &b, &u));
             }
         });
-        FakeGitHub { url, bare, state, _tmp: tmp }
+        FakeGitHub {
+            url,
+            bare,
+            state,
+            _tmp: tmp,
+        }
     }
 
     /// The runner variables and inputs that point gitops-flow at this fake.
@@ -145,15 +167,39 @@ impl FakeGitHub {
     /// A shallow, tag-less clone like actions/checkout's default.
     pub fn checkout(&self, dir: &Path) {
         let url = format!("file://{}", self.bare.display());
-        git_in(Path::new("/"), &["clone", "-q", "--depth", "1", "--no-tags", &url, &dir.display().to_string()], None, &[]).expect("clone");
+        git_in(
+            Path::new("/"),
+            &[
+                "clone",
+                "-q",
+                "--depth",
+                "1",
+                "--no-tags",
+                &url,
+                &dir.display().to_string(),
+            ],
+            None,
+            &[],
+        )
+        .expect("clone");
     }
 
     pub fn git(&self, args: &[&str]) -> String {
-        git_in(&self.bare, args, None, &[]).unwrap_or_else(|e| panic!("git {args:?}: {e}")).trim_end().to_string()
+        git_in(&self.bare, args, None, &[])
+            .unwrap_or_else(|e| panic!("git {args:?}: {e}"))
+            .trim_end()
+            .to_string()
     }
 
     pub fn rev(&self, r: &str) -> Option<String> {
-        git_in(&self.bare, &["rev-parse", "--verify", "-q", &format!("{r}^{{commit}}")], None, &[]).ok().map(|s| s.trim().to_string())
+        git_in(
+            &self.bare,
+            &["rev-parse", "--verify", "-q", &format!("{r}^{{commit}}")],
+            None,
+            &[],
+        )
+        .ok()
+        .map(|s| s.trim().to_string())
     }
 
     pub fn refs(&self) -> std::collections::BTreeMap<String, String> {
@@ -178,7 +224,11 @@ impl FakeGitHub {
     /// Fails loudly when anything was sent that GitHub would refuse or the fake lacks.
     pub fn assert_clean(&self) {
         let v = self.violations();
-        assert!(v.is_empty(), "the fake GitHub saw requests GitHub would refuse or that it does not implement:\n{}", v.join("\n"));
+        assert!(
+            v.is_empty(),
+            "the fake GitHub saw requests GitHub would refuse or that it does not implement:\n{}",
+            v.join("\n")
+        );
     }
 
     pub fn fail_next(&self, n: usize, status: u16, retry_after: Option<u64>) {
@@ -189,7 +239,11 @@ impl FakeGitHub {
         };
         let mut s = self.state.lock().expect("lock");
         for _ in 0..n {
-            s.faults.push_back(Fault { status, retry_after, body: body.into() });
+            s.faults.push_back(Fault {
+                status,
+                retry_after,
+                body: body.into(),
+            });
         }
     }
 
@@ -214,11 +268,23 @@ impl FakeGitHub {
     }
 
     pub fn add_status(&self, sha: &str, context: &str, state: &str) {
-        self.state.lock().expect("lock").statuses.entry(sha.into()).or_default().push((context.into(), state.into()));
+        self.state
+            .lock()
+            .expect("lock")
+            .statuses
+            .entry(sha.into())
+            .or_default()
+            .push((context.into(), state.into()));
     }
 
     pub fn add_check(&self, sha: &str, name: &str, status: &str, conclusion: Option<&str>) {
-        self.state.lock().expect("lock").checks.entry(sha.into()).or_default().push((name.into(), status.into(), conclusion.map(String::from)));
+        self.state
+            .lock()
+            .expect("lock")
+            .checks
+            .entry(sha.into())
+            .or_default()
+            .push((name.into(), status.into(), conclusion.map(String::from)));
     }
 
     /// Merges an open pull request the way GitHub's "squash and merge" does:
@@ -230,9 +296,23 @@ impl FakeGitHub {
         let head = self.rev(&format!("refs/heads/{}", pr.head)).expect("head");
         let tree = self.git(&["rev-parse", &format!("{head}^{{tree}}")]);
         let msg = format!("{} (#{number})\n\n{}", pr.title, pr.body);
-        let env = [("GIT_AUTHOR_NAME", "Merger"), ("GIT_AUTHOR_EMAIL", "m@example.com"), ("GIT_COMMITTER_NAME", "GitHub"), ("GIT_COMMITTER_EMAIL", "noreply@github.com")];
-        let c = git_in(&self.bare, &["commit-tree", &tree, "-p", &base, "-m", &msg], None, &env).expect("commit-tree").trim().to_string();
-        git_in(&self.bare, &["update-ref", &format!("refs/heads/{}", pr.base), &c, &base], None, &[]).expect("update-ref");
+        let env = [
+            ("GIT_AUTHOR_NAME", "Merger"),
+            ("GIT_AUTHOR_EMAIL", "m@example.com"),
+            ("GIT_COMMITTER_NAME", "GitHub"),
+            ("GIT_COMMITTER_EMAIL", "noreply@github.com"),
+        ];
+        let c = git_in(&self.bare, &["commit-tree", &tree, "-p", &base, "-m", &msg], None, &env)
+            .expect("commit-tree")
+            .trim()
+            .to_string();
+        git_in(
+            &self.bare,
+            &["update-ref", &format!("refs/heads/{}", pr.base), &c, &base],
+            None,
+            &[],
+        )
+        .expect("update-ref");
         pr.state = "closed".into();
         pr.merge_commit_sha = Some(c.clone());
         s.verified.insert(c.clone());
@@ -248,7 +328,14 @@ impl FakeGitHub {
 }
 
 fn pull_json(url: &str, p: &Pull, bare: &Path) -> Value {
-    let head_sha = git_in(bare, &["rev-parse", "-q", "--verify", &format!("refs/heads/{}", p.head)], None, &[]).map(|s| s.trim().to_string()).unwrap_or_default();
+    let head_sha = git_in(
+        bare,
+        &["rev-parse", "-q", "--verify", &format!("refs/heads/{}", p.head)],
+        None,
+        &[],
+    )
+    .map(|s| s.trim().to_string())
+    .unwrap_or_default();
     json!({
         "id": p.number * 1000,
         "node_id": format!("PR_kwDO{}", p.number),
@@ -295,7 +382,10 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<Req> {
             headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
         }
     }
-    let len = headers.get("content-length").and_then(|l| l.parse::<usize>().ok()).unwrap_or(0);
+    let len = headers
+        .get("content-length")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(0);
     let mut body = vec![0; len];
     r.read_exact(&mut body).ok()?;
     let (path, qs) = target.split_once('?').unwrap_or((&target, ""));
@@ -304,10 +394,19 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<Req> {
         .filter(|s| !s.is_empty())
         .map(|kv| {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (schema_check::percent_decode(k), schema_check::percent_decode(&v.replace('+', " ")))
+            (
+                schema_check::percent_decode(k),
+                schema_check::percent_decode(&v.replace('+', " ")),
+            )
         })
         .collect();
-    Some(Req { method, path: path.to_string(), query, headers, body })
+    Some(Req {
+        method,
+        path: path.to_string(),
+        query,
+        headers,
+        body,
+    })
 }
 
 fn respond(w: &mut TcpStream, status: u16, body: &str, extra: &[(String, String)]) {
@@ -322,7 +421,10 @@ fn respond(w: &mut TcpStream, status: u16, body: &str, extra: &[(String, String)
         502 => "Bad Gateway",
         _ => "Status",
     };
-    let mut head = format!("HTTP/1.1 {status} {reason}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: {}\r\n", body.len());
+    let mut head = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: {}\r\n",
+        body.len()
+    );
     for (k, v) in extra {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -361,17 +463,33 @@ fn serve(conn: TcpStream, state: &Arc<Mutex<State>>, bare: &Path, url: &str) {
                 (st, b.to_string(), Vec::new())
             }
         };
-        state.lock().expect("lock").log.push(Logged { method: req.method.clone(), path: req.path.clone(), body: body_json, status, graphql: graphql_fields });
+        state.lock().expect("lock").log.push(Logged {
+            method: req.method.clone(),
+            path: req.path.clone(),
+            body: body_json,
+            status,
+            graphql: graphql_fields,
+        });
         respond(&mut writer, status, &body, &headers);
     }
 }
 
 fn violation(state: &Arc<Mutex<State>>, msg: String) -> (u16, Value) {
     state.lock().expect("lock").violations.push(msg.clone());
-    (422, json!({ "message": msg, "documentation_url": "https://docs.github.com/rest" }))
+    (
+        422,
+        json!({ "message": msg, "documentation_url": "https://docs.github.com/rest" }),
+    )
 }
 
-fn handle(req: &Req, body: &Value, state: &Arc<Mutex<State>>, bare: &Path, url: &str, fields: &mut Vec<String>) -> (u16, Value) {
+fn handle(
+    req: &Req,
+    body: &Value,
+    state: &Arc<Mutex<State>>,
+    bare: &Path,
+    url: &str,
+    fields: &mut Vec<String>,
+) -> (u16, Value) {
     if req.method == "POST" && req.path == "/api/graphql" {
         let query = body.get("query").and_then(|q| q.as_str()).unwrap_or_default();
         let vars = body.get("variables").cloned().unwrap_or(json!({}));
@@ -380,21 +498,41 @@ fn handle(req: &Req, body: &Value, state: &Arc<Mutex<State>>, bare: &Path, url: 
             Err(errs) => {
                 let msg = format!("invalid GraphQL document: {}\n{query}", errs.join("; "));
                 state.lock().expect("lock").violations.push(msg.clone());
-                (200, json!({ "errors": errs.iter().map(|e| json!({"message": e})).collect::<Vec<_>>() }))
+                (
+                    200,
+                    json!({ "errors": errs.iter().map(|e| json!({"message": e})).collect::<Vec<_>>() }),
+                )
             }
         };
     }
     let Some(path) = req.path.strip_prefix("/api/v3") else {
-        return violation(state, format!("{} {}: not under /api/v3 (wrong base URL)", req.method, req.path));
+        return violation(
+            state,
+            format!("{} {}: not under /api/v3 (wrong base URL)", req.method, req.path),
+        );
     };
     let method = req.method.to_ascii_lowercase();
     let Some((template, params)) = schema_check::match_operation(&method, path) else {
-        return violation(state, format!("{} {}: no such operation in GitHub's REST API description", req.method, path));
+        return violation(
+            state,
+            format!(
+                "{} {}: no such operation in GitHub's REST API description",
+                req.method, path
+            ),
+        );
     };
     let has_body = !req.body.is_empty();
     let errs = schema_check::check_body(&method, &template, has_body.then_some(body));
     if !errs.is_empty() {
-        return violation(state, format!("{} {}: body does not match the API description: {}", req.method, path, errs.join("; ")));
+        return violation(
+            state,
+            format!(
+                "{} {}: body does not match the API description: {}",
+                req.method,
+                path,
+                errs.join("; ")
+            ),
+        );
     }
     if params.get("owner").map(String::as_str) != Some(OWNER) || params.get("repo").map(String::as_str) != Some(REPO) {
         return (404, json!({"message": "Not Found"}));
@@ -403,28 +541,78 @@ fn handle(req: &Req, body: &Value, state: &Arc<Mutex<State>>, bare: &Path, url: 
 }
 
 fn sha_of(bare: &Path, r: &str) -> Option<String> {
-    git_in(bare, &["rev-parse", "--verify", "-q", &format!("{r}^{{commit}}")], None, &[]).ok().map(|s| s.trim().to_string())
+    git_in(
+        bare,
+        &["rev-parse", "--verify", "-q", &format!("{r}^{{commit}}")],
+        None,
+        &[],
+    )
+    .ok()
+    .map(|s| s.trim().to_string())
 }
 
 #[allow(clippy::too_many_arguments)]
-fn rest(method: &str, template: &str, p: &HashMap<String, String>, req: &Req, body: &Value, state: &Arc<Mutex<State>>, bare: &Path, url: &str) -> (u16, Value) {
+fn rest(
+    method: &str,
+    template: &str,
+    p: &HashMap<String, String>,
+    req: &Req,
+    body: &Value,
+    state: &Arc<Mutex<State>>,
+    bare: &Path,
+    url: &str,
+) -> (u16, Value) {
     let not_found = || (404, json!({"message": "Not Found"}));
     match (method, template) {
-        ("get", "/repos/{owner}/{repo}") => (200, json!({"id": 1, "node_id": REPO_ID, "name": REPO, "full_name": format!("{OWNER}/{REPO}"), "default_branch": "main"})),
+        ("get", "/repos/{owner}/{repo}") => (
+            200,
+            json!({"id": 1, "node_id": REPO_ID, "name": REPO, "full_name": format!("{OWNER}/{REPO}"), "default_branch": "main"}),
+        ),
         ("get", "/repos/{owner}/{repo}/commits/{ref}") => {
-            let Some(sha) = sha_of(bare, &p["ref"]) else { return (422, json!({"message": format!("No commit found for SHA: {}", p["ref"])})) };
-            let parents: Vec<String> = git_in(bare, &["rev-list", "--parents", "-n", "1", &sha], None, &[]).unwrap_or_default().split_whitespace().skip(1).map(String::from).collect();
-            let files: Vec<Value> = git_in(bare, &["diff-tree", "--root", "--no-commit-id", "-r", "--name-only", "-m", "--first-parent", &sha], None, &[])
+            let Some(sha) = sha_of(bare, &p["ref"]) else {
+                return (
+                    422,
+                    json!({"message": format!("No commit found for SHA: {}", p["ref"])}),
+                );
+            };
+            let parents: Vec<String> = git_in(bare, &["rev-list", "--parents", "-n", "1", &sha], None, &[])
                 .unwrap_or_default()
-                .lines()
-                .map(|f| json!({"filename": f, "status": "modified"}))
+                .split_whitespace()
+                .skip(1)
+                .map(String::from)
                 .collect();
+            let files: Vec<Value> = git_in(
+                bare,
+                &[
+                    "diff-tree",
+                    "--root",
+                    "--no-commit-id",
+                    "-r",
+                    "--name-only",
+                    "-m",
+                    "--first-parent",
+                    &sha,
+                ],
+                None,
+                &[],
+            )
+            .unwrap_or_default()
+            .lines()
+            .map(|f| json!({"filename": f, "status": "modified"}))
+            .collect();
             let message = git_in(bare, &["log", "-1", "--format=%B", &sha], None, &[]).unwrap_or_default();
-            (200, json!({"sha": sha, "commit": {"message": message}, "parents": parents.iter().map(|s| json!({"sha": s})).collect::<Vec<_>>(), "files": files, "html_url": format!("{url}/{OWNER}/{REPO}/commit/{sha}")}))
+            (
+                200,
+                json!({"sha": sha, "commit": {"message": message}, "parents": parents.iter().map(|s| json!({"sha": s})).collect::<Vec<_>>(), "files": files, "html_url": format!("{url}/{OWNER}/{REPO}/commit/{sha}")}),
+            )
         }
         ("get", "/repos/{owner}/{repo}/compare/{basehead}") => {
-            let Some((base, head)) = p["basehead"].split_once("...") else { return not_found() };
-            let (Some(b), Some(h)) = (sha_of(bare, base), sha_of(bare, head)) else { return not_found() };
+            let Some((base, head)) = p["basehead"].split_once("...") else {
+                return not_found();
+            };
+            let (Some(b), Some(h)) = (sha_of(bare, base), sha_of(bare, head)) else {
+                return not_found();
+            };
             let anc = |a: &str, d: &str| git_in(bare, &["merge-base", "--is-ancestor", a, d], None, &[]).is_ok();
             let status = if b == h {
                 "identical"
@@ -435,16 +623,29 @@ fn rest(method: &str, template: &str, p: &HashMap<String, String>, req: &Req, bo
             } else {
                 "diverged"
             };
-            (200, json!({"status": status, "base_commit": {"sha": b}, "merge_base_commit": {"sha": b}, "commits": []}))
+            (
+                200,
+                json!({"status": status, "base_commit": {"sha": b}, "merge_base_commit": {"sha": b}, "commits": []}),
+            )
         }
         ("get", "/repos/{owner}/{repo}/contents/{path}") => {
             let r = req.query.get("ref").cloned().unwrap_or_else(|| "main".into());
             let spec = format!("{r}:{}", p["path"]);
-            match git_in(bare, &["cat-file", "-t", &spec], None, &[]).map(|t| t.trim().to_string()).as_deref() {
+            match git_in(bare, &["cat-file", "-t", &spec], None, &[])
+                .map(|t| t.trim().to_string())
+                .as_deref()
+            {
                 Ok("blob") => {
-                    let out = Command::new("git").args(["cat-file", "blob", &spec]).current_dir(bare).output().expect("git");
+                    let out = Command::new("git")
+                        .args(["cat-file", "blob", &spec])
+                        .current_dir(bare)
+                        .output()
+                        .expect("git");
                     let content = base64::engine::general_purpose::STANDARD.encode(&out.stdout);
-                    (200, json!({"type": "file", "encoding": "base64", "path": p["path"], "name": p["path"].rsplit('/').next(), "content": content, "size": out.stdout.len()}))
+                    (
+                        200,
+                        json!({"type": "file", "encoding": "base64", "path": p["path"], "name": p["path"].rsplit('/').next(), "content": content, "size": out.stdout.len()}),
+                    )
                 }
                 Ok("tree") => {
                     let entries: Vec<Value> = git_in(bare, &["ls-tree", "--name-only", &spec], None, &[])
@@ -477,7 +678,11 @@ fn rest(method: &str, template: &str, p: &HashMap<String, String>, req: &Req, bo
                 .pulls
                 .iter()
                 .filter(|pr| want_state == "all" || pr.state == want_state)
-                .filter(|pr| req.query.get("head").is_none_or(|h| *h == format!("{OWNER}:{}", pr.head)))
+                .filter(|pr| {
+                    req.query
+                        .get("head")
+                        .is_none_or(|h| *h == format!("{OWNER}:{}", pr.head))
+                })
                 .filter(|pr| req.query.get("base").is_none_or(|b| *b == pr.base))
                 .map(|pr| pull_json(url, pr, bare))
                 .collect();
@@ -486,22 +691,45 @@ fn rest(method: &str, template: &str, p: &HashMap<String, String>, req: &Req, bo
         ("post", "/repos/{owner}/{repo}/pulls") => {
             let head = body["head"].as_str().unwrap_or_default().to_string();
             let base = body["base"].as_str().unwrap_or_default().to_string();
-            if sha_of(bare, &format!("refs/heads/{head}")).is_none() || sha_of(bare, &format!("refs/heads/{base}")).is_none() {
-                return (422, json!({"message": "Validation Failed", "errors": [{"resource": "PullRequest", "field": "head", "code": "invalid"}]}));
+            if sha_of(bare, &format!("refs/heads/{head}")).is_none()
+                || sha_of(bare, &format!("refs/heads/{base}")).is_none()
+            {
+                return (
+                    422,
+                    json!({"message": "Validation Failed", "errors": [{"resource": "PullRequest", "field": "head", "code": "invalid"}]}),
+                );
             }
             let mut s = state.lock().expect("lock");
-            if s.pulls.iter().any(|pr| pr.head == head && pr.base == base && pr.state == "open") {
-                return (422, json!({"message": "Validation Failed", "errors": [{"resource": "PullRequest", "code": "custom", "message": format!("A pull request already exists for {OWNER}:{head}.")}]}));
+            if s.pulls
+                .iter()
+                .any(|pr| pr.head == head && pr.base == base && pr.state == "open")
+            {
+                return (
+                    422,
+                    json!({"message": "Validation Failed", "errors": [{"resource": "PullRequest", "code": "custom", "message": format!("A pull request already exists for {OWNER}:{head}.")}]}),
+                );
             }
             let number = s.pulls.len() as u64 + 1;
-            let pr = Pull { number, title: body["title"].as_str().unwrap_or_default().into(), body: body["body"].as_str().unwrap_or_default().into(), head, base, state: "open".into(), labels: Vec::new(), auto_merge: false, merge_commit_sha: None };
+            let pr = Pull {
+                number,
+                title: body["title"].as_str().unwrap_or_default().into(),
+                body: body["body"].as_str().unwrap_or_default().into(),
+                head,
+                base,
+                state: "open".into(),
+                labels: Vec::new(),
+                auto_merge: false,
+                merge_commit_sha: None,
+            };
             s.pulls.push(pr.clone());
             (201, pull_json(url, &pr, bare))
         }
         ("patch", "/repos/{owner}/{repo}/pulls/{pull_number}") => {
             let n: u64 = p["pull_number"].parse().unwrap_or(0);
             let mut s = state.lock().expect("lock");
-            let Some(pr) = s.pulls.iter_mut().find(|x| x.number == n) else { return not_found() };
+            let Some(pr) = s.pulls.iter_mut().find(|x| x.number == n) else {
+                return not_found();
+            };
             if let Some(t) = body["title"].as_str() {
                 pr.title = t.into();
             }
@@ -513,18 +741,33 @@ fn rest(method: &str, template: &str, p: &HashMap<String, String>, req: &Req, bo
         ("post", "/repos/{owner}/{repo}/issues/{issue_number}/labels") => {
             let n: u64 = p["issue_number"].parse().unwrap_or(0);
             let mut s = state.lock().expect("lock");
-            let Some(pr) = s.pulls.iter_mut().find(|x| x.number == n) else { return not_found() };
-            for l in body["labels"].as_array().into_iter().flatten().filter_map(|l| l.as_str()) {
+            let Some(pr) = s.pulls.iter_mut().find(|x| x.number == n) else {
+                return not_found();
+            };
+            for l in body["labels"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|l| l.as_str())
+            {
                 if !pr.labels.iter().any(|x| x == l) {
                     pr.labels.push(l.into());
                 }
             }
-            (200, Value::Array(pr.labels.iter().map(|l| json!({"name": l})).collect()))
+            (
+                200,
+                Value::Array(pr.labels.iter().map(|l| json!({"name": l})).collect()),
+            )
         }
         ("get", "/repos/{owner}/{repo}/commits/{commit_sha}/pulls") => {
             let s = state.lock().expect("lock");
             let sha = &p["commit_sha"];
-            let list: Vec<Value> = s.pulls.iter().filter(|pr| pr.merge_commit_sha.as_deref() == Some(sha.as_str())).map(|pr| pull_json(url, pr, bare)).collect();
+            let list: Vec<Value> = s
+                .pulls
+                .iter()
+                .filter(|pr| pr.merge_commit_sha.as_deref() == Some(sha.as_str()))
+                .map(|pr| pull_json(url, pr, bare))
+                .collect();
             (200, Value::Array(list))
         }
         ("get", "/repos/{owner}/{repo}/commits") => {
@@ -544,20 +787,36 @@ fn rest(method: &str, template: &str, p: &HashMap<String, String>, req: &Req, bo
             (200, Value::Array(list))
         }
         ("post", "/repos/{owner}/{repo}/deployments") => {
-            let Some(sha) = sha_of(bare, body["ref"].as_str().unwrap_or_default()) else { return (422, json!({"message": "No ref found"})) };
+            let Some(sha) = sha_of(bare, body["ref"].as_str().unwrap_or_default()) else {
+                return (422, json!({"message": "No ref found"}));
+            };
             let mut s = state.lock().expect("lock");
             let id = s.deployments.len() as u64 + 1;
             let env = body["environment"].as_str().unwrap_or("production").to_string();
-            s.deployments.push(Deployment { id, sha: sha.clone(), environment: env.clone(), payload: body["payload"].clone(), statuses: Vec::new() });
-            (201, json!({"id": id, "node_id": format!("DE_{id}"), "sha": sha, "ref": body["ref"], "environment": env, "payload": body["payload"], "url": format!("{url}/api/v3/repos/{OWNER}/{REPO}/deployments/{id}")}))
+            s.deployments.push(Deployment {
+                id,
+                sha: sha.clone(),
+                environment: env.clone(),
+                payload: body["payload"].clone(),
+                statuses: Vec::new(),
+            });
+            (
+                201,
+                json!({"id": id, "node_id": format!("DE_{id}"), "sha": sha, "ref": body["ref"], "environment": env, "payload": body["payload"], "url": format!("{url}/api/v3/repos/{OWNER}/{REPO}/deployments/{id}")}),
+            )
         }
         ("post", "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses") => {
             let id: u64 = p["deployment_id"].parse().unwrap_or(0);
             let mut s = state.lock().expect("lock");
-            let Some(d) = s.deployments.iter_mut().find(|d| d.id == id) else { return not_found() };
+            let Some(d) = s.deployments.iter_mut().find(|d| d.id == id) else {
+                return not_found();
+            };
             let st = body["state"].as_str().unwrap_or_default().to_string();
             d.statuses.push(st.clone());
-            (201, json!({"id": id * 100 + d.statuses.len() as u64, "state": st, "environment_url": body["environment_url"], "log_url": body["log_url"]}))
+            (
+                201,
+                json!({"id": id * 100 + d.statuses.len() as u64, "state": st, "environment_url": body["environment_url"], "log_url": body["log_url"]}),
+            )
         }
         ("get", "/repos/{owner}/{repo}/commits/{ref}/status") => {
             let sha = sha_of(bare, &p["ref"]).unwrap_or_default();
@@ -570,11 +829,27 @@ fn rest(method: &str, template: &str, p: &HashMap<String, String>, req: &Req, bo
                     latest.push((c, st));
                 }
             }
-            let overall = if latest.is_empty() { "pending" } else if latest.iter().all(|(_, s)| s == "success") { "success" } else if latest.iter().any(|(_, s)| s == "failure" || s == "error") { "failure" } else { "pending" };
+            let overall = if latest.is_empty() {
+                "pending"
+            } else if latest.iter().all(|(_, s)| s == "success") {
+                "success"
+            } else if latest.iter().any(|(_, s)| s == "failure" || s == "error") {
+                "failure"
+            } else {
+                "pending"
+            };
             let page: usize = req.query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
             let per: usize = req.query.get("per_page").and_then(|p| p.parse().ok()).unwrap_or(30);
-            let items: Vec<Value> = latest.iter().skip((page - 1) * per).take(per).map(|(c, st)| json!({"context": c, "state": st})).collect();
-            (200, json!({"state": overall, "sha": sha, "total_count": latest.len(), "statuses": items}))
+            let items: Vec<Value> = latest
+                .iter()
+                .skip((page - 1) * per)
+                .take(per)
+                .map(|(c, st)| json!({"context": c, "state": st}))
+                .collect();
+            (
+                200,
+                json!({"state": overall, "sha": sha, "total_count": latest.len(), "statuses": items}),
+            )
         }
         ("get", "/repos/{owner}/{repo}/commits/{ref}/check-runs") => {
             let sha = sha_of(bare, &p["ref"]).unwrap_or_default();
@@ -582,10 +857,21 @@ fn rest(method: &str, template: &str, p: &HashMap<String, String>, req: &Req, bo
             let list = s.checks.get(&sha).cloned().unwrap_or_default();
             let page: usize = req.query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
             let per: usize = req.query.get("per_page").and_then(|p| p.parse().ok()).unwrap_or(30);
-            let items: Vec<Value> = list.iter().skip((page - 1) * per).take(per).map(|(n, st, c)| json!({"name": n, "status": st, "conclusion": c})).collect();
+            let items: Vec<Value> = list
+                .iter()
+                .skip((page - 1) * per)
+                .take(per)
+                .map(|(n, st, c)| json!({"name": n, "status": st, "conclusion": c}))
+                .collect();
             (200, json!({"total_count": list.len(), "check_runs": items}))
         }
-        _ => violation(state, format!("{} {}: the fake GitHub does not implement this operation", req.method, req.path)),
+        _ => violation(
+            state,
+            format!(
+                "{} {}: the fake GitHub does not implement this operation",
+                req.method, req.path
+            ),
+        ),
     }
 }
 
@@ -623,8 +909,22 @@ struct Exec<'a> {
     errors: Vec<String>,
 }
 
-fn graphql(parsed: &schema_check::Parsed, vars: &Value, state: &Arc<Mutex<State>>, bare: &Path, url: &str, fields: &mut Vec<String>) -> (u16, Value) {
-    let mut ex = Exec { vars, state, bare, url, frags: &parsed.fragments, errors: Vec::new() };
+fn graphql(
+    parsed: &schema_check::Parsed,
+    vars: &Value,
+    state: &Arc<Mutex<State>>,
+    bare: &Path,
+    url: &str,
+    fields: &mut Vec<String>,
+) -> (u16, Value) {
+    let mut ex = Exec {
+        vars,
+        state,
+        bare,
+        url,
+        frags: &parsed.fragments,
+        errors: Vec::new(),
+    };
     let (sel, mutation) = match &parsed.op {
         q::OperationDefinition::Query(x) => (&x.selection_set, false),
         q::OperationDefinition::Mutation(x) => (&x.selection_set, true),
@@ -636,11 +936,18 @@ fn graphql(parsed: &schema_check::Parsed, vars: &Value, state: &Arc<Mutex<State>
             fields.push(f.name.clone());
         }
     }
-    let data = if mutation { ex.mutation(sel) } else { ex.select(&Obj::Root, sel) };
+    let data = if mutation {
+        ex.mutation(sel)
+    } else {
+        ex.select(&Obj::Root, sel)
+    };
     if ex.errors.is_empty() {
         (200, json!({ "data": data }))
     } else {
-        (200, json!({ "data": data, "errors": ex.errors.iter().map(|e| json!({"message": e, "type": "UNPROCESSABLE"})).collect::<Vec<_>>() }))
+        (
+            200,
+            json!({ "data": data, "errors": ex.errors.iter().map(|e| json!({"message": e, "type": "UNPROCESSABLE"})).collect::<Vec<_>>() }),
+        )
     }
 }
 
@@ -656,22 +963,22 @@ impl Exec<'_> {
                 }
                 q::Selection::InlineFragment(fr) => {
                     let applies = match &fr.type_condition {
-                        Some(q::TypeCondition::On(t)) => t == typename(obj) || (t == "GitObject" && matches!(obj, Obj::Commit(_) | Obj::Tag(..))),
+                        Some(q::TypeCondition::On(t)) => {
+                            t == typename(obj) || (t == "GitObject" && matches!(obj, Obj::Commit(_) | Obj::Tag(..)))
+                        }
                         None => true,
                     };
-                    if applies {
-                        if let Value::Object(m) = self.select(obj, &fr.selection_set) {
-                            out.extend(m);
-                        }
+                    if applies && let Value::Object(m) = self.select(obj, &fr.selection_set) {
+                        out.extend(m);
                     }
                 }
                 q::Selection::FragmentSpread(sp) => {
                     if let Some(fd) = self.frags.get(&sp.fragment_name) {
                         let q::TypeCondition::On(t) = &fd.type_condition;
-                        if t == typename(obj) {
-                            if let Value::Object(m) = self.select(obj, &fd.selection_set.clone()) {
-                                out.extend(m);
-                            }
+                        if t == typename(obj)
+                            && let Value::Object(m) = self.select(obj, &fd.selection_set.clone())
+                        {
+                            out.extend(m);
                         }
                     }
                 }
@@ -706,12 +1013,14 @@ impl Exec<'_> {
             }
             (Obj::Repository, "ref") => {
                 let name = arg("qualifiedName").as_str().unwrap_or_default().to_string();
-                let target = git_in(self.bare, &["rev-parse", "--verify", "-q", &name], None, &[]).ok().map(|s| s.trim().to_string());
+                let target = git_in(self.bare, &["rev-parse", "--verify", "-q", &name], None, &[])
+                    .ok()
+                    .map(|s| s.trim().to_string());
                 let o = target.map(|t| Obj::Ref(name, t));
                 self.sub(o, f)
             }
             (Obj::Ref(n, _), "name") => json!(n.rsplit('/').next()),
-            (Obj::Ref(n, _), "prefix") => json!(n.rsplitn(2, '/').nth(1).map(|p| format!("{p}/"))),
+            (Obj::Ref(n, _), "prefix") => json!(n.rsplit_once('/').map(|x| x.0).map(|p| format!("{p}/"))),
             (Obj::Ref(_, t), "target") => {
                 let kind = git_in(self.bare, &["cat-file", "-t", t], None, &[]).unwrap_or_default();
                 let o = if kind.trim() == "tag" {
@@ -726,8 +1035,12 @@ impl Exec<'_> {
             (Obj::Commit(s), "url") => json!(format!("{}/{OWNER}/{REPO}/commit/{s}", self.url)),
             (Obj::Tag(_, p), "target") => self.sub(Some(Obj::Commit(p.clone())), f),
             (Obj::Payload(v), name) => match v.get(name) {
-                Some(Value::Object(m)) if m.contains_key("__commit") => self.sub(Some(Obj::Commit(m["__commit"].as_str().unwrap_or_default().into())), f),
-                Some(Value::Object(m)) if m.contains_key("__pull") => self.sub(Some(Obj::PullRequest(m["__pull"].as_u64().unwrap_or_default())), f),
+                Some(Value::Object(m)) if m.contains_key("__commit") => {
+                    self.sub(Some(Obj::Commit(m["__commit"].as_str().unwrap_or_default().into())), f)
+                }
+                Some(Value::Object(m)) if m.contains_key("__pull") => {
+                    self.sub(Some(Obj::PullRequest(m["__pull"].as_u64().unwrap_or_default())), f)
+                }
                 Some(x) => x.clone(),
                 None => Value::Null,
             },
@@ -747,10 +1060,10 @@ impl Exec<'_> {
             let q::Selection::Field(f) = item else { continue };
             let input = arg_value(&f.arguments, "input", self.vars);
             let delay = self.state.lock().expect("lock").write_delay.clone();
-            if let Some((field, ms)) = delay {
-                if field == f.name {
-                    std::thread::sleep(Duration::from_millis(ms));
-                }
+            if let Some((field, ms)) = delay
+                && field == f.name
+            {
+                std::thread::sleep(Duration::from_millis(ms));
             }
             let result = match f.name.as_str() {
                 "updateRefs" => self.update_refs(&input),
@@ -794,13 +1107,20 @@ impl Exec<'_> {
         }
         script.push_str("prepare\ncommit\n");
         let _guard = self.state.lock().expect("lock");
-        git_in(self.bare, &["update-ref", "--stdin"], Some(script.as_bytes()), &[]).map_err(|e| format!("A ref update failed: {e}"))?;
+        git_in(self.bare, &["update-ref", "--stdin"], Some(script.as_bytes()), &[])
+            .map_err(|e| format!("A ref update failed: {e}"))?;
         Ok(json!({"clientMutationId": null}))
     }
 
     fn create_commit(&mut self, input: &Value) -> Result<Value, String> {
-        let branch = input.pointer("/branch/branchName").and_then(|b| b.as_str()).unwrap_or_default();
-        let nwo = input.pointer("/branch/repositoryNameWithOwner").and_then(|b| b.as_str()).unwrap_or_default();
+        let branch = input
+            .pointer("/branch/branchName")
+            .and_then(|b| b.as_str())
+            .unwrap_or_default();
+        let nwo = input
+            .pointer("/branch/repositoryNameWithOwner")
+            .and_then(|b| b.as_str())
+            .unwrap_or_default();
         if nwo != format!("{OWNER}/{REPO}") {
             return Err(format!("Could not resolve to a Repository with the name '{nwo}'."));
         }
@@ -810,29 +1130,85 @@ impl Exec<'_> {
             return Err(format!("A ref named \"refs/heads/{branch}\" does not exist."));
         };
         if head != expected {
-            return Err(format!("Expected branch to point to \"{expected}\" but it did not. Pull and try again."));
+            return Err(format!(
+                "Expected branch to point to \"{expected}\" but it did not. Pull and try again."
+            ));
         }
         let idx = self.bare.join(format!("index-{}", std::process::id()));
         let idx_s = idx.display().to_string();
         let env = [("GIT_INDEX_FILE", idx_s.as_str())];
         git_in(self.bare, &["read-tree", &head], None, &env)?;
-        for a in input.pointer("/fileChanges/additions").and_then(|a| a.as_array()).into_iter().flatten() {
+        for a in input
+            .pointer("/fileChanges/additions")
+            .and_then(|a| a.as_array())
+            .into_iter()
+            .flatten()
+        {
             let path = a["path"].as_str().unwrap_or_default();
-            let bytes = base64::engine::general_purpose::STANDARD.decode(a["contents"].as_str().unwrap_or_default()).map_err(|e| e.to_string())?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(a["contents"].as_str().unwrap_or_default())
+                .map_err(|e| e.to_string())?;
             let blob = git_in(self.bare, &["hash-object", "-w", "--stdin"], Some(&bytes), &[])?;
-            git_in(self.bare, &["update-index", "--add", "--cacheinfo", &format!("100644,{},{path}", blob.trim())], None, &env)?;
+            git_in(
+                self.bare,
+                &[
+                    "update-index",
+                    "--add",
+                    "--cacheinfo",
+                    &format!("100644,{},{path}", blob.trim()),
+                ],
+                None,
+                &env,
+            )?;
         }
-        for d in input.pointer("/fileChanges/deletions").and_then(|a| a.as_array()).into_iter().flatten() {
-            git_in(self.bare, &["update-index", "--force-remove", d["path"].as_str().unwrap_or_default()], None, &env)?;
+        for d in input
+            .pointer("/fileChanges/deletions")
+            .and_then(|a| a.as_array())
+            .into_iter()
+            .flatten()
+        {
+            git_in(
+                self.bare,
+                &["update-index", "--force-remove", d["path"].as_str().unwrap_or_default()],
+                None,
+                &env,
+            )?;
         }
         let tree = git_in(self.bare, &["write-tree"], None, &env)?;
         let _ = std::fs::remove_file(&idx);
-        let headline = input.pointer("/message/headline").and_then(|h| h.as_str()).unwrap_or_default();
-        let body = input.pointer("/message/body").and_then(|h| h.as_str()).unwrap_or_default();
-        let msg = if body.is_empty() { headline.to_string() } else { format!("{headline}\n\n{body}") };
-        let cenv = [("GIT_AUTHOR_NAME", "gitops-flow[bot]"), ("GIT_AUTHOR_EMAIL", "bot@example.com"), ("GIT_COMMITTER_NAME", "GitHub"), ("GIT_COMMITTER_EMAIL", "noreply@github.com")];
-        let commit = git_in(self.bare, &["commit-tree", tree.trim(), "-p", &head, "-m", &msg], None, &cenv)?.trim().to_string();
-        git_in(self.bare, &["update-ref", &format!("refs/heads/{branch}"), &commit, &head], None, &[])?;
+        let headline = input
+            .pointer("/message/headline")
+            .and_then(|h| h.as_str())
+            .unwrap_or_default();
+        let body = input
+            .pointer("/message/body")
+            .and_then(|h| h.as_str())
+            .unwrap_or_default();
+        let msg = if body.is_empty() {
+            headline.to_string()
+        } else {
+            format!("{headline}\n\n{body}")
+        };
+        let cenv = [
+            ("GIT_AUTHOR_NAME", "gitops-flow[bot]"),
+            ("GIT_AUTHOR_EMAIL", "bot@example.com"),
+            ("GIT_COMMITTER_NAME", "GitHub"),
+            ("GIT_COMMITTER_EMAIL", "noreply@github.com"),
+        ];
+        let commit = git_in(
+            self.bare,
+            &["commit-tree", tree.trim(), "-p", &head, "-m", &msg],
+            None,
+            &cenv,
+        )?
+        .trim()
+        .to_string();
+        git_in(
+            self.bare,
+            &["update-ref", &format!("refs/heads/{branch}"), &commit, &head],
+            None,
+            &[],
+        )?;
         guard.verified.insert(commit.clone());
         Ok(json!({"commit": {"__commit": commit}, "clientMutationId": null}))
     }

@@ -34,14 +34,19 @@ pub fn match_operation(method: &str, path: &str) -> Option<(String, HashMap<Stri
         let mut params = HashMap::new();
         let exact = tsegs.len() == segs.len();
         // Only `{path}` and `{ref}` take slashes (`contents/a/b.yaml`, `matching-refs/tags/x`).
-        let greedy = !exact && segs.len() > tsegs.len() && tsegs.last().is_some_and(|t| *t == "{path}" || *t == "{ref}");
+        let greedy =
+            !exact && segs.len() > tsegs.len() && tsegs.last().is_some_and(|t| *t == "{path}" || *t == "{ref}");
         if !exact && !greedy {
             continue;
         }
         let mut ok = true;
         for (i, t) in tsegs.iter().enumerate() {
             if let Some(name) = t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
-                let value = if greedy && i == tsegs.len() - 1 { segs[i..].join("/") } else { segs[i].to_string() };
+                let value = if greedy && i == tsegs.len() - 1 {
+                    segs[i..].join("/")
+                } else {
+                    segs[i].to_string()
+                };
                 if value.is_empty() {
                     ok = false;
                     break;
@@ -67,12 +72,14 @@ pub fn percent_decode(s: &str) -> String {
     let mut out = Vec::new();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() + 0 && i + 2 <= b.len() - 1 {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;
@@ -161,18 +168,18 @@ pub fn validate(schema: &Value, v: &Value, at: &str, errs: &mut Vec<String>) {
         }
         _ => {}
     }
-    if let Some(e) = schema.get("enum").and_then(|e| e.as_array()) {
-        if !e.contains(v) {
-            errs.push(format!("{at}: {v} is not one of {e:?}"));
-        }
+    if let Some(e) = schema.get("enum").and_then(|e| e.as_array())
+        && !e.contains(v)
+    {
+        errs.push(format!("{at}: {v} is not one of {e:?}"));
     }
     if let Some(obj) = v.as_object() {
         let props = schema.get("properties").and_then(|p| p.as_object());
         for r in schema.get("required").and_then(|r| r.as_array()).into_iter().flatten() {
-            if let Some(r) = r.as_str() {
-                if !obj.contains_key(r) {
-                    errs.push(format!("{at}: missing required property `{r}`"));
-                }
+            if let Some(r) = r.as_str()
+                && !obj.contains_key(r)
+            {
+                errs.push(format!("{at}: missing required property `{r}`"));
             }
         }
         for (k, val) in obj {
@@ -191,10 +198,10 @@ pub fn validate(schema: &Value, v: &Value, at: &str, errs: &mut Vec<String>) {
         }
     }
     if let Some(arr) = v.as_array() {
-        if let Some(min) = schema.get("minItems").and_then(|m| m.as_u64()) {
-            if (arr.len() as u64) < min {
-                errs.push(format!("{at}: fewer than {min} items"));
-            }
+        if let Some(min) = schema.get("minItems").and_then(|m| m.as_u64())
+            && (arr.len() as u64) < min
+        {
+            errs.push(format!("{at}: fewer than {min} items"));
         }
         if let Some(items) = schema.get("items") {
             for (i, x) in arr.iter().enumerate() {
@@ -202,12 +209,11 @@ pub fn validate(schema: &Value, v: &Value, at: &str, errs: &mut Vec<String>) {
             }
         }
     }
-    if let Some(sv) = v.as_str() {
-        if let Some(min) = schema.get("minLength").and_then(|m| m.as_u64()) {
-            if (sv.chars().count() as u64) < min {
-                errs.push(format!("{at}: shorter than {min}"));
-            }
-        }
+    if let Some(sv) = v.as_str()
+        && let Some(min) = schema.get("minLength").and_then(|m| m.as_u64())
+        && (sv.chars().count() as u64) < min
+    {
+        errs.push(format!("{at}: shorter than {min}"));
     }
 }
 
@@ -220,7 +226,11 @@ pub struct Schema {
 pub fn schema() -> &'static Schema {
     static SCHEMA: OnceLock<Schema> = OnceLock::new();
     SCHEMA.get_or_init(|| {
-        let text: &'static str = Box::leak(std::fs::read_to_string(fixtures().join("schema.graphql")).expect("schema").into_boxed_str());
+        let text: &'static str = Box::leak(
+            std::fs::read_to_string(fixtures().join("schema.graphql"))
+                .expect("schema")
+                .into_boxed_str(),
+        );
         let doc = graphql_parser::parse_schema::<String>(text).expect("GitHub schema parses");
         let mut types = HashMap::new();
         for d in doc.definitions {
@@ -237,9 +247,9 @@ pub fn schema() -> &'static Schema {
             }
         }
         for builtin in ["String", "Int", "Float", "Boolean", "ID"] {
-            types.entry(builtin.to_string()).or_insert_with(|| {
-                s::TypeDefinition::Scalar(s::ScalarType::new(builtin.to_string()))
-            });
+            types
+                .entry(builtin.to_string())
+                .or_insert_with(|| s::TypeDefinition::Scalar(s::ScalarType::new(builtin.to_string())));
         }
         Schema { types }
     })
@@ -262,11 +272,17 @@ impl Schema {
     }
 
     fn is_composite(&self, ty: &str) -> bool {
-        matches!(self.types.get(ty), Some(s::TypeDefinition::Object(_) | s::TypeDefinition::Interface(_) | s::TypeDefinition::Union(_)))
+        matches!(
+            self.types.get(ty),
+            Some(s::TypeDefinition::Object(_) | s::TypeDefinition::Interface(_) | s::TypeDefinition::Union(_))
+        )
     }
 
     fn is_input(&self, ty: &str) -> bool {
-        matches!(self.types.get(ty), Some(s::TypeDefinition::Scalar(_) | s::TypeDefinition::Enum(_) | s::TypeDefinition::InputObject(_)))
+        matches!(
+            self.types.get(ty),
+            Some(s::TypeDefinition::Scalar(_) | s::TypeDefinition::Enum(_) | s::TypeDefinition::InputObject(_))
+        )
     }
 
     /// Checks a JSON value against an input type (variables).
@@ -281,7 +297,10 @@ impl Schema {
             }
             _ if v.is_null() => {}
             s::Type::ListType(inner) => match v.as_array() {
-                Some(a) => a.iter().enumerate().for_each(|(i, x)| self.check_input(inner, x, &format!("{at}[{i}]"), errs)),
+                Some(a) => a
+                    .iter()
+                    .enumerate()
+                    .for_each(|(i, x)| self.check_input(inner, x, &format!("{at}[{i}]"), errs)),
                 None => self.check_input(inner, v, at, errs),
             },
             s::Type::NamedType(n) => match self.types.get(n.as_str()) {
@@ -297,7 +316,10 @@ impl Schema {
                     }
                     for f in &io.fields {
                         let val = obj.get(&f.name).unwrap_or(&Value::Null);
-                        if matches!(f.value_type, s::Type::NonNullType(_)) && f.default_value.is_none() && !obj.contains_key(&f.name) {
+                        if matches!(f.value_type, s::Type::NonNullType(_))
+                            && f.default_value.is_none()
+                            && !obj.contains_key(&f.name)
+                        {
                             errs.push(format!("{at}: {n}.{} is required", f.name));
                         } else if obj.contains_key(&f.name) {
                             self.check_input(&f.value_type, val, &format!("{at}.{}", f.name), errs);
@@ -341,7 +363,10 @@ fn literal(v: &q::Value<'static, String>, vars: &Value) -> Value {
 }
 
 pub fn arg_value(args: &[(String, q::Value<'static, String>)], name: &str, vars: &Value) -> Value {
-    args.iter().find(|(n, _)| n == name).map(|(_, v)| literal(v, vars)).unwrap_or(Value::Null)
+    args.iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| literal(v, vars))
+        .unwrap_or(Value::Null)
 }
 
 fn used_vars(v: &q::Value<'static, String>, out: &mut Vec<String>) {
@@ -387,12 +412,20 @@ pub fn check_graphql(query: &str, vars: &Value) -> Result<Parsed, Vec<String>> {
     let mut declared = Vec::new();
     for vd in &var_defs {
         if !sch.is_input(named(&vd.var_type)) {
-            errs.push(format!("variable ${}: {} is not an input type", vd.name, named(&vd.var_type)));
+            errs.push(format!(
+                "variable ${}: {} is not an input type",
+                vd.name,
+                named(&vd.var_type)
+            ));
         }
         let given = vars.get(&vd.name);
         match given {
             None if matches!(vd.var_type, s::Type::NonNullType(_)) && vd.default_value.is_none() => {
-                errs.push(format!("variable ${} of type {} was not provided", vd.name, named(&vd.var_type)));
+                errs.push(format!(
+                    "variable ${} of type {} was not provided",
+                    vd.name,
+                    named(&vd.var_type)
+                ));
             }
             Some(v) => sch.check_input(&vd.var_type, v, &format!("${}", vd.name), &mut errs),
             None => {}
@@ -418,7 +451,11 @@ pub fn check_graphql(query: &str, vars: &Value) -> Result<Parsed, Vec<String>> {
             errs.push(format!("variable ${u} is not defined"));
         }
     }
-    if errs.is_empty() { Ok(Parsed { op, fragments }) } else { Err(errs) }
+    if errs.is_empty() {
+        Ok(Parsed { op, fragments })
+    } else {
+        Err(errs)
+    }
 }
 
 fn check_selection(
@@ -446,14 +483,22 @@ fn check_selection(
                             used_vars(av, used);
                             if !matches!(av, q::Value::Variable(_)) {
                                 let mut e = Vec::new();
-                                sch.check_input(&a.value_type, &literal(av, &Value::Null), &format!("{ty}.{}({an})", f.name), &mut e);
+                                sch.check_input(
+                                    &a.value_type,
+                                    &literal(av, &Value::Null),
+                                    &format!("{ty}.{}({an})", f.name),
+                                    &mut e,
+                                );
                                 errs.extend(e);
                             }
                         }
                     }
                 }
                 for a in &def.arguments {
-                    if matches!(a.value_type, s::Type::NonNullType(_)) && a.default_value.is_none() && !f.arguments.iter().any(|(n, _)| *n == a.name) {
+                    if matches!(a.value_type, s::Type::NonNullType(_))
+                        && a.default_value.is_none()
+                        && !f.arguments.iter().any(|(n, _)| *n == a.name)
+                    {
                         errs.push(format!("field {ty}.{} requires argument `{}`", f.name, a.name));
                     }
                 }

@@ -48,7 +48,11 @@ pub struct Response {
 }
 
 fn origin(url: &str) -> Result<String> {
-    let uri: http::Uri = url.parse().map_err(|_| Error::input(format!("`{url}` is not a valid URL (GITHUB_API_URL / GITHUB_GRAPHQL_URL)")))?;
+    let uri: http::Uri = url.parse().map_err(|_| {
+        Error::input(format!(
+            "`{url}` is not a valid URL (GITHUB_API_URL / GITHUB_GRAPHQL_URL)"
+        ))
+    })?;
     let (Some(scheme), Some(auth)) = (uri.scheme_str(), uri.authority()) else {
         return Err(Error::input(format!("`{url}` is not an absolute URL")));
     };
@@ -61,6 +65,12 @@ impl Api {
         // GitHub Enterprise's `/api/v3` and `/api/graphql` both come out right.
         let base = origin(rest_base)?;
         origin(graphql_url)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::failed(format!("cannot start the async runtime: {e}")))?;
+        // The client's middleware needs the runtime while it is built.
+        let _guard = rt.enter();
         let octo = Octocrab::builder()
             .base_uri(base.as_str())
             .map_err(|e| Error::input(format!("invalid API URL {base}: {e}")))?
@@ -70,10 +80,6 @@ impl Api {
             .set_write_timeout(Some(Duration::from_secs(30)))
             .build()
             .map_err(|e| Error::failed(format!("cannot build the GitHub client: {e}")))?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::failed(format!("cannot start the async runtime: {e}")))?;
         Ok(Api {
             octo,
             rest_base: rest_base.trim_end_matches('/').to_string(),
@@ -88,7 +94,12 @@ impl Api {
         self.rt.block_on(f)
     }
 
-    async fn once(&self, method: &http::Method, url: &str, body: Option<&Value>) -> std::result::Result<Response, String> {
+    async fn once(
+        &self,
+        method: &http::Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> std::result::Result<Response, String> {
         self.sent.set(self.sent.get() + 1);
         let resp = match *method {
             http::Method::GET => self.octo._get(url).await,
@@ -102,7 +113,12 @@ impl Api {
         let headers = resp.headers().clone();
         let text = self.octo.body_to_string(resp).await.map_err(|e| format!("{e}"))?;
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Ok(Response { status, headers, body, text })
+        Ok(Response {
+            status,
+            headers,
+            body,
+            text,
+        })
     }
 
     /// How long to wait before retrying this response, or None when it is final.
@@ -114,10 +130,13 @@ impl Api {
         }
         let limited = r.status == StatusCode::TOO_MANY_REQUESTS
             || (r.status == StatusCode::FORBIDDEN
-                && (header("x-ratelimit-remaining").as_deref() == Some("0") || r.text.to_lowercase().contains("secondary rate limit")));
+                && (header("x-ratelimit-remaining").as_deref() == Some("0")
+                    || r.text.to_lowercase().contains("secondary rate limit")));
         if limited {
             if let Some(reset) = header("x-ratelimit-reset").and_then(|s| s.parse::<u64>().ok()) {
-                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
                 return Some(Duration::from_secs(reset.saturating_sub(now).max(1)));
             }
             return Some(backoff.max(Duration::from_secs(1)));
@@ -152,9 +171,26 @@ impl Api {
                     tokio::time::sleep(w).await;
                     attempt += 1;
                 }
-                (Ok(r), Some(_)) => return Ok(r),
+                (Ok(r), Some(_)) => {
+                    let msg = r
+                        .body
+                        .get("message")
+                        .and_then(|m| m.as_str())
+                        .unwrap_or("no message")
+                        .to_string();
+                    return Err(Error::failed(format!(
+                        "{method} {} failed after {} attempts: HTTP {} {msg}; GitHub may be degraded, re-run the job to finish (every step is safe to repeat)",
+                        path_of(url),
+                        attempt + 1,
+                        r.status.as_u16()
+                    )));
+                }
                 (Err(e), _) => {
-                    return Err(Error::failed(format!("{method} {} failed after {} attempts: {e}", path_of(url), attempt + 1)));
+                    return Err(Error::failed(format!(
+                        "{method} {} failed after {} attempts: {e}",
+                        path_of(url),
+                        attempt + 1
+                    )));
                 }
             }
         }
@@ -181,8 +217,16 @@ impl Api {
         if !r.status.is_success() {
             return Err(api_error(&http::Method::POST, "graphql", &r));
         }
-        if let Some(errors) = r.body.get("errors").and_then(|e| e.as_array()).filter(|e| !e.is_empty()) {
-            let msgs: Vec<String> = errors.iter().filter_map(|e| e.get("message").and_then(|m| m.as_str()).map(String::from)).collect();
+        if let Some(errors) = r
+            .body
+            .get("errors")
+            .and_then(|e| e.as_array())
+            .filter(|e| !e.is_empty())
+        {
+            let msgs: Vec<String> = errors
+                .iter()
+                .filter_map(|e| e.get("message").and_then(|m| m.as_str()).map(String::from))
+                .collect();
             return Err(Error::Failed(format!("GraphQL: {}", msgs.join("; "))));
         }
         Ok(r.body.get("data").cloned().unwrap_or(Value::Null))
@@ -190,17 +234,28 @@ impl Api {
 }
 
 fn path_of(url: &str) -> &str {
-    url.find("://").and_then(|i| url[i + 3..].find('/').map(|j| &url[i + 3 + j..])).unwrap_or(url)
+    url.find("://")
+        .and_then(|i| url[i + 3..].find('/').map(|j| &url[i + 3 + j..]))
+        .unwrap_or(url)
 }
 
 pub fn api_error(method: &http::Method, path: &str, r: &Response) -> Error {
-    let msg = r.body.get("message").and_then(|m| m.as_str()).unwrap_or(r.text.as_str());
+    let msg = r
+        .body
+        .get("message")
+        .and_then(|m| m.as_str())
+        .unwrap_or(r.text.as_str());
     let hint = match r.status.as_u16() {
         401 => "; the token is invalid or expired",
-        403 => "; the token lacks a permission: give the workflow `permissions: contents: write` (and `pull-requests: write`, `deployments: write`, `statuses: read` as the command needs)",
+        403 => {
+            "; the token lacks a permission: give the workflow `permissions: contents: write` (and `pull-requests: write`, `deployments: write`, `statuses: read` as the command needs)"
+        }
         404 => "; the repository or object was not found, or the token cannot see it (`permissions: contents: read`)",
         422 => "; GitHub refused the request as invalid",
         _ => "",
     };
-    Error::failed(format!("GitHub API {method} {path} returned {}: {msg}{hint}", r.status.as_u16()))
+    Error::failed(format!(
+        "GitHub API {method} {path} returned {}: {msg}{hint}",
+        r.status.as_u16()
+    ))
 }

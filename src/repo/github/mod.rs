@@ -17,7 +17,9 @@ use serde_json::{Value, json};
 pub use client::{Api, RetryPolicy};
 
 use super::local::LocalRepo;
-use super::{CommitRequest, HistoryEntry, Oid, PullRequest, PullRequestInfo, PullRequestSpec, RefTarget, RefUpdate, Repository};
+use super::{
+    CommitRequest, HistoryEntry, Oid, PullRequest, PullRequestInfo, PullRequestSpec, RefTarget, RefUpdate, Repository,
+};
 use crate::cli::Inputs;
 use crate::error::{Error, Result};
 
@@ -57,15 +59,32 @@ const REFS_QUERY_HEAD: &str = "query($owner: String!, $name: String!";
 impl GitHubRepo {
     pub fn open(inputs: &Inputs, env: &HashMap<String, String>, now: i64) -> Result<GitHubRepo> {
         let repository = inputs.repository.clone().ok_or_else(|| {
-            Error::input("the github backend needs the repository; set input `repository` (owner/name) or GITHUB_REPOSITORY")
+            Error::input(
+                "the github backend needs the repository; set input `repository` (owner/name) or GITHUB_REPOSITORY",
+            )
         })?;
-        let (owner, name) = repository.split_once('/').map(|(o, n)| (o.to_string(), n.to_string())).expect("validated owner/name");
+        let (owner, name) = repository
+            .split_once('/')
+            .map(|(o, n)| (o.to_string(), n.to_string()))
+            .expect("validated owner/name");
         let token = inputs.token.clone().ok_or_else(|| {
             Error::input("the github backend needs a token; pass input `token` (default `${{ github.token }}`) or use `backend: local`")
         })?;
-        let api_url = env.get("GITHUB_API_URL").filter(|s| !s.is_empty()).cloned().unwrap_or_else(|| "https://api.github.com".into());
-        let graphql_url = env.get("GITHUB_GRAPHQL_URL").filter(|s| !s.is_empty()).cloned().unwrap_or_else(|| format!("{}/graphql", api_url.trim_end_matches('/')));
-        let server = env.get("GITHUB_SERVER_URL").filter(|s| !s.is_empty()).cloned().unwrap_or_else(|| "https://github.com".into());
+        let api_url = env
+            .get("GITHUB_API_URL")
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .unwrap_or_else(|| "https://api.github.com".into());
+        let graphql_url = env
+            .get("GITHUB_GRAPHQL_URL")
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .unwrap_or_else(|| format!("{}/graphql", api_url.trim_end_matches('/')));
+        let server = env
+            .get("GITHUB_SERVER_URL")
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .unwrap_or_else(|| "https://github.com".into());
         let mut policy = RetryPolicy::default();
         if let Some(ms) = env.get("GITOPS_FLOW_RETRY_BASE_MS").and_then(|s| s.parse::<u64>().ok()) {
             policy.base = std::time::Duration::from_millis(ms);
@@ -114,22 +133,47 @@ impl GitHubRepo {
         let mut vars = json!({ "owner": self.owner, "name": self.name });
         for (i, n) in missing.iter().enumerate() {
             decl.push_str(&format!(", $r{i}: String!"));
-            body.push_str(&format!(" r{i}: ref(qualifiedName: $r{i}) {{ target {{ oid ... on Tag {{ target {{ oid }} }} }} }}"));
+            body.push_str(&format!(
+                " r{i}: ref(qualifiedName: $r{i}) {{ target {{ oid ... on Tag {{ target {{ oid }} }} }} }}"
+            ));
             vars[format!("r{i}")] = json!(n);
         }
-        let query = format!("{decl}) {{ repository(owner: $owner, name: $name) {{ id defaultBranchRef {{ name }}{body} }} }}");
+        let query = format!(
+            "{decl}) {{ repository(owner: $owner, name: $name) {{ id defaultBranchRef {{ name target {{ oid }} }}{body} }} }}"
+        );
         let data = self.api.graphql(&query, vars)?;
         let repo = data.get("repository").filter(|r| !r.is_null()).ok_or_else(|| {
-            Error::input(format!("repository {}/{} not found, or the token cannot read it", self.owner, self.name))
+            Error::input(format!(
+                "repository {}/{} not found, or the token cannot read it",
+                self.owner, self.name
+            ))
         })?;
         *self.repo_id.borrow_mut() = repo.get("id").and_then(|v| v.as_str()).map(String::from);
-        *self.default_branch.borrow_mut() = repo.pointer("/defaultBranchRef/name").and_then(|v| v.as_str()).map(String::from);
+        *self.default_branch.borrow_mut() = repo
+            .pointer("/defaultBranchRef/name")
+            .and_then(|v| v.as_str())
+            .map(String::from);
         let mut cache = self.refs.borrow_mut();
+        if let (Some(b), Some(oid)) = (
+            repo.pointer("/defaultBranchRef/name").and_then(|v| v.as_str()),
+            repo.pointer("/defaultBranchRef/target/oid").and_then(|v| v.as_str()),
+        ) {
+            cache.entry(format!("refs/heads/{b}")).or_insert_with(|| {
+                Some(RefTarget {
+                    target: oid.into(),
+                    commit: oid.into(),
+                })
+            });
+        }
         for (i, n) in missing.iter().enumerate() {
             let r = repo.get(format!("r{i}")).filter(|v| !v.is_null());
             let t = r.and_then(|r| {
                 let target = r.pointer("/target/oid")?.as_str()?.to_string();
-                let commit = r.pointer("/target/target/oid").and_then(|v| v.as_str()).map(String::from).unwrap_or_else(|| target.clone());
+                let commit = r
+                    .pointer("/target/target/oid")
+                    .and_then(|v| v.as_str())
+                    .map(String::from)
+                    .unwrap_or_else(|| target.clone());
                 Some(RefTarget { target, commit })
             });
             cache.insert((*n).clone(), t);
@@ -141,7 +185,10 @@ impl GitHubRepo {
         if self.repo_id.borrow().is_none() {
             self.fetch_refs(&[])?;
         }
-        self.repo_id.borrow().clone().ok_or_else(|| Error::failed("GitHub did not return the repository id"))
+        self.repo_id
+            .borrow()
+            .clone()
+            .ok_or_else(|| Error::failed("GitHub did not return the repository id"))
     }
 
     fn forget_refs(&self) {
@@ -180,7 +227,9 @@ impl GitHubRepo {
         let additions: Vec<Value> = req
             .changes
             .iter()
-            .map(|c| json!({ "path": c.path, "contents": base64::engine::general_purpose::STANDARD.encode(&c.content) }))
+            .map(
+                |c| json!({ "path": c.path, "contents": base64::engine::general_purpose::STANDARD.encode(&c.content) }),
+            )
             .collect();
         let input = json!({
             "branch": { "repositoryNameWithOwner": format!("{}/{}", self.owner, self.name), "branchName": branch },
@@ -201,9 +250,20 @@ impl GitHubRepo {
     /// After a failed commit: did an earlier attempt of ours land (a retried request)?
     fn landed(&self, branch: &str, parent: &str, req: &CommitRequest) -> Result<Option<Oid>> {
         let now = self.fresh_refs(&[format!("refs/heads/{branch}")])?;
-        let Some(head) = now.into_iter().next().flatten() else { return Ok(None) };
-        let info = self.api.rest(Method::GET, &format!("{}/commits/{}", self.repo_path(), head.commit), None)?;
-        let parents: Vec<&str> = info.body.get("parents").and_then(|p| p.as_array()).map(|a| a.iter().filter_map(|p| p.get("sha")?.as_str()).collect()).unwrap_or_default();
+        let Some(head) = now.into_iter().next().flatten() else {
+            return Ok(None);
+        };
+        let info = self.api.rest(
+            Method::GET,
+            &format!("{}/commits/{}", self.repo_path(), head.commit),
+            None,
+        )?;
+        let parents: Vec<&str> = info
+            .body
+            .get("parents")
+            .and_then(|p| p.as_array())
+            .map(|a| a.iter().filter_map(|p| p.get("sha")?.as_str()).collect())
+            .unwrap_or_default();
         if parents != [parent] {
             return Ok(None);
         }
@@ -233,7 +293,10 @@ impl Repository for GitHubRepo {
         if self.default_branch.borrow().is_none() {
             self.fetch_refs(&[])?;
         }
-        self.default_branch.borrow().clone().ok_or_else(|| Error::input("the repository has no default branch; pass `branch`"))
+        self.default_branch
+            .borrow()
+            .clone()
+            .ok_or_else(|| Error::input("the repository has no default branch; pass `branch`"))
     }
 
     fn resolve_refs(&self, names: &[String]) -> Result<Vec<Option<RefTarget>>> {
@@ -246,7 +309,9 @@ impl Repository for GitHubRepo {
         if crate::names::is_full_oid(rev) && self.local_has(rev).is_some() {
             return Ok(Some(rev.to_lowercase()));
         }
-        let r = self.api.rest(Method::GET, &format!("{}/commits/{}", self.repo_path(), enc(rev)), None)?;
+        let r = self
+            .api
+            .rest(Method::GET, &format!("{}/commits/{}", self.repo_path(), enc(rev)), None)?;
         match r.status.as_u16() {
             200 => Ok(r.body.get("sha").and_then(|s| s.as_str()).map(String::from)),
             404 | 422 => Ok(None),
@@ -258,10 +323,19 @@ impl Repository for GitHubRepo {
         if let Some(l) = self.local_has(commit) {
             return l.read_file(commit, path);
         }
-        let r = self.api.rest(Method::GET, &format!("{}/contents/{}?ref={commit}", self.repo_path(), enc_path(path)), None)?;
+        let r = self.api.rest(
+            Method::GET,
+            &format!("{}/contents/{}?ref={commit}", self.repo_path(), enc_path(path)),
+            None,
+        )?;
         match r.status.as_u16() {
             200 => {
-                let content = r.body.get("content").and_then(|c| c.as_str()).unwrap_or_default().replace(['\n', '\r'], "");
+                let content = r
+                    .body
+                    .get("content")
+                    .and_then(|c| c.as_str())
+                    .unwrap_or_default()
+                    .replace(['\n', '\r'], "");
                 if r.body.get("type").and_then(|t| t.as_str()) != Some("file") {
                     return Ok(None);
                 }
@@ -279,9 +353,21 @@ impl Repository for GitHubRepo {
         if let Some(l) = self.local_has(commit) {
             return l.list_dir(commit, path);
         }
-        let r = self.api.rest(Method::GET, &format!("{}/contents/{}?ref={commit}", self.repo_path(), enc_path(path)), None)?;
+        let r = self.api.rest(
+            Method::GET,
+            &format!("{}/contents/{}?ref={commit}", self.repo_path(), enc_path(path)),
+            None,
+        )?;
         match r.status.as_u16() {
-            200 => Ok(r.body.as_array().map(|a| a.iter().filter_map(|e| e.get("name")?.as_str().map(String::from)).collect()).unwrap_or_default()),
+            200 => Ok(r
+                .body
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|e| e.get("name")?.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default()),
             404 => Ok(Vec::new()),
             _ => Err(client::api_error(&Method::GET, "contents", &r)),
         }
@@ -289,7 +375,15 @@ impl Repository for GitHubRepo {
 
     fn list_refs(&self, prefix: &str) -> Result<Vec<(String, RefTarget)>> {
         let rel = prefix.trim_start_matches("refs/");
-        let r = self.api.rest_ok(Method::GET, &format!("{}/git/matching-refs/{}", self.repo_path(), enc_path(rel.trim_end_matches('/'))), None)?;
+        let r = self.api.rest_ok(
+            Method::GET,
+            &format!(
+                "{}/git/matching-refs/{}",
+                self.repo_path(),
+                enc_path(rel.trim_end_matches('/'))
+            ),
+            None,
+        )?;
         let mut out = Vec::new();
         let mut annotated = Vec::new();
         for e in r.as_array().cloned().unwrap_or_default() {
@@ -306,7 +400,13 @@ impl Repository for GitHubRepo {
             if kind == Some("tag") {
                 annotated.push(name.to_string());
             }
-            out.push((name.to_string(), RefTarget { target: sha.into(), commit: sha.into() }));
+            out.push((
+                name.to_string(),
+                RefTarget {
+                    target: sha.into(),
+                    commit: sha.into(),
+                },
+            ));
         }
         if !annotated.is_empty() {
             let peeled = self.resolve_refs(&annotated)?;
@@ -339,39 +439,73 @@ impl Repository for GitHubRepo {
                 return Ok(false);
             }
         }
-        let r = self.api.rest(Method::GET, &format!("{}/compare/{ancestor}...{descendant}?per_page=1", self.repo_path()), None)?;
+        let r = self.api.rest(
+            Method::GET,
+            &format!("{}/compare/{ancestor}...{descendant}?per_page=1", self.repo_path()),
+            None,
+        )?;
         match r.status.as_u16() {
-            200 => Ok(matches!(r.body.get("status").and_then(|s| s.as_str()), Some("ahead" | "identical"))),
+            200 => Ok(matches!(
+                r.body.get("status").and_then(|s| s.as_str()),
+                Some("ahead" | "identical")
+            )),
             404 => Ok(false),
             _ => Err(client::api_error(&Method::GET, "compare", &r)),
         }
     }
 
     fn changed_paths(&self, commit: &Oid) -> Result<Vec<String>> {
-        if let Some(l) = self.local_has(commit) {
-            if let Ok(p) = l.changed_paths(commit) {
-                if !l.is_shallow() {
-                    return Ok(p);
-                }
-            }
+        if let Some(l) = self.local_has(commit)
+            && let Ok(p) = l.changed_paths(commit)
+            && !l.is_shallow()
+        {
+            return Ok(p);
         }
-        let r = self.api.rest_ok(Method::GET, &format!("{}/commits/{commit}", self.repo_path()), None)?;
-        Ok(r.get("files").and_then(|f| f.as_array()).map(|a| a.iter().filter_map(|f| f.get("filename")?.as_str().map(String::from)).collect()).unwrap_or_default())
+        let r = self
+            .api
+            .rest_ok(Method::GET, &format!("{}/commits/{commit}", self.repo_path()), None)?;
+        Ok(r.get("files")
+            .and_then(|f| f.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|f| f.get("filename")?.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     fn file_history(&self, head: &Oid, path: &str, limit: usize) -> Result<Vec<HistoryEntry>> {
-        if let Some(l) = self.local_has(head) {
-            if !l.is_shallow() {
-                return l.file_history(head, path, limit);
-            }
+        if let Some(l) = self.local_has(head)
+            && !l.is_shallow()
+        {
+            return l.file_history(head, path, limit);
         }
-        let r = self.api.rest_ok(Method::GET, &format!("{}/commits?sha={head}&path={}&per_page={}", self.repo_path(), enc_path(path), limit.clamp(1, 100)), None)?;
+        let r = self.api.rest_ok(
+            Method::GET,
+            &format!(
+                "{}/commits?sha={head}&path={}&per_page={}",
+                self.repo_path(),
+                enc_path(path),
+                limit.clamp(1, 100)
+            ),
+            None,
+        )?;
         let mut out = Vec::new();
         for c in r.as_array().cloned().unwrap_or_default().into_iter().take(limit) {
-            let Some(sha) = c.get("sha").and_then(|s| s.as_str()) else { continue };
-            let message = c.pointer("/commit/message").and_then(|m| m.as_str()).unwrap_or_default().to_string();
+            let Some(sha) = c.get("sha").and_then(|s| s.as_str()) else {
+                continue;
+            };
+            let message = c
+                .pointer("/commit/message")
+                .and_then(|m| m.as_str())
+                .unwrap_or_default()
+                .to_string();
             let content = self.read_file(&sha.to_string(), path)?;
-            out.push(HistoryEntry { commit: sha.to_string(), message, content });
+            out.push(HistoryEntry {
+                commit: sha.to_string(),
+                message,
+                content,
+            });
         }
         Ok(out)
     }
@@ -381,7 +515,13 @@ impl Repository for GitHubRepo {
             Ok(()) => {
                 let mut c = self.refs.borrow_mut();
                 for u in updates {
-                    c.insert(u.name.clone(), Some(RefTarget { target: u.new.clone(), commit: u.new.clone() }));
+                    c.insert(
+                        u.name.clone(),
+                        Some(RefTarget {
+                            target: u.new.clone(),
+                            commit: u.new.clone(),
+                        }),
+                    );
                 }
                 Ok(())
             }
@@ -389,14 +529,28 @@ impl Repository for GitHubRepo {
                 let names: Vec<String> = updates.iter().map(|u| u.name.clone()).collect();
                 let now = self.fresh_refs(&names)?;
                 // A retried request whose first attempt landed: the refs are where we wanted.
-                if updates.iter().zip(&now).all(|(u, n)| n.as_ref().is_some_and(|n| n.target == u.new)) {
+                if updates
+                    .iter()
+                    .zip(&now)
+                    .all(|(u, n)| n.as_ref().is_some_and(|n| n.target == u.new))
+                {
                     return Ok(());
                 }
-                let moved = updates.iter().zip(&now).any(|(u, n)| u.expected.as_deref() != n.as_ref().map(|n| n.target.as_str()));
+                let moved = updates
+                    .iter()
+                    .zip(&now)
+                    .any(|(u, n)| u.expected.as_deref() != n.as_ref().map(|n| n.target.as_str()));
                 if moved {
                     Err(Error::Conflict(format!(
                         "{} changed concurrently ({e}); nothing was overwritten, re-run to act on the new state",
-                        names.iter().map(|n| format!("`{}`", n.trim_start_matches("refs/tags/").trim_start_matches("refs/heads/"))).collect::<Vec<_>>().join(", ")
+                        names
+                            .iter()
+                            .map(|n| format!(
+                                "`{}`",
+                                n.trim_start_matches("refs/tags/").trim_start_matches("refs/heads/")
+                            ))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )))
                 } else {
                     Err(e)
@@ -409,7 +563,14 @@ impl Repository for GitHubRepo {
         let full = format!("refs/heads/{}", req.branch);
         // Put the branch on the parent first when it is new or must be reset.
         if req.expected_head.as_deref() != Some(req.parent.as_str()) {
-            self.update_refs(&[RefUpdate { name: full.clone(), expected: req.expected_head.clone(), new: req.parent.clone() }], "reset")?;
+            self.update_refs(
+                &[RefUpdate {
+                    name: full.clone(),
+                    expected: req.expected_head.clone(),
+                    new: req.parent.clone(),
+                }],
+                "reset",
+            )?;
         }
         let result = self.commit_on_branch(&req.branch, &req.parent, &req.message, req);
         self.forget_refs();
@@ -420,7 +581,10 @@ impl Repository for GitHubRepo {
                 None => {
                     let now = self.fresh_refs(std::slice::from_ref(&full))?;
                     if now[0].as_ref().map(|n| n.target.as_str()) != Some(req.parent.as_str()) {
-                        Err(Error::Conflict(format!("branch `{}` moved while committing ({e}); nothing was overwritten", req.branch)))
+                        Err(Error::Conflict(format!(
+                            "branch `{}` moved while committing ({e}); nothing was overwritten",
+                            req.branch
+                        )))
                     } else {
                         Err(e)
                     }
@@ -432,7 +596,13 @@ impl Repository for GitHubRepo {
     fn pull_request(&self, spec: &PullRequestSpec) -> Result<PullRequest> {
         let list = self.api.rest_ok(
             Method::GET,
-            &format!("{}/pulls?state=open&head={}:{}&base={}", self.repo_path(), enc(&self.owner), enc(&spec.head), enc(&spec.base)),
+            &format!(
+                "{}/pulls?state=open&head={}:{}&base={}",
+                self.repo_path(),
+                enc(&self.owner),
+                enc(&spec.head),
+                enc(&spec.base)
+            ),
             None,
         )?;
         let existing = list.as_array().and_then(|a| a.first()).cloned();
@@ -444,19 +614,40 @@ impl Repository for GitHubRepo {
                     (pr, false)
                 } else {
                     let n = pr.get("number").and_then(|n| n.as_u64()).unwrap_or_default();
-                    let updated = self.api.rest_ok(Method::PATCH, &format!("{}/pulls/{n}", self.repo_path()), Some(&json!({ "title": spec.title, "body": spec.body })))?;
+                    let updated = self.api.rest_ok(
+                        Method::PATCH,
+                        &format!("{}/pulls/{n}", self.repo_path()),
+                        Some(&json!({ "title": spec.title, "body": spec.body })),
+                    )?;
                     (updated, false)
                 }
             }
             None => {
                 let body = json!({ "title": spec.title, "head": spec.head, "base": spec.base, "body": spec.body, "maintainer_can_modify": true });
-                let r = self.api.rest(Method::POST, &format!("{}/pulls", self.repo_path()), Some(&body))?;
+                let r = self
+                    .api
+                    .rest(Method::POST, &format!("{}/pulls", self.repo_path()), Some(&body))?;
                 if r.status.is_success() {
                     (r.body, true)
                 } else if r.status.as_u16() == 422 && r.text.contains("already exists") {
                     // A retried create whose first attempt landed.
-                    let list = self.api.rest_ok(Method::GET, &format!("{}/pulls?state=open&head={}:{}", self.repo_path(), enc(&self.owner), enc(&spec.head)), None)?;
-                    (list.as_array().and_then(|a| a.first()).cloned().ok_or_else(|| client::api_error(&Method::POST, "pulls", &r))?, true)
+                    let list = self.api.rest_ok(
+                        Method::GET,
+                        &format!(
+                            "{}/pulls?state=open&head={}:{}",
+                            self.repo_path(),
+                            enc(&self.owner),
+                            enc(&spec.head)
+                        ),
+                        None,
+                    )?;
+                    (
+                        list.as_array()
+                            .and_then(|a| a.first())
+                            .cloned()
+                            .ok_or_else(|| client::api_error(&Method::POST, "pulls", &r))?,
+                        true,
+                    )
                 } else {
                     return Err(client::api_error(&Method::POST, "pulls", &r));
                 }
@@ -465,18 +656,27 @@ impl Repository for GitHubRepo {
         let number = pr.get("number").and_then(|n| n.as_u64());
         let url = pr.get("html_url").and_then(|n| n.as_str()).map(String::from);
         if let Some(n) = number {
-            let have: Vec<&str> = pr.get("labels").and_then(|l| l.as_array()).map(|a| a.iter().filter_map(|l| l.get("name")?.as_str()).collect()).unwrap_or_default();
+            let have: Vec<&str> = pr
+                .get("labels")
+                .and_then(|l| l.as_array())
+                .map(|a| a.iter().filter_map(|l| l.get("name")?.as_str()).collect())
+                .unwrap_or_default();
             let missing: Vec<&String> = spec.labels.iter().filter(|l| !have.contains(&l.as_str())).collect();
             if !missing.is_empty() {
-                self.api.rest_ok(Method::POST, &format!("{}/issues/{n}/labels", self.repo_path()), Some(&json!({ "labels": missing })))?;
+                self.api.rest_ok(
+                    Method::POST,
+                    &format!("{}/issues/{n}/labels", self.repo_path()),
+                    Some(&json!({ "labels": missing })),
+                )?;
             }
-            if spec.auto_merge && pr.get("auto_merge").is_none_or(|a| a.is_null()) {
-                if let Some(node) = pr.get("node_id").and_then(|v| v.as_str()) {
-                    self.api.graphql(
+            if spec.auto_merge
+                && pr.get("auto_merge").is_none_or(|a| a.is_null())
+                && let Some(node) = pr.get("node_id").and_then(|v| v.as_str())
+            {
+                self.api.graphql(
                         "mutation($input: EnablePullRequestAutoMergeInput!) { enablePullRequestAutoMerge(input: $input) { pullRequest { number } } }",
                         json!({ "input": { "pullRequestId": node, "mergeMethod": "SQUASH" } }),
                     )?;
-                }
             }
         }
         Ok(PullRequest { number, url, created })
@@ -485,7 +685,11 @@ impl Repository for GitHubRepo {
     fn pull_request_for_commit(&self, sha: &Oid) -> Result<Option<PullRequestInfo>> {
         let mut page = 1;
         loop {
-            let r = self.api.rest(Method::GET, &format!("{}/commits/{sha}/pulls?per_page=100&page={page}", self.repo_path()), None)?;
+            let r = self.api.rest(
+                Method::GET,
+                &format!("{}/commits/{sha}/pulls?per_page=100&page={page}", self.repo_path()),
+                None,
+            )?;
             if r.status.as_u16() == 404 || r.status.as_u16() == 422 {
                 return Ok(None);
             }
@@ -501,11 +705,19 @@ impl Repository for GitHubRepo {
                 return Ok(Some(PullRequestInfo {
                     number: p.get("number").and_then(|n| n.as_u64()).unwrap_or_default(),
                     body: p.get("body").and_then(|b| b.as_str()).unwrap_or_default().to_string(),
-                    head_ref: p.pointer("/head/ref").and_then(|b| b.as_str()).unwrap_or_default().to_string(),
+                    head_ref: p
+                        .pointer("/head/ref")
+                        .and_then(|b| b.as_str())
+                        .unwrap_or_default()
+                        .to_string(),
                     merged: p.get("merged_at").is_some_and(|m| !m.is_null()),
                 }));
             }
-            let has_next = r.headers.get("link").and_then(|l| l.to_str().ok()).is_some_and(|l| l.contains("rel=\"next\""));
+            let has_next = r
+                .headers
+                .get("link")
+                .and_then(|l| l.to_str().ok())
+                .is_some_and(|l| l.contains("rel=\"next\""));
             if !has_next || items.is_empty() || page >= 10 {
                 return Ok(None);
             }

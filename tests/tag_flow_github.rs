@@ -1,0 +1,374 @@
+//! The tag flow end to end on the github backend, against the fake GitHub.
+
+mod support;
+
+use std::path::PathBuf;
+
+use support::fake_github::FakeGitHub;
+use support::{Run, run, scratch};
+
+struct Setup {
+    fake: FakeGitHub,
+    ws: PathBuf,
+    tmp: tempfile::TempDir,
+    _seed: tempfile::TempDir,
+}
+
+fn setup() -> Setup {
+    let (seed, dir) = scratch("make_tag_repo.sh");
+    let fake = FakeGitHub::start(&dir);
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("workspace");
+    fake.checkout(&ws);
+    Setup {
+        fake,
+        ws,
+        tmp,
+        _seed: seed,
+    }
+}
+
+impl Setup {
+    /// A new job: actions/checkout of the current main.
+    fn fresh_checkout(&mut self) {
+        let ws = self
+            .tmp
+            .path()
+            .join(format!("workspace-{}", self.fake.requests().len()));
+        self.fake.checkout(&ws);
+        self.ws = ws;
+    }
+
+    fn run(&self, inputs: &[(&str, &str)], extra: &[(&str, &str)]) -> Run {
+        let mut env: Vec<(String, String)> = self.fake.env();
+        env.push(("GITHUB_WORKSPACE".into(), self.ws.display().to_string()));
+        for (k, v) in inputs {
+            env.push((format!("INPUT_{}", k.to_uppercase()), v.to_string()));
+        }
+        for (k, v) in extra {
+            env.push((k.to_string(), v.to_string()));
+        }
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        run(&[], &pairs)
+    }
+
+    fn writes(&self) -> usize {
+        self.fake
+            .requests()
+            .iter()
+            .filter(|r| r.method != "GET" && !r.graphql.iter().all(|f| f == "repository"))
+            .count()
+    }
+}
+
+#[test]
+fn stage_opens_a_pull_request_with_a_verified_commit_and_updates_it() {
+    let s = setup();
+    let main = s.fake.rev("main").unwrap();
+    s.fake.clear_log();
+    let r = s.run(
+        &[
+            ("command", "stage"),
+            ("service", "payments"),
+            ("version", "1.2.0"),
+            ("labels", "gitops, stage"),
+            ("auto-merge", "true"),
+        ],
+        &[],
+    );
+    r.assert_ok();
+    let stage_requests = s.fake.requests().len();
+    assert_eq!(r.out("changed"), "true");
+    assert_eq!(r.out("pull-request-number"), "1");
+    assert!(r.out("pull-request-url").ends_with("/acme/gitops/pull/1"));
+    let head = s.fake.rev("refs/heads/gitops-flow/stage/payments").unwrap();
+    assert_eq!(r.out("commit"), head);
+    assert!(
+        s.fake.is_verified(&head),
+        "the commit was made by the API (signed by GitHub)"
+    );
+    assert_eq!(s.fake.git(&["rev-parse", &format!("{head}^")]), main);
+    let diff = s.fake.git(&["diff", "-U0", &main, &head]);
+    let changed: Vec<&str> = diff
+        .lines()
+        .filter(|l| (l.starts_with('+') || l.starts_with('-')) && !l.starts_with("+++") && !l.starts_with("---"))
+        .collect();
+    assert_eq!(changed, ["-appVersion: \"1.0.0\"", "+appVersion: \"1.2.0\""]);
+    let pulls = s.fake.pulls();
+    assert_eq!(pulls.len(), 1);
+    assert_eq!(pulls[0].labels, ["gitops", "stage"]);
+    assert!(pulls[0].auto_merge);
+    assert!(
+        pulls[0].body.contains("\"service\":\"payments\""),
+        "metadata in the body: {}",
+        pulls[0].body
+    );
+    assert!(
+        stage_requests <= 7,
+        "stage took {stage_requests} requests: {:?}",
+        s.fake
+            .requests()
+            .iter()
+            .map(|r| format!("{} {} {:?}", r.method, r.path, r.graphql))
+            .collect::<Vec<_>>()
+    );
+
+    // Same version: nothing written.
+    s.fake.clear_log();
+    let again = s.run(
+        &[("command", "stage"), ("service", "payments"), ("version", "1.2.0")],
+        &[],
+    );
+    assert_eq!(again.assert_ok().out("changed"), "false");
+    assert_eq!(s.writes(), 0, "{:?}", s.fake.requests());
+    // New version: same branch and pull request, updated.
+    let next = s.run(
+        &[("command", "stage"), ("service", "payments"), ("version", "1.3.0")],
+        &[],
+    );
+    next.assert_ok();
+    assert_eq!(next.out("pull-request-number"), "1");
+    let pulls = s.fake.pulls();
+    assert_eq!(pulls.len(), 1);
+    assert!(pulls[0].title.contains("1.3.0"), "{}", pulls[0].title);
+    let head2 = s.fake.rev("refs/heads/gitops-flow/stage/payments").unwrap();
+    assert_eq!(s.fake.git(&["rev-parse", &format!("{head2}^")]), main);
+    assert!(s.fake.is_verified(&head2));
+    s.fake.assert_clean();
+}
+
+#[test]
+fn deploy_promote_rollback_within_three_requests_each() {
+    let mut s = setup();
+    let initial = s.fake.rev("payments-staging").unwrap();
+    s.run(
+        &[("command", "stage"), ("service", "payments"), ("version", "1.2.0")],
+        &[],
+    )
+    .assert_ok();
+    let merged = s.fake.merge_pull(1);
+    let event = s.tmp.path().join("event.json");
+    std::fs::write(&event, s.fake.pull_event(1).to_string()).unwrap();
+    let ev = event.display().to_string();
+
+    s.fresh_checkout();
+    s.fake.clear_log();
+    let d = s.run(
+        &[("command", "deploy")],
+        &[("GITHUB_EVENT_NAME", "pull_request"), ("GITHUB_EVENT_PATH", &ev)],
+    );
+    d.assert_ok();
+    let deploy_requests = s.fake.requests().len();
+    assert_eq!(d.out("service"), "payments");
+    assert_eq!(s.fake.rev("payments-staging").unwrap(), merged);
+    assert_eq!(s.fake.rev("payments-staging-rollback").unwrap(), initial);
+
+    s.fake.clear_log();
+    let p = s.run(&[("command", "promote"), ("service", "payments")], &[]);
+    p.assert_ok();
+    let promote_requests = s.fake.requests().len();
+    assert_eq!(p.out("changed"), "true");
+    assert_eq!(s.fake.rev("payments-production").unwrap(), merged);
+    assert_eq!(s.fake.rev("payments-production-rollback").unwrap(), initial);
+
+    s.fake.clear_log();
+    let again = s.run(&[("command", "promote"), ("service", "payments")], &[]);
+    assert_eq!(again.assert_ok().out("changed"), "false");
+    assert_eq!(s.writes(), 0);
+    assert_eq!(
+        s.fake.rev("payments-production-rollback").unwrap(),
+        initial,
+        "rollback point kept"
+    );
+
+    s.fake.clear_log();
+    let rb = s.run(&[("command", "rollback"), ("service", "payments")], &[]);
+    rb.assert_ok();
+    let rollback_requests = s.fake.requests().len();
+    assert_eq!(rb.out("previous-revision"), merged);
+    assert_eq!(s.fake.rev("payments-production").unwrap(), initial);
+
+    let report = s.run(&[("command", "report")], &[]);
+    report.assert_ok();
+    let j: serde_json::Value = serde_json::from_str(report.out("report")).unwrap();
+    assert_eq!(j["payments"]["staging"]["version"], "1.2.0");
+    assert_eq!(j["payments"]["production"]["version"], "1.0.0");
+    assert!(
+        report.summary.contains("/acme/gitops/commit/"),
+        "links to GitHub: {}",
+        report.summary
+    );
+
+    println!("requests: deploy={deploy_requests} promote={promote_requests} rollback={rollback_requests}");
+    assert!(deploy_requests <= 3, "deploy: {deploy_requests}");
+    assert!(promote_requests <= 3, "promote: {promote_requests}");
+    assert!(rollback_requests <= 3, "rollback: {rollback_requests}");
+    s.fake.assert_clean();
+}
+
+#[test]
+fn faults_are_retried_to_the_same_end_state() {
+    let s = setup();
+    let head = s.fake.rev("main").unwrap();
+    // 502s on the first requests of every command, and a secondary rate limit.
+    s.fake.fail_next(2, 502, None);
+    s.run(
+        &[("command", "deploy"), ("service", "payments"), ("revision", &head)],
+        &[],
+    )
+    .assert_ok();
+    assert_eq!(s.fake.rev("payments-staging").unwrap(), head);
+    s.fake.fail_next(1, 403, Some(1));
+    s.fake.fail_next(1, 502, None);
+    let p = s.run(&[("command", "promote"), ("service", "payments")], &[]);
+    p.assert_ok();
+    assert_eq!(s.fake.rev("payments-production").unwrap(), head);
+    s.fake.fail_next(3, 500, None);
+    let st = s.run(
+        &[("command", "stage"), ("service", "orders"), ("version", "2.2.0")],
+        &[],
+    );
+    st.assert_ok();
+    assert_eq!(s.fake.pulls().len(), 1);
+    // Too many failures: exit 1, with the request named, nothing half-written.
+    let before = s.fake.refs();
+    s.fake.fail_next(20, 502, None);
+    let r = s.run(&[("command", "rollback"), ("service", "payments")], &[]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("::error::") && r.stdout.contains("failed after"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(s.fake.refs(), before);
+    s.fake.assert_clean();
+}
+
+#[test]
+fn a_concurrent_tag_move_is_never_overwritten() {
+    let s = setup();
+    let head = s.fake.rev("main").unwrap();
+    let initial = s.fake.rev("payments-production").unwrap();
+    s.run(
+        &[("command", "deploy"), ("service", "payments"), ("revision", &head)],
+        &[],
+    )
+    .assert_ok();
+    // Hold our updateRefs while someone else moves production.
+    s.fake.delay_writes("updateRefs", 400);
+    let bare = s.fake.bare.clone();
+    let other = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        let st = std::process::Command::new("git")
+            .args(["update-ref", "refs/tags/payments-production", &head])
+            .current_dir(&bare)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    });
+    let r = s.run(
+        &[("command", "promote"), ("service", "payments"), ("to", "production")],
+        &[],
+    );
+    other.join().unwrap();
+    // The other writer moved production to the same revision we wanted: our run
+    // sees its work done (exit 0) or reports the conflict (exit 1), and the
+    // rollback tag is never set from a stale read.
+    assert!(r.code == 0 || r.code == 1, "{}", r.stdout);
+    assert_eq!(s.fake.rev("payments-production").unwrap(), s.fake.rev("main").unwrap());
+    if r.code == 1 {
+        assert!(r.stdout.contains("changed concurrently"), "{}", r.stdout);
+        assert!(s.fake.rev("payments-production-rollback").is_none());
+    } else {
+        assert_eq!(
+            s.fake.rev("payments-production-rollback").as_deref(),
+            Some(initial.as_str())
+        );
+    }
+    // A conflicting move to a different revision: exit 1 naming the conflict, the other write stands.
+    s.run(
+        &[("command", "rollback"), ("service", "payments"), ("revision", &initial)],
+        &[],
+    )
+    .assert_ok();
+    let main = s.fake.rev("main").unwrap();
+    let tree = s.fake.git(&["rev-parse", &format!("{main}^{{tree}}")]);
+    let x = s.fake.git(&[
+        "-c",
+        "user.name=x",
+        "-c",
+        "user.email=x@example.com",
+        "commit-tree",
+        &tree,
+        "-p",
+        &main,
+        "-m",
+        "hotfix",
+    ]);
+    s.fake.git(&["update-ref", "refs/heads/main", &x]);
+    let rollback_before = s.fake.rev("payments-production-rollback");
+    s.fake.delay_writes("updateRefs", 400);
+    let bare = s.fake.bare.clone();
+    let x2 = x.clone();
+    let other = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        let st = std::process::Command::new("git")
+            .args(["update-ref", "refs/tags/payments-production", &x2])
+            .current_dir(&bare)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    });
+    let r = s.run(&[("command", "promote"), ("service", "payments")], &[]);
+    other.join().unwrap();
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("changed concurrently") && r.stdout.contains("payments-production"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        s.fake.rev("payments-production").unwrap(),
+        x,
+        "the other writer's move stands"
+    );
+    assert_eq!(
+        s.fake.rev("payments-production-rollback"),
+        rollback_before,
+        "nothing half-written"
+    );
+    s.fake.assert_clean();
+}
+
+#[test]
+fn bad_input_on_github_writes_nothing() {
+    let s = setup();
+    let before = s.fake.refs();
+    s.run(&[("command", "promote"), ("service", "payments"), ("to", "qa")], &[])
+        .assert_input_error("unknown environment");
+    s.run(&[("command", "rollback"), ("service", "payments")], &[])
+        .assert_input_error("no rollback tag");
+    s.run(
+        &[
+            ("command", "rollback"),
+            ("service", "payments"),
+            ("revision", "0123456789abcdef0123456789abcdef01234567"),
+        ],
+        &[],
+    )
+    .assert_input_error("not found");
+    s.run(
+        &[("command", "stage"), ("service", "payments"), ("version", "1.0 beta")],
+        &[],
+    )
+    .assert_input_error("not valid");
+    let r = s.run(
+        &[("command", "report"), ("repository", "acme/gitops")],
+        &[("INPUT_TOKEN", "")],
+    );
+    // GITHUB_TOKEN absent and token empty: the github backend says what is missing.
+    r.assert_input_error("needs a token");
+    assert_eq!(s.fake.refs(), before);
+    assert_eq!(s.writes(), 0);
+    s.fake.assert_clean();
+}
