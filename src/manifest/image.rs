@@ -12,10 +12,12 @@ impl ImageRef {
     /// True when `value` is an image reference rather than a bare version:
     /// it has a `/`, a `:` tag separator or an `@` digest.
     pub fn looks_like_image(value: &str) -> bool {
+        // `1.2.3@sha256:...` is a version with a digest; `repo/app`, `app:1.2` are images.
+        let name_and_tag = value.split('@').next().unwrap_or(value);
         !value.is_empty()
             && !value.contains(char::is_whitespace)
-            && (value.contains('/') || value.contains(':') || value.contains('@'))
             && !value.contains("{{")
+            && (name_and_tag.contains('/') || name_and_tag.contains(':'))
     }
 
     pub fn parse(value: &str) -> ImageRef {

@@ -9,7 +9,7 @@
 mod image;
 mod tree;
 
-pub use image::{ImageRef, needs_quotes};
+pub use image::{ImageRef, needs_quotes, policy_markers};
 pub use tree::{Doc, KeyPath, Node, Scalar, Seg, Style};
 
 use crate::config::LocationKind;
@@ -68,6 +68,26 @@ pub fn read(text: &str, file: &str, kind: &LocationKind) -> Result<String> {
     let docs = Doc::parse_all(text, file)?;
     let targets = find_targets(&docs, text, file, kind)?;
     let t = targets.first().ok_or_else(|| not_found(file, kind))?;
+    if let LocationKind::ImagePolicy(_) | LocationKind::KustomizeImage(_) = kind {
+        // Whole image reference first; else the tag, with the digest when one is pinned.
+        if let Some(img) = targets.iter().find(|t| matches!(t.mode, Mode::Image)) {
+            return Ok(img.current_version());
+        }
+        let tag = targets
+            .iter()
+            .find(|t| matches!(t.mode, Mode::TagOnly | Mode::Value))
+            .map(Target::current_version);
+        let digest = targets
+            .iter()
+            .find(|t| matches!(t.mode, Mode::Digest))
+            .map(Target::current_version);
+        return Ok(match (tag, digest) {
+            (Some(t), Some(d)) if !t.contains('@') => format!("{t}@{d}"),
+            (Some(t), _) => t,
+            (None, Some(d)) => d,
+            (None, None) => t.current_version(),
+        });
+    }
     Ok(t.current_version())
 }
 
@@ -257,7 +277,16 @@ impl Target {
             Mode::TagOnly => main.to_string(),
             Mode::Digest => match digest {
                 Some(d) => d.to_string(),
-                None => return Ok(None),
+                None => {
+                    return Err(err_at(
+                        file,
+                        Some(sc.line),
+                        format!(
+                            "{file}:{}: this file pins a digest (`{}`); give the version with its digest (`{version}@sha256:<64 hex digits>`) so the old digest does not stay deployed",
+                            sc.line, sc.value
+                        ),
+                    ));
+                }
             },
             Mode::InsertNewTag { .. } => unreachable!("handled above"),
         };

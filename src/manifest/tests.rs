@@ -217,3 +217,32 @@ fn key_paths() {
         assert!(KeyPath::parse(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn digests_are_kept_in_step_with_tags() {
+    let d = "c".repeat(64);
+    let t = "images:\n- name: api\n  newTag: 1.0.0 # {\"$imagepolicy\": \"ns:api:tag\"}\n  digest: sha256:0000 # {\"$imagepolicy\": \"ns:api:digest\"}\n";
+    // A pinned digest with a version without one would leave the old image deployed.
+    let e = set(t, "k.yaml", &LocationKind::KustomizeImage("api".into()), "1.1.0").unwrap_err();
+    assert!(e.to_string().contains("pins a digest"), "{e}");
+    assert_eq!(e.exit_code(), 2);
+    let v = format!("1.1.0@sha256:{d}");
+    let out = set_ok(t, &LocationKind::KustomizeImage("api".into()), &v);
+    assert_eq!(
+        out,
+        t.replace("1.0.0", "1.1.0")
+            .replace("sha256:0000", &format!("sha256:{d}"))
+    );
+    assert_eq!(read(&out, "k", &LocationKind::KustomizeImage("api".into())).unwrap(), v);
+    let out2 = set_ok(t, &LocationKind::ImagePolicy("ns:api".into()), &v);
+    assert_eq!(out2, out);
+    assert_eq!(
+        read(&out2, "k", &LocationKind::ImagePolicy("ns:api".into())).unwrap(),
+        v
+    );
+    // A version with a digest in a plain version key stays one value, read back whole.
+    assert_eq!(
+        read(&set_ok("tag: 1.0\n", &key("tag"), &v), "f", &key("tag")).unwrap(),
+        v
+    );
+}
