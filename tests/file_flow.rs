@@ -1,0 +1,419 @@
+//! File-tracked environments (seeds 2 and 4) through the real binary, on the
+//! local backend and on the github backend against the fake GitHub.
+
+mod support;
+
+use support::fake_github::FakeGitHub;
+use support::{git, git_raw, refs, rev, run, scratch};
+
+fn p(d: &std::path::Path) -> String {
+    d.display().to_string()
+}
+
+#[test]
+fn local_stage_promote_rollback_report() {
+    let (_t, dir) = scratch("make_file_repo.sh");
+    let path = p(&dir);
+    let first = rev(&dir, "main");
+    // dev is direct: a commit on the checked-out main, work tree kept clean.
+    let s = run(
+        &["stage", "--path", &path, "--service", "payments", "--version", "1.2.0"],
+        &[],
+    );
+    s.assert_ok();
+    assert_eq!(s.out("changed"), "true");
+    assert_eq!(s.out("environment"), "dev");
+    assert_eq!(s.out("previous-version"), "1.0.0");
+    let c = rev(&dir, "main");
+    assert_eq!(s.out("commit"), c);
+    assert_eq!(git(&dir, &["status", "--porcelain"]), "");
+    assert_eq!(
+        git(&dir, &["diff", "--name-only", &first, &c]),
+        "overlays/dev/payments/values.yaml"
+    );
+    assert!(
+        git_raw(&dir, &["show", "HEAD:overlays/dev/payments/values.yaml"])
+            .contains("  tag: \"1.2.0\" # set by gitops-flow\n")
+    );
+    assert!(git(&dir, &["log", "-1", "--format=%B"]).contains("Gitops-Flow-Environment: dev"));
+    assert_eq!(
+        run(
+            &["stage", "--path", &path, "--service", "payments", "--version", "1.2.0"],
+            &[]
+        )
+        .assert_ok()
+        .out("changed"),
+        "false"
+    );
+
+    // dev -> qa: a pull request branch with exactly the qa file changed.
+    let pr = run(&["promote", "--path", &path, "--service", "payments"], &[]);
+    pr.assert_ok();
+    assert_eq!(pr.out("environment"), "qa");
+    assert_eq!(pr.out("branch"), "gitops-flow/qa/payments");
+    assert_eq!(pr.out("version"), "1.2.0");
+    let b = rev(&dir, "gitops-flow/qa/payments");
+    assert_eq!(
+        git(&dir, &["diff", "--name-only", "main", &b]),
+        "overlays/qa/payments/values.yaml"
+    );
+    assert_eq!(rev(&dir, "main"), c, "main untouched by a pull-request promotion");
+
+    // Other location kinds: Flux marker and kustomize images (CRLF kept).
+    run(
+        &["stage", "--path", &path, "--service", "webui", "--version", "2.1.0"],
+        &[],
+    )
+    .assert_ok();
+    assert!(
+        git_raw(&dir, &["show", "HEAD:webshop/dev/webui.yaml"])
+            .contains("image: ghcr.io/acme/webui:2.1.0 # {\"$imagepolicy\": \"webshop:webui\"}\n")
+    );
+    run(
+        &["stage", "--path", &path, "--service", "api", "--version", "3.1.0"],
+        &[],
+    )
+    .assert_ok();
+    assert_eq!(
+        git_raw(&dir, &["show", "HEAD:k8s/dev/kustomization.yaml"]),
+        "resources:\r\n  - deployment.yaml\r\nimages:\r\n  - name: ghcr.io/acme/api\r\n    newTag: 3.1.0\r\n"
+    );
+
+    // rollback dev: the previous different value from the file's history.
+    let rb = run(
+        &[
+            "rollback",
+            "--path",
+            &path,
+            "--service",
+            "payments",
+            "--environment",
+            "dev",
+        ],
+        &[],
+    );
+    rb.assert_ok();
+    assert_eq!(rb.out("version"), "1.0.0");
+    assert_eq!(rb.out("previous-version"), "1.2.0");
+    assert!(git_raw(&dir, &["show", "HEAD:overlays/dev/payments/values.yaml"]).contains("tag: \"1.0.0\""));
+    assert!(git(&dir, &["log", "-1", "--format=%B"]).contains("Gitops-Flow-Command: rollback"));
+    // Last changed by a rollback: nothing to do (as in tag mode).
+    assert_eq!(
+        run(
+            &[
+                "rollback",
+                "--path",
+                &path,
+                "--service",
+                "payments",
+                "--environment",
+                "dev"
+            ],
+            &[]
+        )
+        .assert_ok()
+        .out("changed"),
+        "false"
+    );
+    // An explicit version rolls forward.
+    let fwd = run(
+        &[
+            "rollback",
+            "--path",
+            &path,
+            "--service",
+            "payments",
+            "--environment",
+            "dev",
+            "--version",
+            "1.2.0",
+        ],
+        &[],
+    );
+    assert_eq!(fwd.assert_ok().out("changed"), "true");
+
+    let r = run(&["report", "--path", &path], &[]);
+    r.assert_ok();
+    let j: serde_json::Value = serde_json::from_str(r.out("report")).unwrap();
+    assert_eq!(j["payments"]["dev"]["version"], "1.2.0");
+    assert_eq!(j["payments"]["prod"]["version"], "1.0.0");
+    assert_eq!(j["webui"]["dev"]["version"], "2.1.0");
+    assert_eq!(j["api"]["dev"]["version"], "3.1.0");
+    assert_eq!(git(&dir, &["status", "--porcelain"]), "");
+}
+
+#[test]
+fn broken_or_ambiguous_manifests_fail_with_exit_2_and_nothing_written() {
+    let (_t, dir) = scratch("make_file_repo.sh");
+    let path = p(&dir);
+    std::fs::write(
+        dir.join("overlays/dev/payments/values.yaml"),
+        "image:\n  tag: *missing\n",
+    )
+    .unwrap();
+    git(&dir, &["commit", "-qam", "break"]);
+    let before = refs(&dir);
+    let r = run(
+        &["stage", "--path", &path, "--service", "payments", "--version", "1.3.0"],
+        &[],
+    );
+    r.assert_input_error("overlays/dev/payments/values.yaml");
+    assert_eq!(refs(&dir), before);
+    std::fs::write(
+        dir.join("overlays/dev/payments/values.yaml"),
+        "image:\n  tag: |\n    1.0.0\n",
+    )
+    .unwrap();
+    git(&dir, &["commit", "-qam", "block"]);
+    let before = refs(&dir);
+    run(
+        &["stage", "--path", &path, "--service", "payments", "--version", "1.3.0"],
+        &[],
+    )
+    .assert_input_error("block scalar");
+    assert_eq!(refs(&dir), before);
+    std::fs::write(
+        dir.join("overlays/dev/payments/values.yaml"),
+        "image:\n  repository: x\n",
+    )
+    .unwrap();
+    git(&dir, &["commit", "-qam", "no tag"]);
+    run(
+        &["stage", "--path", &path, "--service", "payments", "--version", "1.3.0"],
+        &[],
+    )
+    .assert_input_error("key `image.tag` not found");
+    // Uncommitted changes in the file a direct commit would touch.
+    std::fs::write(dir.join("webshop/dev/webui.yaml"), "dirty: true\n").unwrap();
+    let before = refs(&dir);
+    run(
+        &["stage", "--path", &path, "--service", "webui", "--version", "2.2.0"],
+        &[],
+    )
+    .assert_input_error("uncommitted changes");
+    assert_eq!(refs(&dir), before);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("webshop/dev/webui.yaml")).unwrap(),
+        "dirty: true\n"
+    );
+}
+
+#[test]
+fn branch_tracked_environments() {
+    let (_t, dir) = scratch("make_file_repo.sh");
+    let path = p(&dir);
+    std::fs::write(
+        dir.join("gitops-flow.yaml"),
+        "environments:\n  - { name: staging, track: branch, branch: staging }\n  - { name: production, track: branch, branch: production, direct: true }\nservices:\n  payments:\n    version:\n      - file: overlays/dev/payments/values.yaml\n        key: image.tag\n",
+    )
+    .unwrap();
+    git(&dir, &["commit", "-qam", "branch config"]);
+    git(&dir, &["branch", "staging"]);
+    git(&dir, &["branch", "production"]);
+    // A change lands on staging.
+    git(&dir, &["checkout", "-q", "staging"]);
+    std::fs::write(
+        dir.join("overlays/dev/payments/values.yaml"),
+        "image:\n  tag: \"1.5.0\"\n",
+    )
+    .unwrap();
+    git(&dir, &["commit", "-qam", "payments 1.5.0 on staging"]);
+    git(&dir, &["checkout", "-q", "main"]);
+    let staging = rev(&dir, "staging");
+    let prod_before = rev(&dir, "production");
+    // production is direct: a fast-forward.
+    let r = run(
+        &[
+            "promote",
+            "--path",
+            &path,
+            "--service",
+            "payments",
+            "--from",
+            "staging",
+            "--to",
+            "production",
+        ],
+        &[],
+    );
+    r.assert_ok();
+    assert_eq!(r.out("changed"), "true");
+    assert_eq!(rev(&dir, "production"), staging);
+    assert_eq!(
+        run(
+            &[
+                "promote",
+                "--path",
+                &path,
+                "--service",
+                "payments",
+                "--from",
+                "staging",
+                "--to",
+                "production"
+            ],
+            &[]
+        )
+        .assert_ok()
+        .out("changed"),
+        "false"
+    );
+    let j: serde_json::Value =
+        serde_json::from_str(run(&["report", "--path", &path], &[]).assert_ok().out("report")).unwrap();
+    assert_eq!(j["payments"]["production"]["version"], "1.5.0");
+    // rollback: a commit on production restoring the tree before the promotion.
+    let rb = run(
+        &[
+            "rollback",
+            "--path",
+            &path,
+            "--service",
+            "payments",
+            "--environment",
+            "production",
+        ],
+        &[],
+    );
+    rb.assert_ok();
+    let head = rev(&dir, "production");
+    assert_eq!(git(&dir, &["rev-parse", &format!("{head}^")]), staging);
+    assert_eq!(
+        git(&dir, &["rev-parse", &format!("{head}^{{tree}}")]),
+        git(&dir, &["rev-parse", &format!("{prod_before}^{{tree}}")])
+    );
+}
+
+#[test]
+fn github_file_flow_with_the_promotion_chain_and_a_concurrent_writer() {
+    let (_seed, dir) = scratch("make_file_repo.sh");
+    let fake = FakeGitHub::start(&dir);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut n = 0;
+    let mut job = |inputs: &[(&str, &str)], extra: &[(&str, &str)]| {
+        n += 1;
+        let ws = tmp.path().join(format!("ws{n}"));
+        fake.checkout(&ws);
+        let mut env = fake.env();
+        env.push(("GITHUB_WORKSPACE".into(), ws.display().to_string()));
+        for (k, v) in inputs {
+            env.push((format!("INPUT_{}", k.to_uppercase()), v.to_string()));
+        }
+        for (k, v) in extra {
+            env.push((k.to_string(), v.to_string()));
+        }
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        run(&[], &pairs)
+    };
+    // dev: a direct, verified commit on main; a concurrent push lands first.
+    let main0 = fake.rev("main").unwrap();
+    fake.delay_writes("createCommitOnBranch", 300);
+    let bare = fake.bare.clone();
+    let racer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(120));
+        let sh = |args: &[&str]| {
+            let o = std::process::Command::new("git")
+                .args(args)
+                .current_dir(&bare)
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            String::from_utf8_lossy(&o.stdout).trim().to_string()
+        };
+        let tree = sh(&["rev-parse", "main^{tree}"]);
+        let c = sh(&[
+            "-c",
+            "user.name=other",
+            "-c",
+            "user.email=o@example.com",
+            "commit-tree",
+            &tree,
+            "-p",
+            "main",
+            "-m",
+            "someone else",
+        ]);
+        sh(&["update-ref", "refs/heads/main", &c]);
+        c
+    });
+    let s = job(
+        &[("command", "stage"), ("service", "payments"), ("version", "1.2.0")],
+        &[],
+    );
+    let other = racer.join().unwrap();
+    s.assert_ok();
+    let head = fake.rev("main").unwrap();
+    assert_eq!(
+        fake.git(&["rev-parse", &format!("{head}^")]),
+        other,
+        "re-applied on top of the other commit, not over it"
+    );
+    assert_ne!(other, main0);
+    assert!(fake.is_verified(&head));
+    assert!(
+        fake.git(&["show", &format!("{head}:overlays/dev/payments/values.yaml")])
+            .contains("tag: \"1.2.0\"")
+    );
+
+    // dev -> qa: pull request with auto-merge (qa says auto-merge: true).
+    let pr = job(&[("command", "promote"), ("service", "payments")], &[]);
+    pr.assert_ok();
+    assert_eq!(pr.out("pull-request-number"), "1");
+    let pulls = fake.pulls();
+    assert!(pulls[0].auto_merge);
+    assert!(pulls[0].body.contains("\"environment\":\"qa\""));
+    // The qa pull request merges; the push to main continues the chain to prod.
+    let merged = fake.merge_pull(1);
+    fake.clear_log();
+    let chain = job(
+        &[("command", "promote")],
+        &[("GITHUB_EVENT_NAME", "push"), ("GITHUB_SHA", &merged)],
+    );
+    chain.assert_ok();
+    let chain_requests = fake.requests().len();
+    assert_eq!(chain.out("environment"), "prod");
+    assert_eq!(chain.out("service"), "payments");
+    let pulls = fake.pulls();
+    assert_eq!(pulls.len(), 2);
+    assert_eq!(pulls[1].head, "gitops-flow/prod/payments");
+    assert!(!pulls[1].auto_merge, "prod does not auto-merge");
+    assert!(
+        fake.requests()
+            .iter()
+            .any(|r| r.path.ends_with(&format!("/commits/{merged}/pulls")))
+    );
+    // Merging prod ends the chain.
+    let merged2 = fake.merge_pull(2);
+    let end = job(
+        &[("command", "promote")],
+        &[("GITHUB_EVENT_NAME", "push"), ("GITHUB_SHA", &merged2)],
+    );
+    end.assert_ok();
+    assert_eq!(end.out("changed"), "false");
+    assert!(end.stdout.contains("last environment"), "{}", end.stdout);
+    assert_eq!(fake.pulls().len(), 2);
+
+    // rollback prod from the file's history (API reads: the checkout is shallow).
+    let rb = job(
+        &[
+            ("command", "rollback"),
+            ("service", "payments"),
+            ("environment", "prod"),
+        ],
+        &[],
+    );
+    rb.assert_ok();
+    assert_eq!(rb.out("version"), "1.0.0");
+    let head = fake.rev("main").unwrap();
+    assert!(
+        fake.git(&["show", &format!("{head}:overlays/prod/payments/values.yaml")])
+            .contains("tag: \"1.0.0\"")
+    );
+    let report = job(&[("command", "report")], &[]);
+    let j: serde_json::Value = serde_json::from_str(report.assert_ok().out("report")).unwrap();
+    assert_eq!(j["payments"]["qa"]["version"], "1.2.0");
+    assert_eq!(j["payments"]["prod"]["version"], "1.0.0");
+    println!("chain promote requests: {chain_requests}");
+    assert!(chain_requests <= 8, "chain: {chain_requests}");
+    fake.assert_clean();
+}
