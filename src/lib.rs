@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod gates;
 pub mod manifest;
 pub mod names;
 pub mod repo;
@@ -80,7 +81,13 @@ pub fn run(argv: Vec<OsString>, env: HashMap<String, String>, now: i64) -> u8 {
                 runner.error(&scrub(format!("cannot write the step outputs: {e}")), None);
                 return 1;
             }
-            0
+            match &outcome.failure {
+                Some(f) => {
+                    runner.error(&scrub(f.clone()), None);
+                    1
+                }
+                None => 0,
+            }
         }
         Err(e) => {
             runner.error(&scrub(e.to_string()), e.place());

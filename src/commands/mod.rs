@@ -51,6 +51,10 @@ pub struct Outcome {
     pub report: Option<serde_json::Value>,
     #[serde(skip)]
     pub summary: String,
+    /// Set when the operation failed after doing work worth reporting (a failed
+    /// gate, a rollback): outputs and summary are written, then exit 1.
+    #[serde(skip)]
+    pub failure: Option<String>,
 }
 
 impl Outcome {
@@ -479,7 +483,7 @@ pub fn short(sha: &str) -> &str {
 
 /// Runs one command.
 pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
-    match ctx.inputs.command.as_str() {
+    let mut out = match ctx.inputs.command.as_str() {
         "stage" => stage::run(ctx),
         "deploy" => deploy::run(ctx),
         "promote" => promote::run(ctx),
@@ -487,7 +491,11 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
         "status" => status::run(ctx),
         "report" => report::run(ctx),
         other => Err(Error::input(format!("unknown command `{other}`"))),
+    }?;
+    if matches!(ctx.inputs.command.as_str(), "deploy" | "promote" | "rollback") {
+        status::after_move(ctx, &mut out)?;
     }
+    Ok(out)
 }
 
 /// The refs a command is likely to read, known from the inputs alone, so that the

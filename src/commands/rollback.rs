@@ -12,11 +12,23 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
     let env = ctx
         .env_or(ctx.inputs.environment.as_ref(), ctx.config.last_env())?
         .clone();
-    rollback(ctx, &service, &env)
+    let to = Target {
+        revision: ctx.inputs.revision.clone(),
+        version: ctx.inputs.version.clone(),
+    };
+    rollback(ctx, &service, &env, &to)
 }
 
-/// Rolls `service` back in `env` (also used by the gate's rollback-on-failure).
-pub fn rollback(ctx: &Ctx<'_>, service: &str, env: &Environment) -> Result<Outcome> {
+/// Where to roll back to: a revision (tag mode) or version (file mode) given by
+/// the user; empty for the rollback point (the gate's rollback-on-failure).
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    pub revision: Option<String>,
+    pub version: Option<String>,
+}
+
+/// Rolls `service` back in `env`.
+pub fn rollback(ctx: &Ctx<'_>, service: &str, env: &Environment, to: &Target) -> Result<Outcome> {
     ctx.prefetch(service, &[env])?;
     let main_head = ctx.main_head()?;
     let out = Outcome {
@@ -25,8 +37,8 @@ pub fn rollback(ctx: &Ctx<'_>, service: &str, env: &Environment) -> Result<Outco
         ..Outcome::default()
     };
     match env.track {
-        Track::Tag => rollback_tag(ctx, service, env, &main_head, out),
-        Track::File => rollback_file(ctx, service, env, out),
+        Track::Tag => rollback_tag(ctx, service, env, &main_head, to, out),
+        Track::File => rollback_file(ctx, service, env, to, out),
         Track::Branch => rollback_branch(ctx, env, out),
     }
 }
@@ -37,7 +49,14 @@ fn chart_version(ctx: &Ctx<'_>, service: &str, commit: &Oid) -> Option<String> {
     crate::manifest::read(&text, &chart, &LocationKind::ChartAppVersion).ok()
 }
 
-fn rollback_tag(ctx: &Ctx<'_>, service: &str, env: &Environment, main_head: &Oid, mut out: Outcome) -> Result<Outcome> {
+fn rollback_tag(
+    ctx: &Ctx<'_>,
+    service: &str,
+    env: &Environment,
+    main_head: &Oid,
+    to: &Target,
+    mut out: Outcome,
+) -> Result<Outcome> {
     let tag = ctx.config.tag(env, service)?;
     let rb = ctx.config.rollback_tag(env, service)?;
     let refs = ctx
@@ -50,7 +69,7 @@ fn rollback_tag(ctx: &Ctx<'_>, service: &str, env: &Environment, main_head: &Oid
             env.name
         ))
     })?;
-    let target = match &ctx.inputs.revision {
+    let target = match &to.revision {
         Some(rev) => ctx.resolve_deployable(rev, main_head)?,
         None => refs[1].clone().map(|r| r.commit).ok_or_else(|| {
             Error::input(format!(
@@ -106,13 +125,13 @@ fn rollback_tag(ctx: &Ctx<'_>, service: &str, env: &Environment, main_head: &Oid
     Ok(out)
 }
 
-fn rollback_file(ctx: &Ctx<'_>, service: &str, env: &Environment, mut out: Outcome) -> Result<Outcome> {
+fn rollback_file(ctx: &Ctx<'_>, service: &str, env: &Environment, to: &Target, mut out: Outcome) -> Result<Outcome> {
     let main_head = ctx.main_head()?;
     let locations = ctx.config.locations(env, service)?;
     let now = current(ctx, env, service, &main_head)?.version.unwrap_or_default();
     out.previous_version = Some(now.clone());
     let loc = &locations[0];
-    let target = match &ctx.inputs.version {
+    let target = match &to.version {
         Some(v) => v.clone(),
         None => {
             let history = ctx.repo.file_history(&main_head, &loc.file, 100)?;

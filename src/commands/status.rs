@@ -1,8 +1,265 @@
-//! `status`: the health gate.
+//! `status`: the health gate, also run by deploy/promote/rollback with `wait`.
 
-use super::{Ctx, Outcome};
+use super::{Ctx, Meta, Outcome, short};
+use crate::config::{Environment, Track, expand};
 use crate::error::{Error, Result};
+use crate::gates::{self, GateResult, Polling};
+use crate::repo::Oid;
 
-pub fn run(_ctx: &Ctx<'_>) -> Result<Outcome> {
-    Err(Error::failed("status: under construction"))
+/// Which service and environment to gate: inputs, or (on a promotion pull request)
+/// the previous environment named by the pull request's metadata.
+fn target(ctx: &Ctx<'_>) -> Result<(String, Environment)> {
+    if ctx.inputs.service.is_none()
+        && let Some(pr) = ctx.event.pull_request()
+    {
+        let meta = pr
+            .get("body")
+            .and_then(|b| b.as_str())
+            .and_then(Meta::parse)
+            .ok_or_else(|| {
+                Error::input(
+                    "this pull request carries no gitops-flow metadata; pass `service` and `environment` to `status`",
+                )
+            })?;
+        ctx.config.service(&meta.service)?;
+        let env = match (&meta.from, &meta.environment) {
+            (Some(f), _) => ctx.config.env(f)?.clone(),
+            (None, Some(e)) => {
+                let i = ctx.config.env_index(e)?;
+                ctx.config.environments[i.saturating_sub(1)].clone()
+            }
+            (None, None) => ctx.config.first_env().clone(),
+        };
+        return Ok((meta.service, env));
+    }
+    let service = ctx.require_service()?;
+    let env = ctx
+        .env_or(ctx.inputs.environment.as_ref(), ctx.config.last_env())?
+        .clone();
+    Ok((service, env))
+}
+
+/// The revision the environment should be running.
+pub fn expected_revision(ctx: &Ctx<'_>, service: &str, env: &Environment) -> Result<Oid> {
+    match env.track {
+        Track::Tag => {
+            let tag = ctx.config.tag(env, service)?;
+            ctx.repo
+                .resolve_refs(&[format!("refs/tags/{tag}")])?
+                .into_iter()
+                .next()
+                .flatten()
+                .map(|r| r.commit)
+                .ok_or_else(|| {
+                    Error::input(format!(
+                        "tag `{tag}` not found; nothing is deployed to `{}` yet",
+                        env.name
+                    ))
+                })
+        }
+        Track::File => {
+            let main = ctx.main_head()?;
+            let locs = ctx.config.locations(env, service)?;
+            let h = ctx.repo.file_history(&main, &locs[0].file, 1)?;
+            Ok(h.first().map(|e| e.commit.clone()).unwrap_or(main))
+        }
+        Track::Branch => {
+            let b = env.branch.clone().unwrap_or_default();
+            ctx.repo
+                .resolve_refs(&[format!("refs/heads/{b}")])?
+                .into_iter()
+                .next()
+                .flatten()
+                .map(|r| r.commit)
+                .ok_or_else(|| Error::input(format!("branch `{b}` not found")))
+        }
+    }
+}
+
+/// Runs the configured gate for `service` in `env` at `expected`.
+pub fn gate(ctx: &Ctx<'_>, service: &str, env: &Environment, expected: &Oid) -> Result<GateResult> {
+    let polling = Polling::from_env(ctx.env);
+    if let Some(server) = &ctx.inputs.argocd_server {
+        let token = ctx.inputs.argocd_token.as_ref().ok_or_else(|| {
+            Error::input("`argocd-server` is set but `argocd-token` is not; pass the Argo CD API token")
+        })?;
+        let app_t = ctx
+            .inputs
+            .argocd_app
+            .clone()
+            .or_else(|| env.argocd_app.clone())
+            .unwrap_or_else(|| "{service}-{env}".into());
+        let app = expand(&app_t, service, &env.name, None)?;
+        let mut probe = gates::argocd::ArgoProbe::new(server, token, &app, expected.clone(), ctx.repo)?;
+        return gates::wait(ctx.runner, &mut probe, ctx.inputs.timeout, &polling);
+    }
+    let pattern_t = ctx
+        .inputs
+        .status_context
+        .clone()
+        .unwrap_or_else(|| "kustomization/{service}-{env}/*".into());
+    let pattern = expand(&pattern_t, service, &env.name, None)?;
+    let mut probe = gates::checks::ChecksProbe {
+        repo: ctx.repo,
+        expected: expected.clone(),
+        main_ref: ctx.main_ref(),
+        pattern,
+    };
+    gates::wait(ctx.runner, &mut probe, ctx.inputs.timeout, &polling)
+}
+
+/// Records a failed gate in the outcome, rolling back first when asked.
+pub fn on_failure(
+    ctx: &Ctx<'_>,
+    service: &str,
+    env: &Environment,
+    result: &GateResult,
+    out: &mut Outcome,
+    may_roll_back: bool,
+) -> Result<()> {
+    let mut msg = format!("{service} is not healthy in `{}`: {}", env.name, result.last);
+    if ctx.inputs.rollback_on_failure && may_roll_back {
+        let rb = super::rollback::rollback(ctx, service, env, &super::rollback::Target::default())?;
+        msg.push_str(&format!(
+            "; rolled `{}` back{}",
+            env.name,
+            match (&rb.revision, &rb.version) {
+                (_, Some(v)) if env.track != Track::Tag => format!(" to {v}"),
+                (Some(r), _) => format!(" to {}", short(r)),
+                _ => String::new(),
+            }
+        ));
+        out.changed = rb.changed || out.changed;
+        out.rollback_revision = rb.revision.clone().or(rb.commit.clone());
+        out.summary.push_str(&format!(
+            "\n**Rolled back** after the failed gate:\n\n{}",
+            rb.summary.replace("### ", "#### ")
+        ));
+    } else {
+        msg.push_str(if ctx.inputs.rollback_on_failure {
+            ""
+        } else {
+            "; pass `rollback-on-failure: true` to roll back automatically"
+        });
+    }
+    out.summary.push_str(&format!("\n❌ {msg}\n"));
+    out.failure = Some(msg);
+    Ok(())
+}
+
+pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
+    let (service, env) = target(ctx)?;
+    let expected = match &ctx.inputs.revision {
+        Some(r) => ctx
+            .repo
+            .resolve_revision(r)?
+            .ok_or_else(|| Error::input(format!("revision `{r}` not found")))?,
+        None => expected_revision(ctx, &service, &env)?,
+    };
+    let mut out = Outcome {
+        service: Some(service.clone()),
+        environment: Some(env.name.clone()),
+        revision: Some(expected.clone()),
+        ..Outcome::default()
+    };
+    let result = gate(ctx, &service, &env, &expected)?;
+    out.summary = format!("### gitops-flow status `{service}` in `{}`\n\n", env.name);
+    if result.healthy {
+        out.summary.push_str(&format!(
+            "✅ healthy at {} after {}s: {}\n",
+            ctx.link_commit(&expected),
+            result.elapsed.as_secs(),
+            result.last
+        ));
+    } else {
+        on_failure(ctx, &service, &env, &result, &mut out, true)?;
+    }
+    Ok(out)
+}
+
+/// After deploy/promote/rollback moved an environment: record a GitHub deployment
+/// and, with `wait`, gate on health (rolling back on failure when asked).
+pub fn after_move(ctx: &Ctx<'_>, out: &mut Outcome) -> Result<()> {
+    let (Some(services), Some(env_name)) = (out.service.clone(), out.environment.clone()) else {
+        return Ok(());
+    };
+    if ctx.inputs.dry_run || (!out.changed && !ctx.inputs.wait) {
+        return Ok(());
+    }
+    let env = ctx.config.env(&env_name)?.clone();
+    let revision = match env.track {
+        Track::Tag | Track::Branch => out.revision.clone(),
+        Track::File if out.pull_request_number.is_some() || (out.commit.is_none() && out.changed) => {
+            if ctx.inputs.wait || ctx.inputs.deployments {
+                ctx.runner.notice("the change waits in a pull request; the health gate and deployment run when it merges (run `status` then)");
+            }
+            return Ok(());
+        }
+        Track::File => out.commit.clone().or(out.revision.clone()),
+    };
+    let Some(revision) = revision else { return Ok(()) };
+    let log_url = match (
+        ctx.env.get("GITHUB_SERVER_URL"),
+        ctx.env.get("GITHUB_REPOSITORY"),
+        ctx.env.get("GITHUB_RUN_ID"),
+    ) {
+        (Some(s), Some(r), Some(id)) => Some(format!("{s}/{r}/actions/runs/{id}")),
+        _ => None,
+    };
+    for service in services.split(',') {
+        let env_url = env
+            .url
+            .as_ref()
+            .map(|u| expand(u, service, &env.name, None))
+            .transpose()?;
+        let deployment = if ctx.inputs.deployments && out.changed {
+            let spec = crate::repo::DeploymentSpec {
+                sha: revision.clone(),
+                environment: env.name.clone(),
+                description: format!("gitops-flow {} {service}", ctx.inputs.command),
+                payload: serde_json::json!({
+                    "service": service,
+                    "version": out.version,
+                    "previous-revision": out.previous_revision,
+                    "command": ctx.inputs.command,
+                }),
+                production: ctx.config.last_env().name == env.name,
+            };
+            let id = ctx.repo.create_deployment(&spec)?;
+            if let Some(id) = id {
+                ctx.repo
+                    .deployment_status(id, "in_progress", env_url.as_deref(), log_url.as_deref())?;
+            } else {
+                ctx.runner.notice("deployments are recorded on the github backend only");
+            }
+            id
+        } else {
+            None
+        };
+        let healthy = if ctx.inputs.wait {
+            let result = gate(ctx, service, &env, &revision)?;
+            if !result.healthy {
+                if let Some(id) = deployment {
+                    ctx.repo
+                        .deployment_status(id, "failure", env_url.as_deref(), log_url.as_deref())?;
+                }
+                on_failure(ctx, service, &env, &result, out, ctx.inputs.command != "rollback")?;
+                return Ok(());
+            }
+            out.summary.push_str(&format!(
+                "\n✅ `{service}` healthy in `{}` after {}s: {}\n",
+                env.name,
+                result.elapsed.as_secs(),
+                result.last
+            ));
+            true
+        } else {
+            true
+        };
+        if let (Some(id), true) = (deployment, healthy) {
+            ctx.repo
+                .deployment_status(id, "success", env_url.as_deref(), log_url.as_deref())?;
+        }
+    }
+    Ok(())
 }

@@ -79,6 +79,30 @@ pub struct HistoryEntry {
     pub content: Option<Vec<u8>>,
 }
 
+/// The state of one commit status context or check run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckState {
+    Pending,
+    Success,
+    Failure,
+}
+
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub name: String,
+    pub state: CheckState,
+}
+
+/// A GitHub deployment to record.
+#[derive(Debug, Clone)]
+pub struct DeploymentSpec {
+    pub sha: Oid,
+    pub environment: String,
+    pub description: String,
+    pub payload: serde_json::Value,
+    pub production: bool,
+}
+
 /// What the commands need from a repository. Implemented by the local gix backend
 /// and by the GitHub backend (gix reads of the workspace, API writes).
 pub trait Repository {
@@ -117,6 +141,27 @@ pub trait Repository {
     fn pull_request(&self, spec: &PullRequestSpec) -> Result<PullRequest>;
     /// The merged pull request that produced a commit on the main branch, if any.
     fn pull_request_for_commit(&self, sha: &Oid) -> Result<Option<PullRequestInfo>>;
+    /// Commit statuses (latest per context) and check runs of a commit.
+    fn commit_checks(&self, _sha: &Oid) -> Result<Vec<Check>> {
+        Err(crate::error::Error::input(
+            "the commit-status gate reads GitHub statuses and check runs: use `backend: github`, or give `argocd-server` for the Argo CD gate",
+        ))
+    }
+    /// Records a deployment; `None` where there is nowhere to record it (local).
+    fn create_deployment(&self, _d: &DeploymentSpec) -> Result<Option<u64>> {
+        Ok(None)
+    }
+    fn deployment_status(
+        &self,
+        _id: u64,
+        _state: &str,
+        _environment_url: Option<&str>,
+        _log_url: Option<&str>,
+    ) -> Result<()> {
+        Ok(())
+    }
+    /// Forgets cached reads, so that polling sees new state.
+    fn forget(&self) {}
 }
 
 /// Git trailers gitops-flow writes into its commits and reads back.

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod fake_argocd;
 pub mod fake_github;
 pub mod schema_check;
 

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 pub use client::{Api, RetryPolicy};
 
 use super::local::LocalRepo;
+use super::{Check, CheckState, DeploymentSpec};
 use super::{
     CommitRequest, HistoryEntry, Oid, PullRequest, PullRequestInfo, PullRequestSpec, RefTarget, RefUpdate, Repository,
 };
@@ -723,5 +724,111 @@ impl Repository for GitHubRepo {
             }
             page += 1;
         }
+    }
+
+    fn forget(&self) {
+        self.forget_refs();
+    }
+
+    fn commit_checks(&self, sha: &Oid) -> Result<Vec<Check>> {
+        let mut out = Vec::new();
+        for page in 1..=10 {
+            let r = self.api.rest_ok(
+                Method::GET,
+                &format!("{}/commits/{sha}/status?per_page=100&page={page}", self.repo_path()),
+                None,
+            )?;
+            let items = r
+                .get("statuses")
+                .and_then(|s| s.as_array())
+                .cloned()
+                .unwrap_or_default();
+            for st in &items {
+                let name = st
+                    .get("context")
+                    .and_then(|c| c.as_str())
+                    .unwrap_or_default()
+                    .to_string();
+                let state = match st.get("state").and_then(|c| c.as_str()) {
+                    Some("success") => CheckState::Success,
+                    Some("failure" | "error") => CheckState::Failure,
+                    _ => CheckState::Pending,
+                };
+                out.push(Check { name, state });
+            }
+            let total = r.get("total_count").and_then(|t| t.as_u64()).unwrap_or(0) as usize;
+            if items.len() < 100 || out.len() >= total {
+                break;
+            }
+        }
+        let mut runs = 0usize;
+        for page in 1..=10 {
+            let r = self.api.rest_ok(
+                Method::GET,
+                &format!("{}/commits/{sha}/check-runs?per_page=100&page={page}", self.repo_path()),
+                None,
+            )?;
+            let items = r
+                .get("check_runs")
+                .and_then(|s| s.as_array())
+                .cloned()
+                .unwrap_or_default();
+            for c in &items {
+                let name = c.get("name").and_then(|c| c.as_str()).unwrap_or_default().to_string();
+                let state = match (
+                    c.get("status").and_then(|s| s.as_str()),
+                    c.get("conclusion").and_then(|s| s.as_str()),
+                ) {
+                    (Some("completed"), Some("success" | "neutral" | "skipped")) => CheckState::Success,
+                    (Some("completed"), _) => CheckState::Failure,
+                    _ => CheckState::Pending,
+                };
+                out.push(Check { name, state });
+            }
+            runs += items.len();
+            let total = r.get("total_count").and_then(|t| t.as_u64()).unwrap_or(0) as usize;
+            if items.len() < 100 || runs >= total {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn create_deployment(&self, d: &DeploymentSpec) -> Result<Option<u64>> {
+        let body = json!({
+            "ref": d.sha,
+            "environment": d.environment,
+            "description": d.description,
+            "payload": d.payload,
+            "auto_merge": false,
+            "required_contexts": [],
+            "production_environment": d.production,
+        });
+        let r = self
+            .api
+            .rest_ok(Method::POST, &format!("{}/deployments", self.repo_path()), Some(&body))?;
+        Ok(r.get("id").and_then(|i| i.as_u64()))
+    }
+
+    fn deployment_status(
+        &self,
+        id: u64,
+        state: &str,
+        environment_url: Option<&str>,
+        log_url: Option<&str>,
+    ) -> Result<()> {
+        let mut body = json!({ "state": state, "auto_inactive": true, "description": format!("gitops-flow: {state}") });
+        if let Some(u) = environment_url {
+            body["environment_url"] = json!(u);
+        }
+        if let Some(u) = log_url {
+            body["log_url"] = json!(u);
+        }
+        self.api.rest_ok(
+            Method::POST,
+            &format!("{}/deployments/{id}/statuses", self.repo_path()),
+            Some(&body),
+        )?;
+        Ok(())
     }
 }

@@ -1,0 +1,131 @@
+//! The Argo CD gate: `GET /api/v1/applications/{app}`.
+
+use http::Method;
+
+use super::{Probe, Verdict};
+use crate::error::{Error, Result};
+use crate::repo::github::{Api, RetryPolicy};
+use crate::repo::{Oid, Repository};
+use crate::secret::Secret;
+
+pub struct ArgoProbe<'a> {
+    api: Api,
+    app: String,
+    expected: Oid,
+    repo: &'a dyn Repository,
+    first: bool,
+}
+
+impl<'a> ArgoProbe<'a> {
+    pub fn new(server: &str, token: &Secret, app: &str, expected: Oid, repo: &'a dyn Repository) -> Result<Self> {
+        crate::names::check_ref_component("argocd-app", app)?;
+        let api = Api::new(server, server, token, RetryPolicy::default())?;
+        Ok(ArgoProbe {
+            api,
+            app: app.to_string(),
+            expected,
+            repo,
+            first: true,
+        })
+    }
+
+    /// The synced revision runs our change when it is the expected commit or a later one containing it.
+    fn contains_expected(&self, revision: &str) -> Result<bool> {
+        if revision.eq_ignore_ascii_case(&self.expected) {
+            return Ok(true);
+        }
+        if !crate::names::is_full_oid(revision) {
+            return Ok(false);
+        }
+        self.repo.is_ancestor(&self.expected, &revision.to_lowercase())
+    }
+}
+
+impl Probe for ArgoProbe<'_> {
+    fn describe(&self) -> String {
+        format!(
+            "Argo CD application `{}` healthy and synced at {}",
+            self.app,
+            &self.expected[..7.min(self.expected.len())]
+        )
+    }
+
+    fn observe(&mut self) -> Result<Verdict> {
+        // The first call asks Argo CD to look at git again, so a just-moved tag is seen.
+        let q = if self.first { "?refresh=normal" } else { "" };
+        self.first = false;
+        let r = self
+            .api
+            .rest(Method::GET, &format!("/api/v1/applications/{}{q}", self.app), None)?;
+        match r.status.as_u16() {
+            200 => {}
+            401 => return Err(Error::input("Argo CD refused the token (401); check `argocd-token`")),
+            403 | 404 => {
+                return Err(Error::input(format!(
+                    "Argo CD application `{}` not found or the token may not read it ({}); check `argocd-app` (default {{service}}-{{env}}) and the token's project role",
+                    self.app,
+                    r.status.as_u16()
+                )));
+            }
+            s => return Ok(Verdict::Waiting(format!("Argo CD answered {s}"))),
+        }
+        let st = &r.body["status"];
+        let health = st
+            .pointer("/health/status")
+            .and_then(|v| v.as_str())
+            .unwrap_or("Unknown");
+        let sync = st.pointer("/sync/status").and_then(|v| v.as_str()).unwrap_or("Unknown");
+        let mut revisions: Vec<String> = st
+            .pointer("/sync/revision")
+            .and_then(|v| v.as_str())
+            .map(|s| vec![s.to_string()])
+            .unwrap_or_default();
+        revisions.extend(
+            st.pointer("/sync/revisions")
+                .and_then(|v| v.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(String::from)),
+        );
+        let phase = st
+            .pointer("/operationState/phase")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
+        let rev_short = revisions
+            .first()
+            .map(|r| r[..7.min(r.len())].to_string())
+            .unwrap_or_else(|| "none".into());
+        let seen = format!(
+            "health={health} sync={sync} revision={rev_short}{}",
+            if phase.is_empty() {
+                String::new()
+            } else {
+                format!(" operation={phase}")
+            }
+        );
+        let mut at_expected = false;
+        for rv in &revisions {
+            if self.contains_expected(rv)? {
+                at_expected = true;
+                break;
+            }
+        }
+        if !at_expected {
+            return Ok(Verdict::Waiting(format!(
+                "{seen} (expected {})",
+                &self.expected[..7.min(self.expected.len())]
+            )));
+        }
+        if matches!(phase, "Running" | "Terminating") {
+            return Ok(Verdict::Waiting(seen));
+        }
+        if matches!(phase, "Failed" | "Error") {
+            return Ok(Verdict::Failed(seen));
+        }
+        match (health, sync) {
+            ("Healthy", "Synced") => Ok(Verdict::Healthy(seen)),
+            ("Degraded", _) => Ok(Verdict::Failed(seen)),
+            _ => Ok(Verdict::Waiting(seen)),
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! Health gates, automatic rollback and GitHub deployments, through the real
+//! binary against the fake Argo CD and the fake GitHub.
+
+mod support;
+
+use support::fake_argocd::{ARGO_TOKEN, AppState, FakeArgo};
+use support::fake_github::FakeGitHub;
+use support::{git, git_raw, rev, run, scratch};
+
+const FAST: [(&str, &str); 1] = [("GITOPS_FLOW_POLL_MS", "20")];
+
+fn argo_args<'a>(argo: &'a FakeArgo, path: &'a str) -> Vec<&'a str> {
+    vec![
+        "--path",
+        path,
+        "--argocd-server",
+        &argo.url,
+        "--argocd-token",
+        ARGO_TOKEN,
+        "--timeout",
+        "2",
+    ]
+}
+
+#[test]
+fn argo_healthy_only_at_the_expected_revision() {
+    let (_t, dir) = scratch("make_tag_repo.sh");
+    let path = dir.display().to_string();
+    let old = rev(&dir, "payments-staging");
+    let head = rev(&dir, "main");
+    run(
+        &["deploy", "--path", &path, "--service", "payments", "--revision", &head],
+        &[],
+    )
+    .assert_ok();
+    // OutOfSync on the old revision -> Progressing at the new one -> Healthy.
+    let argo = FakeArgo::start(
+        "payments-staging",
+        vec![
+            AppState::new("Healthy", "OutOfSync", &old, ""),
+            AppState::new("Progressing", "Synced", &head, "Running"),
+            AppState::new("Healthy", "Synced", &head, "Running"),
+            AppState::new("Healthy", "Synced", &head, "Succeeded"),
+        ],
+    );
+    let mut a = vec!["status", "--service", "payments", "--environment", "staging"];
+    a.extend(argo_args(&argo, &path));
+    let r = run(&a, &FAST);
+    r.assert_ok();
+    assert_eq!(r.out("revision"), head);
+    let reqs = argo.requests();
+    assert_eq!(reqs.len(), 4, "waited through the sync operation: {reqs:?}");
+    assert!(
+        reqs[0].ends_with("?refresh=normal") && !reqs[1].contains("refresh"),
+        "{reqs:?}"
+    );
+    assert!(r.stdout.contains("::group::health gate"), "{}", r.stdout);
+}
+
+#[test]
+fn argo_healthy_on_the_old_revision_does_not_pass() {
+    let (_t, dir) = scratch("make_tag_repo.sh");
+    let path = dir.display().to_string();
+    let old = rev(&dir, "payments-staging");
+    let head = rev(&dir, "main");
+    run(
+        &["deploy", "--path", &path, "--service", "payments", "--revision", &head],
+        &[],
+    )
+    .assert_ok();
+    let argo = FakeArgo::start(
+        "payments-staging",
+        vec![AppState::new("Healthy", "Synced", &old, "Succeeded")],
+    );
+    let mut a = vec!["status", "--service", "payments", "--environment", "staging"];
+    a.extend(argo_args(&argo, &path));
+    let start = std::time::Instant::now();
+    let r = run(&a, &FAST);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let err = r.stdout.lines().find(|l| l.starts_with("::error::")).unwrap();
+    assert!(
+        err.contains("timed out") && err.contains("health=Healthy sync=Synced") && err.contains(&old[..7]),
+        "{err}"
+    );
+    assert!(start.elapsed().as_secs() < 20);
+}
+
+#[test]
+fn argo_degraded_fails_fast_and_rolls_back_tag_mode() {
+    let (_t, dir) = scratch("make_tag_repo.sh");
+    let path = dir.display().to_string();
+    let initial = rev(&dir, "payments-production");
+    let head = rev(&dir, "main");
+    run(
+        &["deploy", "--path", &path, "--service", "payments", "--revision", &head],
+        &[],
+    )
+    .assert_ok();
+    let argo = FakeArgo::start(
+        "payments-production",
+        vec![
+            AppState::new("Progressing", "Synced", &head, ""),
+            AppState::new("Degraded", "Synced", &head, "Succeeded"),
+        ],
+    );
+    let mut a = vec!["promote", "--service", "payments", "--wait", "--rollback-on-failure"];
+    a.extend(argo_args(&argo, &path));
+    let r = run(&a, &FAST);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert_eq!(argo.requests().len(), 2, "degraded at the new revision fails at once");
+    assert_eq!(rev(&dir, "payments-production"), initial, "rolled back");
+    assert!(r.stdout.contains("rolled `production` back"), "{}", r.stdout);
+    assert!(r.summary.contains("Rolled back"), "{}", r.summary);
+    assert_eq!(r.out("rollback-revision"), initial);
+    // Without rollback-on-failure the tag stays and the error says how to roll back.
+    run(&["promote", "--path", &path, "--service", "payments"], &[]).assert_ok();
+    let mut a = vec!["status", "--service", "payments"];
+    a.extend(argo_args(&argo, &path));
+    let r = run(&a, &FAST);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("rollback-on-failure"), "{}", r.stdout);
+    assert_eq!(rev(&dir, "payments-production"), head);
+}
+
+#[test]
+fn rollback_on_failure_in_file_mode() {
+    let (_t, dir) = scratch("make_file_repo.sh");
+    let path = dir.display().to_string();
+    run(
+        &["stage", "--path", &path, "--service", "payments", "--version", "1.1.0"],
+        &[],
+    )
+    .assert_ok();
+    // A direct commit to dev; Argo CD syncs it and it degrades.
+    let head_before = rev(&dir, "main");
+    let s = run(
+        &["stage", "--path", &path, "--service", "payments", "--version", "1.2.0"],
+        &[],
+    );
+    s.assert_ok();
+    let commit = s.out("commit").to_string();
+    let argo = FakeArgo::start("payments-dev", vec![AppState::new("Degraded", "Synced", &commit, "")]);
+    let mut a = vec![
+        "status",
+        "--service",
+        "payments",
+        "--environment",
+        "dev",
+        "--rollback-on-failure",
+    ];
+    a.extend(argo_args(&argo, &path));
+    let r = run(&a, &FAST);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        git_raw(&dir, &["show", "HEAD:overlays/dev/payments/values.yaml"]).contains("tag: \"1.1.0\""),
+        "back to the previous value"
+    );
+    assert!(git(&dir, &["log", "-1", "--format=%B"]).contains("Gitops-Flow-Command: rollback"));
+    assert_ne!(rev(&dir, "main"), head_before);
+    assert_eq!(git(&dir, &["status", "--porcelain"]), "");
+}
+
+#[test]
+fn statuses_gate_and_deployments_on_github() {
+    let (_seed, dir) = scratch("make_tag_repo.sh");
+    let fake = FakeGitHub::start(&dir);
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    fake.checkout(&ws);
+    let head = fake.rev("main").unwrap();
+    let mut env = fake.env();
+    env.push(("GITHUB_WORKSPACE".into(), ws.display().to_string()));
+    env.push(("GITOPS_FLOW_POLL_MS".into(), "20".into()));
+    env.push(("GITHUB_RUN_ID".into(), "42".into()));
+    let env_ref: Vec<(&str, &str)> = env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    // Flux's notification-controller context, and an unrelated failing check.
+    fake.add_status(&head, "kustomization/payments-staging/0c9c2e41", "pending");
+    fake.add_status(&head, "kustomization/payments-staging/0c9c2e41", "success");
+    fake.add_check(&head, "lint", "completed", Some("failure"));
+    let r = run(
+        &[
+            "deploy",
+            "--service",
+            "payments",
+            "--revision",
+            &head,
+            "--wait",
+            "--deployments",
+            "--timeout",
+            "2",
+        ],
+        &env_ref,
+    );
+    r.assert_ok();
+    let d = fake.deployments();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].environment, "staging");
+    assert_eq!(d[0].sha, head);
+    assert_eq!(d[0].statuses, ["in_progress", "success"]);
+    assert_eq!(d[0].payload["service"], "payments");
+
+    // A failing Flux status: deployment failure, exit 1, rollback to the rollback tag.
+    let tree = fake.git(&["rev-parse", "main^{tree}"]);
+    let next = fake.git(&[
+        "-c",
+        "user.name=x",
+        "-c",
+        "user.email=x@example.com",
+        "commit-tree",
+        &tree,
+        "-p",
+        &head,
+        "-m",
+        "next",
+    ]);
+    fake.git(&["update-ref", "refs/heads/main", &next]);
+    fake.add_status(&next, "kustomization/payments-staging/0c9c2e41", "failure");
+    let r = run(
+        &[
+            "deploy",
+            "--service",
+            "payments",
+            "--revision",
+            &next,
+            "--wait",
+            "--deployments",
+            "--rollback-on-failure",
+            "--timeout",
+            "2",
+        ],
+        &env_ref,
+    );
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let d = fake.deployments();
+    assert_eq!(d[1].statuses, ["in_progress", "failure"]);
+    assert_eq!(fake.rev("payments-staging").unwrap(), head, "rolled back");
+
+    // Flux reports on the newest commit only: success there counts for an older one it contains.
+    let newest = fake.git(&[
+        "-c",
+        "user.name=x",
+        "-c",
+        "user.email=x@example.com",
+        "commit-tree",
+        &tree,
+        "-p",
+        &next,
+        "-m",
+        "newest",
+    ]);
+    fake.git(&["update-ref", "refs/heads/main", &newest]);
+    fake.add_status(&newest, "kustomization/payments-production/0c9c2e41", "success");
+    let r = run(
+        &[
+            "status",
+            "--service",
+            "payments",
+            "--environment",
+            "production",
+            "--revision",
+            &next,
+            "--timeout",
+            "2",
+        ],
+        &env_ref,
+    );
+    r.assert_ok();
+    // The status gate on a promotion pull request gates the previous environment.
+    fake.add_status(&head, "kustomization/payments-staging/0c9c2e41", "success");
+    let ev = tmp.path().join("pr.json");
+    std::fs::write(&ev, serde_json::json!({"action": "opened", "pull_request": {"number": 7, "body": "x <!-- gitops-flow {\"command\":\"promote\",\"service\":\"payments\",\"environment\":\"production\",\"from\":\"staging\"} -->"}}).to_string()).unwrap();
+    let evs = ev.display().to_string();
+    let mut env2 = env_ref.clone();
+    env2.push(("GITHUB_EVENT_NAME", "pull_request"));
+    env2.push(("GITHUB_EVENT_PATH", &evs));
+    let r = run(&["status", "--timeout", "2"], &env2);
+    r.assert_ok();
+    assert_eq!(r.out("environment"), "staging");
+    fake.assert_clean();
+}
