@@ -11,7 +11,14 @@ use super::{
 };
 use crate::error::{Error, Result};
 
+/// Decoded trees by id: path lookups in wide directories (thousands of services)
+/// become hash lookups instead of a linear scan per read.
+type TreeCache = std::cell::RefCell<
+    std::collections::HashMap<gix::ObjectId, std::rc::Rc<std::collections::HashMap<Vec<u8>, (gix::ObjectId, bool)>>>,
+>;
+
 pub struct LocalRepo {
+    trees: TreeCache,
     repo: gix::Repository,
     path: PathBuf,
     /// Seconds since the epoch for commit times (passed in, not read here).
@@ -38,6 +45,7 @@ impl LocalRepo {
             ))
         })?;
         Ok(LocalRepo {
+            trees: Default::default(),
             repo,
             path: path.to_path_buf(),
             now,
@@ -105,6 +113,48 @@ impl LocalRepo {
             .map_err(git_err("find commit"))?
             .peel_to_commit()
             .map_err(git_err("peel to commit"))
+    }
+
+    /// Entries of a tree: name -> (id, is_tree), cached.
+    fn tree_entries(&self, id: gix::ObjectId) -> Result<TreeMap> {
+        if let Some(t) = self.trees.borrow().get(&id) {
+            return Ok(t.clone());
+        }
+        let obj = self.repo.find_object(id).map_err(git_err("read tree"))?;
+        let tree = obj.into_tree();
+        let decoded = tree
+            .decode()
+            .map_err(|e| Error::failed(format!("git: decode tree: {e}")))?;
+        let map: std::collections::HashMap<Vec<u8>, (gix::ObjectId, bool)> = decoded
+            .entries
+            .iter()
+            .map(|e| (e.filename.to_vec(), (e.oid.to_owned(), e.mode.is_tree())))
+            .collect();
+        let rc = std::rc::Rc::new(map);
+        self.trees.borrow_mut().insert(id, rc.clone());
+        Ok(rc)
+    }
+
+    /// The id of the object at `path` in the tree of `commit` (and whether it is a tree).
+    fn entry_at(&self, commit: &str, path: &str) -> Result<Option<(gix::ObjectId, bool)>> {
+        let mut tree = self
+            .commit_obj(commit)?
+            .tree_id()
+            .map_err(git_err("read commit"))?
+            .detach();
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        if parts.is_empty() {
+            return Ok(Some((tree, true)));
+        }
+        for (i, part) in parts.iter().enumerate() {
+            let entries = self.tree_entries(tree)?;
+            match entries.get(part.as_bytes()) {
+                Some(&(id, is_tree)) if i + 1 == parts.len() => return Ok(Some((id, is_tree))),
+                Some(&(id, true)) => tree = id,
+                _ => return Ok(None),
+            }
+        }
+        Ok(None)
     }
 
     fn has_object(&self, id: &str) -> bool {
@@ -225,12 +275,11 @@ impl Repository for LocalRepo {
     }
 
     fn read_file(&self, commit: &Oid, path: &str) -> Result<Option<Vec<u8>>> {
-        let tree = self.commit_obj(commit)?.tree().map_err(git_err("read tree"))?;
-        match self.blob_at(&tree, path)? {
-            Some(id) => Ok(Some(
+        match self.entry_at(commit, path)? {
+            Some((id, false)) => Ok(Some(
                 self.repo.find_object(id).map_err(git_err("read blob"))?.detach().data,
             )),
-            None => Ok(None),
+            _ => Ok(None),
         }
     }
 
