@@ -13,9 +13,8 @@ use crate::error::{Error, Result};
 
 /// Decoded trees by id: path lookups in wide directories (thousands of services)
 /// become hash lookups instead of a linear scan per read.
-type TreeCache = std::cell::RefCell<
-    std::collections::HashMap<gix::ObjectId, std::rc::Rc<std::collections::HashMap<Vec<u8>, (gix::ObjectId, bool)>>>,
->;
+type TreeMap = std::rc::Rc<std::collections::HashMap<Vec<u8>, (gix::ObjectId, bool)>>;
+type TreeCache = std::cell::RefCell<std::collections::HashMap<gix::ObjectId, TreeMap>>;
 
 pub struct LocalRepo {
     trees: TreeCache,
