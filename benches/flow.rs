@@ -6,7 +6,7 @@
 //! Speed is measured here, never asserted in tests.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod support;
 
 use std::io::Write;
@@ -361,10 +361,10 @@ fn edits(out: &Path) {
                 let r = manifest::set(&text, "f", &kind, "9.8.7");
                 total += t.elapsed();
                 n += 1;
-                if let Ok(ed) = r {
-                    if ed.changed {
-                        cases.push(serde_json::json!({"file": f.display().to_string(), "path": path, "version": "9.8.7", "expected": ed.text}));
-                    }
+                if let Ok(ed) = r
+                    && ed.changed
+                {
+                    cases.push(serde_json::json!({"file": f.display().to_string(), "path": path, "version": "9.8.7", "expected": ed.text}));
                 }
             }
         }
