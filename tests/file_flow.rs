@@ -382,6 +382,15 @@ fn github_file_flow_with_the_promotion_chain_and_a_concurrent_writer() {
             .iter()
             .any(|r| r.path.ends_with(&format!("/commits/{merged}/pulls")))
     );
+    // On the same push, `status` gates the environment the merged pull request deployed.
+    fake.add_status(&merged, "kustomization/payments-qa/0c9c2e41", "success");
+    let st = job(
+        &[("command", "status"), ("timeout", "2")],
+        &[("GITHUB_EVENT_NAME", "push"), ("GITHUB_SHA", &merged)],
+    );
+    st.assert_ok();
+    assert_eq!(st.out("environment"), "qa");
+    assert_eq!(st.out("revision"), merged);
     // Merging prod ends the chain.
     let merged2 = fake.merge_pull(2);
     let end = job(

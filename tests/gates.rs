@@ -278,3 +278,37 @@ fn statuses_gate_and_deployments_on_github() {
     assert_eq!(r.out("environment"), "staging");
     fake.assert_clean();
 }
+
+#[test]
+fn stage_to_a_direct_environment_waits_and_rolls_back() {
+    // Seed 2: dev gets the version by a direct commit; the gate waits for Argo CD
+    // at that commit and rolls dev back when it degrades.
+    let (_t, dir) = scratch("make_file_repo.sh");
+    let path = dir.display().to_string();
+    let before = rev(&dir, "main");
+    // Argo CD keeps reporting the revision before the commit (it never picked it up).
+    let argo = FakeArgo::start(
+        "payments-dev",
+        vec![AppState::new("Healthy", "Synced", &before, "Succeeded")],
+    );
+    let mut a = vec![
+        "stage",
+        "--service",
+        "payments",
+        "--version",
+        "1.3.0",
+        "--wait",
+        "--rollback-on-failure",
+    ];
+    a.extend(argo_args(&argo, &path));
+    let r = run(&a, &FAST);
+    // Healthy, but on the revision before the commit: never passes, times out, rolls back.
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("timed out"), "{}", r.stdout);
+    assert!(git_raw(&dir, &["show", "HEAD:overlays/dev/payments/values.yaml"]).contains("tag: \"1.0.0\""));
+    assert_eq!(
+        git(&dir, &["rev-list", "--count", &format!("{before}..main")]),
+        "2",
+        "the stage commit and its rollback"
+    );
+}

@@ -492,7 +492,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
         "report" => report::run(ctx),
         other => Err(Error::input(format!("unknown command `{other}`"))),
     }?;
-    if matches!(ctx.inputs.command.as_str(), "deploy" | "promote" | "rollback") {
+    if matches!(ctx.inputs.command.as_str(), "stage" | "deploy" | "promote" | "rollback") {
         status::after_move(ctx, &mut out)?;
     }
     Ok(out)

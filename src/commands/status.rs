@@ -32,6 +32,33 @@ fn target(ctx: &Ctx<'_>) -> Result<(String, Environment)> {
         };
         return Ok((meta.service, env));
     }
+    if ctx.inputs.service.is_none() && ctx.event.name == "push" {
+        // After a promotion pull request merged: gate the environment it deployed.
+        let sha = ctx.env.get("GITHUB_SHA").cloned().or_else(|| {
+            ctx.event
+                .payload
+                .get("after")
+                .and_then(|a| a.as_str())
+                .map(String::from)
+        });
+        if let Some(sha) = sha {
+            if let Some(meta) = ctx
+                .repo
+                .pull_request_for_commit(&sha)?
+                .and_then(|pr| Meta::parse(&pr.body))
+            {
+                ctx.config.service(&meta.service)?;
+                let env = match &meta.environment {
+                    Some(e) => ctx.config.env(e)?.clone(),
+                    None => ctx.config.first_env().clone(),
+                };
+                return Ok((meta.service, env));
+            }
+        }
+        return Err(Error::input(
+            "this push did not come from a gitops-flow pull request; pass `service` and `environment` to `status`",
+        ));
+    }
     let service = ctx.require_service()?;
     let env = ctx
         .env_or(ctx.inputs.environment.as_ref(), ctx.config.last_env())?
