@@ -41,19 +41,18 @@ fn target(ctx: &Ctx<'_>) -> Result<(String, Environment)> {
                 .and_then(|a| a.as_str())
                 .map(String::from)
         });
-        if let Some(sha) = sha {
-            if let Some(meta) = ctx
+        if let Some(sha) = sha
+            && let Some(meta) = ctx
                 .repo
                 .pull_request_for_commit(&sha)?
                 .and_then(|pr| Meta::parse(&pr.body))
-            {
-                ctx.config.service(&meta.service)?;
-                let env = match &meta.environment {
-                    Some(e) => ctx.config.env(e)?.clone(),
-                    None => ctx.config.first_env().clone(),
-                };
-                return Ok((meta.service, env));
-            }
+        {
+            ctx.config.service(&meta.service)?;
+            let env = match &meta.environment {
+                Some(e) => ctx.config.env(e)?.clone(),
+                None => ctx.config.first_env().clone(),
+            };
+            return Ok((meta.service, env));
         }
         return Err(Error::input(
             "this push did not come from a gitops-flow pull request; pass `service` and `environment` to `status`",
