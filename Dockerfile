@@ -8,6 +8,7 @@ RUN apt-get update \
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY benches ./benches
 RUN target="$(uname -m)-unknown-linux-musl" \
     && rustup target add "$target" \
     && cargo build --release --locked --target "$target" \

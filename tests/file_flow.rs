@@ -426,3 +426,51 @@ fn github_file_flow_with_the_promotion_chain_and_a_concurrent_writer() {
     assert!(chain_requests <= 8, "chain: {chain_requests}");
     fake.assert_clean();
 }
+
+#[test]
+fn rollback_via_pull_request_and_report_warnings() {
+    let (_t, dir) = scratch("make_file_repo.sh");
+    let path = p(&dir);
+    run(
+        &["stage", "--path", &path, "--service", "payments", "--version", "1.2.0"],
+        &[],
+    )
+    .assert_ok();
+    let main = rev(&dir, "main");
+    let r = run(
+        &[
+            "rollback",
+            "--path",
+            &path,
+            "--service",
+            "payments",
+            "--environment",
+            "dev",
+            "--rollback-via",
+            "pull-request",
+        ],
+        &[],
+    );
+    r.assert_ok();
+    assert_eq!(r.out("branch"), "gitops-flow/rollback/dev/payments");
+    assert_eq!(rev(&dir, "main"), main, "a pull request, not a commit on main");
+    assert!(
+        git_raw(
+            &dir,
+            &[
+                "show",
+                "gitops-flow/rollback/dev/payments:overlays/dev/payments/values.yaml"
+            ]
+        )
+        .contains("tag: \"1.0.0\"")
+    );
+    // A broken cell is shown as such with a warning; the report does not fail.
+    std::fs::write(dir.join("webshop/qa/webui.yaml"), "spec: [broken\n").unwrap();
+    git(&dir, &["commit", "-qam", "break qa webui"]);
+    let rep = run(&["report", "--path", &path], &[]);
+    rep.assert_ok();
+    assert!(rep.stdout.contains("::warning::webui in qa"), "{}", rep.stdout);
+    let j: serde_json::Value = serde_json::from_str(rep.out("report")).unwrap();
+    assert!(j["webui"]["qa"]["error"].as_str().unwrap().contains("not valid YAML"));
+    assert_eq!(j["webui"]["dev"]["version"], "2.0.0");
+}

@@ -106,9 +106,15 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
             row.insert(env.name.clone(), cell);
         }
     }
-    // Warn for broken cells, but not for every missing tag of a large repository.
+    // Warn for every broken cell (up to 20), and once for environments without a tag.
     for w in warnings.iter().filter(|w| !w.ends_with("tag not found")).take(20) {
         ctx.runner.warning(w);
+    }
+    let missing = warnings.iter().filter(|w| w.ends_with("tag not found")).count();
+    if missing > 0 {
+        ctx.runner.warning(&format!(
+            "{missing} service/environment cells have no tag yet (never deployed there); shown as such in the report"
+        ));
     }
     let mut md = String::from("### gitops-flow report\n\n| service |");
     for env in &ctx.config.environments {
