@@ -4,7 +4,7 @@
 mod support;
 
 use support::fake_github::FakeGitHub;
-use support::{git, git_raw, refs, rev, run, scratch};
+use support::{Jobs, git, git_raw, refs, rev, run, scratch};
 
 fn p(d: &std::path::Path) -> String {
     d.display().to_string()
@@ -287,23 +287,8 @@ fn branch_tracked_environments() {
 fn github_file_flow_with_the_promotion_chain_and_a_concurrent_writer() {
     let (_seed, dir) = scratch("make_file_repo.sh");
     let fake = FakeGitHub::start(&dir);
-    let tmp = tempfile::tempdir().unwrap();
-    let mut n = 0;
-    let mut job = |inputs: &[(&str, &str)], extra: &[(&str, &str)]| {
-        n += 1;
-        let ws = tmp.path().join(format!("ws{n}"));
-        fake.checkout(&ws);
-        let mut env = fake.env();
-        env.push(("GITHUB_WORKSPACE".into(), ws.display().to_string()));
-        for (k, v) in inputs {
-            env.push((format!("INPUT_{}", k.to_uppercase()), v.to_string()));
-        }
-        for (k, v) in extra {
-            env.push((k.to_string(), v.to_string()));
-        }
-        let pairs: Vec<(&str, &str)> = env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-        run(&[], &pairs)
-    };
+    let jobs = Jobs::new(&fake);
+    let job = |inputs: &[(&str, &str)], extra: &[(&str, &str)]| jobs.run(inputs, extra);
     // dev: a direct, verified commit on main; a concurrent push lands first.
     let main0 = fake.rev("main").unwrap();
     fake.delay_writes("createCommitOnBranch", 300);

@@ -5,7 +5,7 @@ mod support;
 
 use support::fake_argocd::{ARGO_TOKEN, AppState, FakeArgo};
 use support::fake_github::FakeGitHub;
-use support::{git, git_raw, rev, run, scratch};
+use support::{Jobs, git, git_raw, rev, run, scratch};
 
 const FAST: [(&str, &str); 1] = [("GITOPS_FLOW_POLL_MS", "20")];
 
@@ -164,32 +164,23 @@ fn rollback_on_failure_in_file_mode() {
 fn statuses_gate_and_deployments_on_github() {
     let (_seed, dir) = scratch("make_tag_repo.sh");
     let fake = FakeGitHub::start(&dir);
-    let tmp = tempfile::tempdir().unwrap();
-    let ws = tmp.path().join("ws");
-    fake.checkout(&ws);
+    let jobs = Jobs::new(&fake);
     let head = fake.rev("main").unwrap();
-    let mut env = fake.env();
-    env.push(("GITHUB_WORKSPACE".into(), ws.display().to_string()));
-    env.push(("GITOPS_FLOW_POLL_MS".into(), "20".into()));
-    env.push(("GITHUB_RUN_ID".into(), "42".into()));
-    let env_ref: Vec<(&str, &str)> = env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let fast = [("GITOPS_FLOW_POLL_MS", "20"), ("GITHUB_RUN_ID", "42")];
     // Flux's notification-controller context, and an unrelated failing check.
     fake.add_status(&head, "kustomization/payments-staging/0c9c2e41", "pending");
     fake.add_status(&head, "kustomization/payments-staging/0c9c2e41", "success");
     fake.add_check(&head, "lint", "completed", Some("failure"));
-    let r = run(
+    let r = jobs.run(
         &[
-            "deploy",
-            "--service",
-            "payments",
-            "--revision",
-            &head,
-            "--wait",
-            "--deployments",
-            "--timeout",
-            "2",
+            ("command", "deploy"),
+            ("service", "payments"),
+            ("revision", &head),
+            ("wait", "true"),
+            ("deployments", "true"),
+            ("timeout", "2"),
         ],
-        &env_ref,
+        &fast,
     );
     r.assert_ok();
     let d = fake.deployments();
@@ -200,35 +191,36 @@ fn statuses_gate_and_deployments_on_github() {
     assert_eq!(d[0].payload["service"], "payments");
 
     // A failing Flux status: deployment failure, exit 1, rollback to the rollback tag.
-    let tree = fake.git(&["rev-parse", "main^{tree}"]);
-    let next = fake.git(&[
-        "-c",
-        "user.name=x",
-        "-c",
-        "user.email=x@example.com",
-        "commit-tree",
-        &tree,
-        "-p",
-        &head,
-        "-m",
-        "next",
-    ]);
-    fake.git(&["update-ref", "refs/heads/main", &next]);
+    let commit_on = |parent: &str, msg: &str| {
+        let tree = fake.git(&["rev-parse", "main^{tree}"]);
+        let c = fake.git(&[
+            "-c",
+            "user.name=x",
+            "-c",
+            "user.email=x@example.com",
+            "commit-tree",
+            &tree,
+            "-p",
+            parent,
+            "-m",
+            msg,
+        ]);
+        fake.git(&["update-ref", "refs/heads/main", &c]);
+        c
+    };
+    let next = commit_on(&head, "next");
     fake.add_status(&next, "kustomization/payments-staging/0c9c2e41", "failure");
-    let r = run(
+    let r = jobs.run(
         &[
-            "deploy",
-            "--service",
-            "payments",
-            "--revision",
-            &next,
-            "--wait",
-            "--deployments",
-            "--rollback-on-failure",
-            "--timeout",
-            "2",
+            ("command", "deploy"),
+            ("service", "payments"),
+            ("revision", &next),
+            ("wait", "true"),
+            ("deployments", "true"),
+            ("rollback-on-failure", "true"),
+            ("timeout", "2"),
         ],
-        &env_ref,
+        &fast,
     );
     assert_eq!(r.code, 1, "{}", r.stdout);
     let d = fake.deployments();
@@ -236,44 +228,32 @@ fn statuses_gate_and_deployments_on_github() {
     assert_eq!(fake.rev("payments-staging").unwrap(), head, "rolled back");
 
     // Flux reports on the newest commit only: success there counts for an older one it contains.
-    let newest = fake.git(&[
-        "-c",
-        "user.name=x",
-        "-c",
-        "user.email=x@example.com",
-        "commit-tree",
-        &tree,
-        "-p",
-        &next,
-        "-m",
-        "newest",
-    ]);
-    fake.git(&["update-ref", "refs/heads/main", &newest]);
+    let newest = commit_on(&next, "newest");
     fake.add_status(&newest, "kustomization/payments-production/0c9c2e41", "success");
-    let r = run(
+    let r = jobs.run(
         &[
-            "status",
-            "--service",
-            "payments",
-            "--environment",
-            "production",
-            "--revision",
-            &next,
-            "--timeout",
-            "2",
+            ("command", "status"),
+            ("service", "payments"),
+            ("environment", "production"),
+            ("revision", &next),
+            ("timeout", "2"),
         ],
-        &env_ref,
+        &fast,
     );
     r.assert_ok();
     // The status gate on a promotion pull request gates the previous environment.
     fake.add_status(&head, "kustomization/payments-staging/0c9c2e41", "success");
-    let ev = tmp.path().join("pr.json");
+    let ev = jobs.dir().join("pr.json");
     std::fs::write(&ev, serde_json::json!({"action": "opened", "pull_request": {"number": 7, "body": "x <!-- gitops-flow {\"command\":\"promote\",\"service\":\"payments\",\"environment\":\"production\",\"from\":\"staging\"} -->"}}).to_string()).unwrap();
     let evs = ev.display().to_string();
-    let mut env2 = env_ref.clone();
-    env2.push(("GITHUB_EVENT_NAME", "pull_request"));
-    env2.push(("GITHUB_EVENT_PATH", &evs));
-    let r = run(&["status", "--timeout", "2"], &env2);
+    let r = jobs.run(
+        &[("command", "status"), ("timeout", "2")],
+        &[
+            ("GITOPS_FLOW_POLL_MS", "20"),
+            ("GITHUB_EVENT_NAME", "pull_request"),
+            ("GITHUB_EVENT_PATH", &evs),
+        ],
+    );
     r.assert_ok();
     assert_eq!(r.out("environment"), "staging");
     fake.assert_clean();

@@ -2,56 +2,28 @@
 
 mod support;
 
-use std::path::PathBuf;
-
 use support::fake_github::FakeGitHub;
-use support::{Run, run, scratch};
+use support::{Jobs, scratch};
 
 struct Setup {
     fake: FakeGitHub,
-    ws: PathBuf,
-    tmp: tempfile::TempDir,
     _seed: tempfile::TempDir,
 }
 
 fn setup() -> Setup {
     let (seed, dir) = scratch("make_tag_repo.sh");
-    let fake = FakeGitHub::start(&dir);
-    let tmp = tempfile::tempdir().unwrap();
-    let ws = tmp.path().join("workspace");
-    fake.checkout(&ws);
     Setup {
-        fake,
-        ws,
-        tmp,
+        fake: FakeGitHub::start(&dir),
         _seed: seed,
     }
 }
 
 impl Setup {
-    /// A new job: actions/checkout of the current main.
-    fn fresh_checkout(&mut self) {
-        let ws = self
-            .tmp
-            .path()
-            .join(format!("workspace-{}", self.fake.requests().len()));
-        self.fake.checkout(&ws);
-        self.ws = ws;
+    fn jobs(&self) -> Jobs<'_> {
+        Jobs::new(&self.fake)
     }
 
-    fn run(&self, inputs: &[(&str, &str)], extra: &[(&str, &str)]) -> Run {
-        let mut env: Vec<(String, String)> = self.fake.env();
-        env.push(("GITHUB_WORKSPACE".into(), self.ws.display().to_string()));
-        for (k, v) in inputs {
-            env.push((format!("INPUT_{}", k.to_uppercase()), v.to_string()));
-        }
-        for (k, v) in extra {
-            env.push((k.to_string(), v.to_string()));
-        }
-        let pairs: Vec<(&str, &str)> = env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-        run(&[], &pairs)
-    }
-
+    /// Write requests in the log (GraphQL mutations, REST other than GET).
     fn writes(&self) -> usize {
         self.fake
             .requests()
@@ -64,9 +36,10 @@ impl Setup {
 #[test]
 fn stage_opens_a_pull_request_with_a_verified_commit_and_updates_it() {
     let s = setup();
+    let j = s.jobs();
     let main = s.fake.rev("main").unwrap();
     s.fake.clear_log();
-    let r = s.run(
+    let r = j.run(
         &[
             ("command", "stage"),
             ("service", "payments"),
@@ -115,14 +88,14 @@ fn stage_opens_a_pull_request_with_a_verified_commit_and_updates_it() {
 
     // Same version: nothing written.
     s.fake.clear_log();
-    let again = s.run(
+    let again = j.run(
         &[("command", "stage"), ("service", "payments"), ("version", "1.2.0")],
         &[],
     );
     assert_eq!(again.assert_ok().out("changed"), "false");
     assert_eq!(s.writes(), 0, "{:?}", s.fake.requests());
     // New version: same branch and pull request, updated.
-    let next = s.run(
+    let next = j.run(
         &[("command", "stage"), ("service", "payments"), ("version", "1.3.0")],
         &[],
     );
@@ -139,21 +112,21 @@ fn stage_opens_a_pull_request_with_a_verified_commit_and_updates_it() {
 
 #[test]
 fn deploy_promote_rollback_within_three_requests_each() {
-    let mut s = setup();
+    let s = setup();
+    let j = s.jobs();
     let initial = s.fake.rev("payments-staging").unwrap();
-    s.run(
+    j.run(
         &[("command", "stage"), ("service", "payments"), ("version", "1.2.0")],
         &[],
     )
     .assert_ok();
     let merged = s.fake.merge_pull(1);
-    let event = s.tmp.path().join("event.json");
+    let event = j.dir().join("event.json");
     std::fs::write(&event, s.fake.pull_event(1).to_string()).unwrap();
     let ev = event.display().to_string();
 
-    s.fresh_checkout();
     s.fake.clear_log();
-    let d = s.run(
+    let d = j.run(
         &[("command", "deploy")],
         &[("GITHUB_EVENT_NAME", "pull_request"), ("GITHUB_EVENT_PATH", &ev)],
     );
@@ -164,7 +137,7 @@ fn deploy_promote_rollback_within_three_requests_each() {
     assert_eq!(s.fake.rev("payments-staging-rollback").unwrap(), initial);
 
     s.fake.clear_log();
-    let p = s.run(&[("command", "promote"), ("service", "payments")], &[]);
+    let p = j.run(&[("command", "promote"), ("service", "payments")], &[]);
     p.assert_ok();
     let promote_requests = s.fake.requests().len();
     assert_eq!(p.out("changed"), "true");
@@ -172,7 +145,7 @@ fn deploy_promote_rollback_within_three_requests_each() {
     assert_eq!(s.fake.rev("payments-production-rollback").unwrap(), initial);
 
     s.fake.clear_log();
-    let again = s.run(&[("command", "promote"), ("service", "payments")], &[]);
+    let again = j.run(&[("command", "promote"), ("service", "payments")], &[]);
     assert_eq!(again.assert_ok().out("changed"), "false");
     assert_eq!(s.writes(), 0);
     assert_eq!(
@@ -182,13 +155,13 @@ fn deploy_promote_rollback_within_three_requests_each() {
     );
 
     s.fake.clear_log();
-    let rb = s.run(&[("command", "rollback"), ("service", "payments")], &[]);
+    let rb = j.run(&[("command", "rollback"), ("service", "payments")], &[]);
     rb.assert_ok();
     let rollback_requests = s.fake.requests().len();
     assert_eq!(rb.out("previous-revision"), merged);
     assert_eq!(s.fake.rev("payments-production").unwrap(), initial);
 
-    let report = s.run(&[("command", "report")], &[]);
+    let report = j.run(&[("command", "report")], &[]);
     report.assert_ok();
     let j: serde_json::Value = serde_json::from_str(report.out("report")).unwrap();
     assert_eq!(j["payments"]["staging"]["version"], "1.2.0");
@@ -209,10 +182,11 @@ fn deploy_promote_rollback_within_three_requests_each() {
 #[test]
 fn faults_are_retried_to_the_same_end_state() {
     let s = setup();
+    let j = s.jobs();
     let head = s.fake.rev("main").unwrap();
     // 502s on the first requests of every command, and a secondary rate limit.
     s.fake.fail_next(2, 502, None);
-    s.run(
+    j.run(
         &[("command", "deploy"), ("service", "payments"), ("revision", &head)],
         &[],
     )
@@ -220,11 +194,11 @@ fn faults_are_retried_to_the_same_end_state() {
     assert_eq!(s.fake.rev("payments-staging").unwrap(), head);
     s.fake.fail_next(1, 403, Some(1));
     s.fake.fail_next(1, 502, None);
-    let p = s.run(&[("command", "promote"), ("service", "payments")], &[]);
+    let p = j.run(&[("command", "promote"), ("service", "payments")], &[]);
     p.assert_ok();
     assert_eq!(s.fake.rev("payments-production").unwrap(), head);
     s.fake.fail_next(3, 500, None);
-    let st = s.run(
+    let st = j.run(
         &[("command", "stage"), ("service", "orders"), ("version", "2.2.0")],
         &[],
     );
@@ -233,7 +207,7 @@ fn faults_are_retried_to_the_same_end_state() {
     // Too many failures: exit 1, with the request named, nothing half-written.
     let before = s.fake.refs();
     s.fake.fail_next(20, 502, None);
-    let r = s.run(&[("command", "rollback"), ("service", "payments")], &[]);
+    let r = j.run(&[("command", "rollback"), ("service", "payments")], &[]);
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert!(
         r.stdout.contains("::error::") && r.stdout.contains("failed after"),
@@ -247,9 +221,10 @@ fn faults_are_retried_to_the_same_end_state() {
 #[test]
 fn a_concurrent_tag_move_is_never_overwritten() {
     let s = setup();
+    let j = s.jobs();
     let head = s.fake.rev("main").unwrap();
     let initial = s.fake.rev("payments-production").unwrap();
-    s.run(
+    j.run(
         &[("command", "deploy"), ("service", "payments"), ("revision", &head)],
         &[],
     )
@@ -266,7 +241,7 @@ fn a_concurrent_tag_move_is_never_overwritten() {
             .unwrap();
         assert!(st.success());
     });
-    let r = s.run(
+    let r = j.run(
         &[("command", "promote"), ("service", "payments"), ("to", "production")],
         &[],
     );
@@ -286,7 +261,7 @@ fn a_concurrent_tag_move_is_never_overwritten() {
         );
     }
     // A conflicting move to a different revision: exit 1 naming the conflict, the other write stands.
-    s.run(
+    j.run(
         &[("command", "rollback"), ("service", "payments"), ("revision", &initial)],
         &[],
     )
@@ -319,7 +294,7 @@ fn a_concurrent_tag_move_is_never_overwritten() {
             .unwrap();
         assert!(st.success());
     });
-    let r = s.run(&[("command", "promote"), ("service", "payments")], &[]);
+    let r = j.run(&[("command", "promote"), ("service", "payments")], &[]);
     other.join().unwrap();
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert!(
@@ -343,12 +318,13 @@ fn a_concurrent_tag_move_is_never_overwritten() {
 #[test]
 fn bad_input_on_github_writes_nothing() {
     let s = setup();
+    let j = s.jobs();
     let before = s.fake.refs();
-    s.run(&[("command", "promote"), ("service", "payments"), ("to", "qa")], &[])
+    j.run(&[("command", "promote"), ("service", "payments"), ("to", "qa")], &[])
         .assert_input_error("unknown environment");
-    s.run(&[("command", "rollback"), ("service", "payments")], &[])
+    j.run(&[("command", "rollback"), ("service", "payments")], &[])
         .assert_input_error("no rollback tag");
-    s.run(
+    j.run(
         &[
             ("command", "rollback"),
             ("service", "payments"),
@@ -357,12 +333,12 @@ fn bad_input_on_github_writes_nothing() {
         &[],
     )
     .assert_input_error("not found");
-    s.run(
+    j.run(
         &[("command", "stage"), ("service", "payments"), ("version", "1.0 beta")],
         &[],
     )
     .assert_input_error("not valid");
-    let r = s.run(
+    let r = j.run(
         &[("command", "report"), ("repository", "acme/gitops")],
         &[("INPUT_TOKEN", "")],
     );

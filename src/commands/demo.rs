@@ -130,6 +130,14 @@ pub fn run(runner: &Runner, now: i64, keep: Option<&std::path::Path>) -> Result<
         ..Args::default()
     };
     show_tags(runner, &repo, "Initial state: both environments run the same revision")?;
+    let payments = |command: &str| {
+        let args = Args {
+            command: Some(command.into()),
+            service: Some("payments".into()),
+            ..base()
+        };
+        step(runner, &repo, &config, args)
+    };
 
     runner.info("\n$ gitops-flow stage --service payments --version 1.1.0");
     let staged = step(
@@ -181,16 +189,7 @@ pub fn run(runner: &Runner, now: i64, keep: Option<&std::path::Path>) -> Result<
     )?;
 
     runner.info("\n$ gitops-flow promote --service payments   # staging -> production");
-    step(
-        runner,
-        &repo,
-        &config,
-        Args {
-            command: Some("promote".into()),
-            service: Some("payments".into()),
-            ..base()
-        },
-    )?;
+    payments("promote")?;
     show_tags(
         runner,
         &repo,
@@ -198,29 +197,11 @@ pub fn run(runner: &Runner, now: i64, keep: Option<&std::path::Path>) -> Result<
     )?;
 
     runner.info("\n$ gitops-flow promote --service payments   # again: nothing changes, the rollback point is kept");
-    let again = step(
-        runner,
-        &repo,
-        &config,
-        Args {
-            command: Some("promote".into()),
-            service: Some("payments".into()),
-            ..base()
-        },
-    )?;
+    let again = payments("promote")?;
     runner.info(&format!("   changed={}", again.changed));
 
     runner.info("\n$ gitops-flow rollback --service payments   # production -> the rollback tag's revision");
-    let rb = step(
-        runner,
-        &repo,
-        &config,
-        Args {
-            command: Some("rollback".into()),
-            service: Some("payments".into()),
-            ..base()
-        },
-    )?;
+    let rb = payments("rollback")?;
     show_tags(
         runner,
         &repo,

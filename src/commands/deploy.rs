@@ -135,11 +135,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
         out.tag = Some(m.tag.clone());
         out.previous_revision = m.previous.clone();
         out.rollback_revision = m.rollback.clone();
-        let chart = ctx.config.chart_dir(&m.service)?;
-        if let Ok(text) = ctx.read_text(&revision, &format!("{chart}/Chart.yaml")) {
-            out.version =
-                crate::manifest::read(&text, "Chart.yaml", &crate::config::LocationKind::ChartAppVersion).ok();
-        }
+        out.version = ctx.chart_version(&m.service, &revision).ok();
     } else {
         out.service = Some(services.join(","));
     }

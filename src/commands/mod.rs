@@ -432,6 +432,13 @@ impl Ctx<'_> {
         String::from_utf8(bytes).map_err(|_| Error::input(format!("{path} is not UTF-8 text")))
     }
 
+    /// `appVersion` of the service's chart at `commit` (tag and branch mode).
+    pub fn chart_version(&self, service: &str, commit: &Oid) -> Result<String> {
+        let chart = format!("{}/Chart.yaml", self.config.chart_dir(service)?);
+        let text = self.read_text(commit, &chart)?;
+        manifest::read(&text, &chart, &crate::config::LocationKind::ChartAppVersion)
+    }
+
     /// The version an environment runs, read from the given locations at `commit`.
     pub fn read_version(&self, commit: &Oid, locations: &[manifest::Location]) -> Result<String> {
         let loc = locations

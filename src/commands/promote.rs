@@ -1,7 +1,7 @@
 //! `promote`: move a service from one environment to the next.
 
 use super::{Ctx, Meta, Outcome, next_env, short};
-use crate::config::{Environment, LocationKind, Track};
+use crate::config::{Environment, Track};
 use crate::error::{Error, Result};
 use crate::repo::{Oid, PullRequestSpec, RefUpdate, trailers};
 
@@ -23,11 +23,7 @@ pub fn current(ctx: &Ctx<'_>, env: &Environment, service: &str, main_head: &Oid)
                 .next()
                 .flatten();
             let version = match &r {
-                Some(r) => {
-                    let chart = format!("{}/Chart.yaml", ctx.config.chart_dir(service)?);
-                    let text = ctx.read_text(&r.commit, &chart)?;
-                    Some(crate::manifest::read(&text, &chart, &LocationKind::ChartAppVersion)?)
-                }
+                Some(r) => Some(ctx.chart_version(service, &r.commit)?),
                 None => None,
             };
             Ok(Current {
@@ -191,17 +187,8 @@ fn promote_tag(
     out.previous_revision = m.previous.clone();
     out.rollback_revision = m.rollback.clone();
     out.changed = m.changed && !ctx.inputs.dry_run;
-    let chart = format!("{}/Chart.yaml", ctx.config.chart_dir(service)?);
-    out.version = ctx
-        .read_text(&m.new, &chart)
-        .ok()
-        .and_then(|t| crate::manifest::read(&t, &chart, &LocationKind::ChartAppVersion).ok());
-    if let Some(p) = &m.previous {
-        out.previous_version = ctx
-            .read_text(p, &chart)
-            .ok()
-            .and_then(|t| crate::manifest::read(&t, &chart, &LocationKind::ChartAppVersion).ok());
-    }
+    out.version = ctx.chart_version(service, &m.new).ok();
+    out.previous_version = m.previous.as_ref().and_then(|p| ctx.chart_version(service, p).ok());
     if !m.changed {
         ctx.runner.notice(&format!(
             "`{}` already points at {}; nothing to promote (rollback point kept)",

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_json::{Value, json};
 
 use super::{Ctx, Outcome, short};
-use crate::config::{LocationKind, Track};
+use crate::config::Track;
 use crate::error::Result;
 use crate::repo::RefTarget;
 
@@ -42,10 +42,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
                     match t {
                         None => json!({"track": "tag", "tag": tag, "error": "tag not found"}),
                         Some(t) => {
-                            let chart = format!("{}/Chart.yaml", ctx.config.chart_dir(service)?);
-                            let version = ctx
-                                .read_text(&t.commit, &chart)
-                                .and_then(|text| crate::manifest::read(&text, &chart, &LocationKind::ChartAppVersion));
+                            let version = ctx.chart_version(service, &t.commit);
                             let mut v = json!({"track": "tag", "tag": tag, "revision": t.commit, "rollback-revision": r.map(|r| r.commit.clone())});
                             match version {
                                 Ok(ver) => v["version"] = json!(ver),

@@ -3,7 +3,7 @@
 use super::promote::current;
 use super::{Ctx, Outcome, short};
 use crate::cli::RollbackVia;
-use crate::config::{Environment, LocationKind, Track};
+use crate::config::{Environment, Track};
 use crate::error::{Error, Result};
 use crate::repo::{FileChange, Oid, PullRequestSpec, RefUpdate, trailer, trailers};
 
@@ -43,12 +43,6 @@ pub fn rollback(ctx: &Ctx<'_>, service: &str, env: &Environment, to: &Target) ->
     }
 }
 
-fn chart_version(ctx: &Ctx<'_>, service: &str, commit: &Oid) -> Option<String> {
-    let chart = format!("{}/Chart.yaml", ctx.config.chart_dir(service).ok()?);
-    let text = ctx.read_text(commit, &chart).ok()?;
-    crate::manifest::read(&text, &chart, &LocationKind::ChartAppVersion).ok()
-}
-
 fn rollback_tag(
     ctx: &Ctx<'_>,
     service: &str,
@@ -82,8 +76,8 @@ fn rollback_tag(
     out.revision = Some(target.clone());
     out.previous_revision = Some(cur.commit.clone());
     out.rollback_revision = refs[1].clone().map(|r| r.commit);
-    out.version = chart_version(ctx, service, &target);
-    out.previous_version = chart_version(ctx, service, &cur.commit);
+    out.version = ctx.chart_version(service, &target).ok();
+    out.previous_version = ctx.chart_version(service, &cur.commit).ok();
     if cur.commit == target {
         ctx.runner.notice(&format!(
             "`{tag}` already points at {}; nothing to roll back",

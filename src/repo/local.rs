@@ -85,25 +85,8 @@ impl LocalRepo {
     fn classify(&self, updates: &[RefUpdate], e: gix::Error, what: &str) -> Error {
         let names: Vec<String> = updates.iter().map(|u| u.name.clone()).collect();
         let now = self.resolve_refs(&names).unwrap_or_default();
-        let moved = updates
-            .iter()
-            .zip(now.iter().map(Some).chain(std::iter::repeat(None)))
-            .any(|(u, n)| u.expected.as_deref() != n.and_then(|n| n.as_ref()).map(|n| n.target.as_str()));
-        if moved {
-            Error::Conflict(format!(
-                "{what}: {} changed concurrently ({e}); nothing was overwritten, re-run to act on the new state",
-                names
-                    .iter()
-                    .map(|n| format!(
-                        "`{}`",
-                        n.trim_start_matches("refs/tags/").trim_start_matches("refs/heads/")
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        } else {
-            Error::failed(format!("{what}: git: {e}"))
-        }
+        super::conflict(updates, &now, &e, &format!("{what}: "))
+            .unwrap_or_else(|| Error::failed(format!("{what}: git: {e}")))
     }
 
     fn commit_obj(&self, id: &str) -> Result<gix::Commit<'_>> {

@@ -164,6 +164,37 @@ pub trait Repository {
     fn forget(&self) {}
 }
 
+/// After a failed ref write: `Error::Conflict` naming the refs when any of them is no
+/// longer at its expected value (`now`, read again after the failure), else `None`.
+pub(crate) fn conflict(
+    updates: &[RefUpdate],
+    now: &[Option<RefTarget>],
+    cause: &dyn std::fmt::Display,
+    what: &str,
+) -> Option<crate::error::Error> {
+    let moved = updates
+        .iter()
+        .enumerate()
+        .any(|(i, u)| u.expected.as_deref() != now.get(i).and_then(|n| n.as_ref()).map(|n| n.target.as_str()));
+    moved.then(|| {
+        let names: Vec<String> = updates
+            .iter()
+            .map(|u| {
+                format!(
+                    "`{}`",
+                    u.name
+                        .trim_start_matches("refs/tags/")
+                        .trim_start_matches("refs/heads/")
+                )
+            })
+            .collect();
+        crate::error::Error::Conflict(format!(
+            "{what}{} changed concurrently ({cause}); nothing was overwritten, re-run to act on the new state",
+            names.join(", ")
+        ))
+    })
+}
+
 /// Git trailers gitops-flow writes into its commits and reads back.
 pub fn trailers(command: &str, service: &str, env: Option<&str>, version: Option<&str>) -> String {
     let mut t = format!("Gitops-Flow-Command: {command}\nGitops-Flow-Service: {service}\n");

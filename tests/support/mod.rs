@@ -178,3 +178,42 @@ fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
         (a, b) => *a = b,
     }
 }
+
+/// GitHub Actions jobs against the fake GitHub: each run gets a fresh shallow,
+/// tag-less checkout (as actions/checkout gives), the runner variables, and its
+/// inputs as `INPUT_*` variables.
+pub struct Jobs<'a> {
+    pub fake: &'a fake_github::FakeGitHub,
+    tmp: tempfile::TempDir,
+    n: std::cell::Cell<usize>,
+}
+
+impl<'a> Jobs<'a> {
+    pub fn new(fake: &'a fake_github::FakeGitHub) -> Self {
+        Jobs {
+            fake,
+            tmp: tempfile::tempdir().expect("tempdir"),
+            n: Default::default(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    pub fn run(&self, inputs: &[(&str, &str)], extra: &[(&str, &str)]) -> Run {
+        self.n.set(self.n.get() + 1);
+        let ws = self.tmp.path().join(format!("workspace{}", self.n.get()));
+        self.fake.checkout(&ws);
+        let mut env = self.fake.env();
+        env.push(("GITHUB_WORKSPACE".into(), ws.display().to_string()));
+        for (k, v) in inputs {
+            env.push((format!("INPUT_{}", k.to_uppercase()), v.to_string()));
+        }
+        for (k, v) in extra {
+            env.push((k.to_string(), v.to_string()));
+        }
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        run(&[], &pairs)
+    }
+}

@@ -537,25 +537,7 @@ impl Repository for GitHubRepo {
                 {
                     return Ok(());
                 }
-                let moved = updates
-                    .iter()
-                    .zip(&now)
-                    .any(|(u, n)| u.expected.as_deref() != n.as_ref().map(|n| n.target.as_str()));
-                if moved {
-                    Err(Error::Conflict(format!(
-                        "{} changed concurrently ({e}); nothing was overwritten, re-run to act on the new state",
-                        names
-                            .iter()
-                            .map(|n| format!(
-                                "`{}`",
-                                n.trim_start_matches("refs/tags/").trim_start_matches("refs/heads/")
-                            ))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )))
-                } else {
-                    Err(e)
-                }
+                Err(super::conflict(updates, &now, &e, "").unwrap_or(e))
             }
         }
     }
