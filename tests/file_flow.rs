@@ -459,3 +459,70 @@ fn rollback_via_pull_request_and_report_warnings() {
     assert!(j["webui"]["qa"]["error"].as_str().unwrap().contains("not valid YAML"));
     assert_eq!(j["webui"]["dev"]["version"], "2.0.0");
 }
+
+#[test]
+fn github_branch_tracked_environments() {
+    let (_seed, dir) = scratch("make_file_repo.sh");
+    std::fs::write(
+        dir.join("gitops-flow.yaml"),
+        "environments:\n  - { name: staging, track: branch, branch: staging }\n  - { name: qa, track: branch, branch: qa }\n  - { name: production, track: branch, branch: production, direct: true }\nservices:\n  payments:\n    version:\n      - file: overlays/dev/payments/values.yaml\n        key: image.tag\n",
+    )
+    .unwrap();
+    git(&dir, &["commit", "-qam", "branch config"]);
+    for b in ["staging", "qa", "production"] {
+        git(&dir, &["branch", b]);
+    }
+    git(&dir, &["checkout", "-q", "staging"]);
+    std::fs::write(
+        dir.join("overlays/dev/payments/values.yaml"),
+        "image:\n  tag: \"1.5.0\"\n",
+    )
+    .unwrap();
+    git(&dir, &["commit", "-qam", "payments 1.5.0 on staging"]);
+    let fake = FakeGitHub::start(&dir);
+    let jobs = Jobs::new(&fake);
+    let staging = fake.rev("staging").unwrap();
+    // qa is not direct: a pull request from staging into qa.
+    let r = jobs.run(
+        &[
+            ("command", "promote"),
+            ("service", "payments"),
+            ("from", "staging"),
+            ("to", "qa"),
+        ],
+        &[],
+    );
+    r.assert_ok();
+    let pulls = fake.pulls();
+    assert_eq!((pulls[0].head.as_str(), pulls[0].base.as_str()), ("staging", "qa"));
+    // production is direct: fast-forward through updateRefs.
+    let r = jobs.run(
+        &[
+            ("command", "promote"),
+            ("service", "payments"),
+            ("from", "staging"),
+            ("to", "production"),
+        ],
+        &[],
+    );
+    r.assert_ok();
+    assert_eq!(fake.rev("production").unwrap(), staging);
+    // rollback: a verified commit on production restoring the tree before the promotion.
+    let r = jobs.run(
+        &[
+            ("command", "rollback"),
+            ("service", "payments"),
+            ("environment", "production"),
+        ],
+        &[],
+    );
+    r.assert_ok();
+    let head = fake.rev("production").unwrap();
+    assert!(fake.is_verified(&head));
+    assert_eq!(fake.git(&["rev-parse", &format!("{head}^")]), staging);
+    assert!(
+        fake.git(&["show", &format!("{head}:overlays/dev/payments/values.yaml")])
+            .contains("tag: \"1.0.0\"")
+    );
+    fake.assert_clean();
+}
