@@ -129,7 +129,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
             if m.changed { "" } else { " (unchanged)" }
         ));
     }
-    out.changed = results.iter().any(|m| m.changed) && !ctx.inputs.dry_run;
+    out.changed = results.iter().any(|m| m.changed);
     if let [m] = results.as_slice() {
         out.service = Some(m.service.clone());
         out.tag = Some(m.tag.clone());

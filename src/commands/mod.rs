@@ -362,7 +362,8 @@ impl Ctx<'_> {
             }
         }
         let mut commit = existing.as_ref().map(|e| e.commit.clone());
-        let mut changed = false;
+        // In a dry run `changed` says what would change.
+        let changed = !up_to_date;
         if !up_to_date && !self.inputs.dry_run {
             let req = CommitRequest {
                 branch: head_branch.to_string(),
@@ -372,7 +373,6 @@ impl Ctx<'_> {
                 changes,
             };
             commit = Some(self.repo.commit(&req)?);
-            changed = true;
         }
         let pr = if self.inputs.dry_run {
             Default::default()

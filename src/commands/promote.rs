@@ -186,7 +186,7 @@ fn promote_tag(
     out.revision = Some(m.new.clone());
     out.previous_revision = m.previous.clone();
     out.rollback_revision = m.rollback.clone();
-    out.changed = m.changed && !ctx.inputs.dry_run;
+    out.changed = m.changed;
     out.version = ctx.chart_version(service, &m.new).ok();
     out.previous_version = m.previous.as_ref().and_then(|p| ctx.chart_version(service, p).ok());
     if !m.changed {
@@ -249,7 +249,7 @@ pub fn promote_file(
         if let Some((commit, _)) =
             ctx.commit_direct(&message, |head| Ok(ctx.edit_locations(head, &locations, version)?.0))?
         {
-            out.changed = !ctx.inputs.dry_run;
+            out.changed = true;
             out.commit = Some(commit.clone()).filter(|c| !c.is_empty());
             out.revision = out.commit.clone();
             out.branch = Some(ctx.branch.clone());
@@ -338,7 +338,7 @@ fn promote_branch(ctx: &Ctx<'_>, from: &Environment, to: &Environment, mut out: 
                 &format!("gitops-flow promote {} fast-forward", to.name),
             )?;
         }
-        out.changed = !ctx.inputs.dry_run;
+        out.changed = true;
         out.summary = format!(
             "### gitops-flow promote\n\n`{to_branch}` fast-forwarded {} → {}\n",
             ctx.link_commit(&dst.commit),

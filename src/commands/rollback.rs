@@ -108,8 +108,8 @@ fn rollback_tag(
             }
             Err(e) => return Err(e),
         }
-        out.changed = true;
     }
+    out.changed = true;
     out.summary = format!(
         "### gitops-flow rollback `{service}` in `{}`\n\n`{tag}`: {} → {} (`previous-revision` rolls forward again)\n",
         env.name,
@@ -205,7 +205,7 @@ fn rollback_file(ctx: &Ctx<'_>, service: &str, env: &Environment, to: &Target, m
     if let Some((commit, _)) =
         ctx.commit_direct(&message, |head| Ok(ctx.edit_locations(head, &locations, &target)?.0))?
     {
-        out.changed = !ctx.inputs.dry_run;
+        out.changed = true;
         out.commit = Some(commit).filter(|c| !c.is_empty());
         out.revision = out.commit.clone();
         out.branch = Some(ctx.branch.clone());
@@ -275,8 +275,8 @@ fn rollback_branch(ctx: &Ctx<'_>, env: &Environment, mut out: Outcome) -> Result
         let c = ctx.repo.commit(&req)?;
         out.commit = Some(c.clone());
         out.revision = Some(c);
-        out.changed = true;
     }
+    out.changed = true;
     out.summary = format!(
         "### gitops-flow rollback `{}`\n\n`{branch}` restored to the tree of {}\n",
         env.name,

@@ -60,7 +60,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
     if first.track == Track::File && first.direct {
         let result = ctx.commit_direct(&message, |head| Ok(ctx.edit_locations(head, &locations, &version)?.0))?;
         if let Some((commit, _)) = result {
-            out.changed = !ctx.inputs.dry_run;
+            out.changed = true;
             out.commit = Some(commit.clone()).filter(|c| !c.is_empty());
             out.branch = Some(ctx.branch.clone());
             out.revision = out.commit.clone();

@@ -186,7 +186,10 @@ fn ref_change(u: &RefUpdate, message: &str) -> Result<RefEdit> {
 
 impl Repository for LocalRepo {
     fn describe(&self) -> String {
-        self.path.display().to_string()
+        std::fs::canonicalize(&self.path)
+            .unwrap_or_else(|_| self.path.clone())
+            .display()
+            .to_string()
     }
 
     fn default_branch(&self) -> Result<String> {
