@@ -292,3 +292,45 @@ fn stage_to_a_direct_environment_waits_and_rolls_back() {
         "the stage commit and its rollback"
     );
 }
+
+#[test]
+fn a_merged_promotion_records_a_deployment_for_its_environment() {
+    // Seed 3: a pull request that bumps a file-tracked environment merges; `deploy`
+    // records the GitHub deployment at the merge and gates it.
+    let (_seed, dir) = scratch("make_file_repo.sh");
+    let fake = FakeGitHub::start(&dir);
+    let jobs = Jobs::new(&fake);
+    jobs.run(
+        &[("command", "stage"), ("service", "payments"), ("version", "1.4.0")],
+        &[],
+    )
+    .assert_ok();
+    jobs.run(&[("command", "promote"), ("service", "payments")], &[])
+        .assert_ok();
+    let merged = fake.merge_pull(1);
+    fake.add_status(&merged, "kustomization/payments-qa/0c9c2e41", "success");
+    let ev = jobs.dir().join("closed.json");
+    std::fs::write(&ev, fake.pull_event(1).to_string()).unwrap();
+    let evs = ev.display().to_string();
+    let r = jobs.run(
+        &[
+            ("command", "deploy"),
+            ("deployments", "true"),
+            ("wait", "true"),
+            ("timeout", "2"),
+        ],
+        &[
+            ("GITOPS_FLOW_POLL_MS", "20"),
+            ("GITHUB_EVENT_NAME", "pull_request"),
+            ("GITHUB_EVENT_PATH", &evs),
+        ],
+    );
+    r.assert_ok();
+    assert_eq!(r.out("environment"), "qa");
+    assert_eq!(r.out("service"), "payments");
+    let d = fake.deployments();
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!((d[0].environment.as_str(), d[0].sha.as_str()), ("qa", merged.as_str()));
+    assert_eq!(d[0].statuses, ["in_progress", "success"]);
+    fake.assert_clean();
+}

@@ -87,15 +87,27 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
     };
     out.revision = Some(revision.clone());
     if !is_tag(first) {
+        // The merge itself deployed a file- or branch-tracked environment: nothing to
+        // move, but `deployments` and `wait` apply to the environment it deployed.
+        let env = match meta.as_ref().and_then(|m| m.environment.clone()) {
+            Some(e) => ctx.config.env(&e)?.clone(),
+            None => first.clone(),
+        };
         ctx.runner.notice(&format!(
-            "environment `{}` is {}-tracked: merging the change deployed it; nothing to move",
-            first.name,
-            if first.track == crate::config::Track::File {
-                "file"
-            } else {
-                "branch"
-            }
+            "environment `{}` deploys what the merged change says; nothing to move",
+            env.name
         ));
+        out.environment = Some(env.name.clone());
+        out.service = ctx.inputs.service.clone().or(meta.map(|m| m.service));
+        out.commit = Some(revision.clone());
+        out.summary = format!(
+            "### gitops-flow deploy\n\nThe merge {} deployed `{}`.\n",
+            ctx.link_commit(&revision),
+            env.name
+        );
+        if ctx.inputs.deployments || ctx.inputs.wait {
+            super::status::after_merge(ctx, &mut out)?;
+        }
         return Ok(out);
     }
     let services = affected_services(ctx, &revision, meta)?;

@@ -206,10 +206,24 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
 /// After deploy/promote/rollback moved an environment: record a GitHub deployment
 /// and, with `wait`, gate on health (rolling back on failure when asked).
 pub fn after_move(ctx: &Ctx<'_>, out: &mut Outcome) -> Result<()> {
+    if ctx.inputs.command == "deploy" && out.commit.is_some() && out.pull_request_number.is_none() && !out.changed {
+        return Ok(()); // a merge that deployed a file-tracked environment: handled by `after_merge`
+    }
+    track(ctx, out, false)
+}
+
+/// After a merge deployed a file- or branch-tracked environment: record the
+/// deployment and gate, as after a move.
+pub fn after_merge(ctx: &Ctx<'_>, out: &mut Outcome) -> Result<()> {
+    track(ctx, out, true)
+}
+
+fn track(ctx: &Ctx<'_>, out: &mut Outcome, deployed: bool) -> Result<()> {
     let (Some(services), Some(env_name)) = (out.service.clone(), out.environment.clone()) else {
         return Ok(());
     };
-    if ctx.inputs.dry_run || (!out.changed && !ctx.inputs.wait) {
+    let moved = out.changed || deployed;
+    if ctx.inputs.dry_run || (!moved && !ctx.inputs.wait) {
         return Ok(());
     }
     let env = ctx.config.env(&env_name)?.clone();
@@ -238,7 +252,7 @@ pub fn after_move(ctx: &Ctx<'_>, out: &mut Outcome) -> Result<()> {
             .as_ref()
             .map(|u| expand(u, service, &env.name, None))
             .transpose()?;
-        let deployment = if ctx.inputs.deployments && out.changed {
+        let deployment = if ctx.inputs.deployments && moved {
             let spec = crate::repo::DeploymentSpec {
                 sha: revision.clone(),
                 environment: env.name.clone(),
