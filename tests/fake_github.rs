@@ -162,3 +162,24 @@ fn serves_valid_requests_and_rejects_bad_credentials() {
     });
     assert_eq!(status, 401);
 }
+
+#[test]
+fn argo_cd_applications_are_checked_against_argo_cds_own_description() {
+    let text = std::fs::read_to_string(support::fixtures().join("argocd/argocd-swagger-subset.json")).unwrap();
+    let root: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let schema = json!({"$ref": "#/definitions/v1alpha1Application"});
+    let check = |app: serde_json::Value| {
+        let mut errs = Vec::new();
+        support::schema_check::validate_in(&root, &schema, &app, "application", &mut errs);
+        errs
+    };
+    assert!(check(json!({"metadata": {"name": "a"}, "status": {"health": {"status": "Healthy"}, "sync": {"status": "Synced", "revision": "abc"}}})).is_empty());
+    assert!(
+        !check(json!({"status": {"health": {"status": 5}}})).is_empty(),
+        "a number where Argo CD has a string"
+    );
+    assert!(
+        !check(json!({"status": {"sync": {"revison": "typo"}}})).is_empty(),
+        "an unknown field"
+    );
+}

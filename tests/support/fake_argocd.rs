@@ -34,8 +34,38 @@ pub struct FakeArgo {
     pub requests: Arc<Mutex<Vec<String>>>,
 }
 
+/// The application JSON for one scripted state, shaped like Argo CD's `v1alpha1Application`.
+fn application(app: &str, st: &AppState) -> serde_json::Value {
+    let mut status = json!({
+        "sync": {"status": st.sync, "revision": st.revision, "comparedTo": {"source": {"repoURL": "https://github.com/acme/gitops", "targetRevision": "HEAD"}, "destination": {"namespace": "default"}}},
+        "health": {"status": st.health},
+        "reconciledAt": "2024-01-01T00:00:00Z",
+    });
+    if !st.phase.is_empty() {
+        status["operationState"] = json!({"phase": st.phase, "message": "", "startedAt": "2024-01-01T00:00:00Z"});
+    }
+    json!({"metadata": {"name": app, "namespace": "argocd"}, "spec": {"project": "default", "destination": {"namespace": "default"}}, "status": status})
+}
+
+/// Fails loudly when the fake would serve something Argo CD's own description rejects.
+fn check_against_swagger(app: &str, script: &[AppState]) {
+    let text =
+        std::fs::read_to_string(super::fixtures().join("argocd/argocd-swagger-subset.json")).expect("argocd swagger");
+    let root: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let schema = json!({"$ref": "#/definitions/v1alpha1Application"});
+    for st in script {
+        let mut errs = Vec::new();
+        super::schema_check::validate_in(&root, &schema, &application(app, st), "application", &mut errs);
+        assert!(
+            errs.is_empty(),
+            "the fake Argo CD would serve an invalid application: {errs:?}"
+        );
+    }
+}
+
 impl FakeArgo {
     pub fn start(app: &str, script: Vec<AppState>) -> FakeArgo {
+        check_against_swagger(app, &script);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -88,20 +118,7 @@ impl FakeArgo {
                             let mut s = script.lock().unwrap();
                             let i = s.1.min(s.0.len() - 1);
                             s.1 += 1;
-                            let st = s.0[i].clone();
-                            let mut status = json!({
-                                "sync": {"status": st.sync, "revision": st.revision, "comparedTo": {"source": {"repoURL": "https://github.com/acme/gitops", "targetRevision": "HEAD"}}},
-                                "health": {"status": st.health},
-                                "reconciledAt": "2024-01-01T00:00:00Z",
-                            });
-                            if !st.phase.is_empty() {
-                                status["operationState"] =
-                                    json!({"phase": st.phase, "message": "", "startedAt": "2024-01-01T00:00:00Z"});
-                            }
-                            (
-                                200,
-                                json!({"metadata": {"name": app, "namespace": "argocd"}, "spec": {"project": "default", "destination": {"namespace": "default"}}, "status": status}),
-                            )
+                            (200, application(&app, &s.0[i]))
                         };
                         let text = body.to_string();
                         let _ = write!(

@@ -104,15 +104,15 @@ pub fn check_body(method: &str, template: &str, body: Option<&Value>) -> Vec<Str
     errs
 }
 
-fn resolve(schema: &Value) -> &Value {
+fn resolve<'a>(root: &'a Value, schema: &'a Value) -> &'a Value {
     match schema.get("$ref").and_then(|r| r.as_str()) {
         Some(r) => {
             let parts: Vec<&str> = r.trim_start_matches("#/").split('/').collect();
-            let mut v = openapi();
+            let mut v = root;
             for p in parts {
                 v = &v[p];
             }
-            resolve(v)
+            resolve(root, v)
         }
         None => schema,
     }
@@ -133,13 +133,18 @@ fn type_ok(t: &str, v: &Value) -> bool {
 
 /// A JSON Schema subset (OpenAPI 3.0 flavour) sufficient for GitHub's bodies.
 pub fn validate(schema: &Value, v: &Value, at: &str, errs: &mut Vec<String>) {
-    let schema = resolve(schema);
+    validate_in(openapi(), schema, v, at, errs)
+}
+
+/// The same against another description (`root` resolves `$ref`s), e.g. Argo CD's swagger.
+pub fn validate_in(root: &Value, schema: &Value, v: &Value, at: &str, errs: &mut Vec<String>) {
+    let schema = resolve(root, schema);
     if v.is_null() && schema.get("nullable") == Some(&Value::Bool(true)) {
         return;
     }
     if let Some(all) = schema.get("allOf").and_then(|a| a.as_array()) {
         for s in all {
-            validate(s, v, at, errs);
+            validate_in(root, s, v, at, errs);
         }
     }
     for (key, exactly_one) in [("anyOf", false), ("oneOf", true)] {
@@ -148,7 +153,7 @@ pub fn validate(schema: &Value, v: &Value, at: &str, errs: &mut Vec<String>) {
                 .iter()
                 .filter(|s| {
                     let mut e = Vec::new();
-                    validate(s, v, at, &mut e);
+                    validate_in(root, s, v, at, &mut e);
                     e.is_empty()
                 })
                 .count();
@@ -184,10 +189,10 @@ pub fn validate(schema: &Value, v: &Value, at: &str, errs: &mut Vec<String>) {
         }
         for (k, val) in obj {
             match props.and_then(|p| p.get(k)) {
-                Some(ps) => validate(ps, val, &format!("{at}.{k}"), errs),
+                Some(ps) => validate_in(root, ps, val, &format!("{at}.{k}"), errs),
                 None => match schema.get("additionalProperties") {
                     Some(Value::Bool(false)) => errs.push(format!("{at}: unknown property `{k}`")),
-                    Some(s @ Value::Object(_)) => validate(s, val, &format!("{at}.{k}"), errs),
+                    Some(s @ Value::Object(_)) => validate_in(root, s, val, &format!("{at}.{k}"), errs),
                     _ if props.is_some() && schema.get("additionalProperties").is_none() => {
                         // GitHub ignores unknown properties, but a typo would silently do nothing: refuse.
                         errs.push(format!("{at}: property `{k}` is not in the operation's schema"));
@@ -205,7 +210,7 @@ pub fn validate(schema: &Value, v: &Value, at: &str, errs: &mut Vec<String>) {
         }
         if let Some(items) = schema.get("items") {
             for (i, x) in arr.iter().enumerate() {
-                validate(items, x, &format!("{at}[{i}]"), errs);
+                validate_in(root, items, x, &format!("{at}[{i}]"), errs);
             }
         }
     }
