@@ -147,3 +147,33 @@ fn reads() {
     );
     assert_eq!(repo.resolve_revision("no-such-thing").unwrap(), None);
 }
+
+#[test]
+fn direct_commits_never_write_through_symbolic_links() {
+    let (t, dir) = scratch("make_tag_repo.sh");
+    let outside = t.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join("linked")).unwrap();
+    git(&dir, &["add", "linked"]);
+    git(&dir, &["commit", "-qm", "a link"]);
+    let repo = LocalRepo::open(&dir, 0).unwrap();
+    let main = rev(&dir, "main");
+    let req = CommitRequest {
+        branch: "main".into(),
+        expected_head: Some(main.clone()),
+        parent: main.clone(),
+        message: "x\n".into(),
+        changes: vec![FileChange {
+            path: "linked/values.yaml".into(),
+            content: b"a: 1\n".to_vec(),
+        }],
+    };
+    let err = repo.commit(&req).unwrap_err();
+    assert_eq!(err.exit_code(), 2, "{err}");
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    assert_eq!(rev(&dir, "main"), main);
+    assert!(
+        std::fs::read_dir(&outside).unwrap().next().is_none(),
+        "nothing written outside"
+    );
+}

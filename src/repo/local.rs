@@ -438,6 +438,19 @@ impl Repository for LocalRepo {
                 None => parent_tree.clone(),
             };
             for ch in &req.changes {
+                // Never write through a symbolic link: it could lead outside the repository.
+                let wd = workdir.as_ref().expect("has workdir");
+                let mut at = wd.clone();
+                for part in ch.path.split('/') {
+                    at.push(part);
+                    if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+                        return Err(Error::input(format!(
+                            "{} is a symbolic link in the work tree of {}; gitops-flow does not write through links, point the config at the real file",
+                            at.strip_prefix(wd).unwrap_or(&at).display(),
+                            self.path.display()
+                        )));
+                    }
+                }
                 let head_blob = self.blob_at(&head_tree, &ch.path)?;
                 let staged = idx.entry_by_path(BStr::new(ch.path.as_bytes())).map(|e| e.id);
                 let on_disk = std::fs::read(workdir.as_ref().expect("has workdir").join(&ch.path)).ok();
