@@ -247,6 +247,18 @@ impl Config {
                     names::check_ref_name("branch", b)
                         .map_err(|err| Error::input_at(format!("{source}: {err}"), at.clone()))?;
                 }
+                if let Some(other) = out
+                    .iter()
+                    .find(|o| o.track == Track::Tag && env.track == Track::Tag && o.tag == env.tag)
+                {
+                    return Err(Error::input_at(
+                        format!(
+                            "{source}: environments `{}` and `{}` use the same tag template `{}`; give each environment its own tag",
+                            other.name, env.name, env.tag
+                        ),
+                        at,
+                    ));
+                }
                 out.push(env);
             }
             config.environments = out;
@@ -484,5 +496,12 @@ mod tests {
         assert_eq!(expand("{service}-{env}", "a", "b", None).unwrap(), "a-b");
         assert!(expand("{nope}", "a", "b", None).is_err());
         assert!(Config::parse("environments:\n  - name: x\n    tag: '{service}..{env}'\n", "c").is_err());
+        let e = Config::parse(
+            "environments:\n  - { name: a, tag: '{service}' }\n  - { name: b, tag: '{service}' }\n",
+            "c",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("same tag template"), "{e}");
+        assert_eq!(e.place().unwrap().line, Some(3));
     }
 }
