@@ -26,7 +26,7 @@ use crate::actions::Runner;
 use crate::cli::{Args, Backend, Event, Inputs};
 use crate::commands::{Ctx, Outcome};
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::repo::Repository;
 
 /// Runs the program and returns its exit code.
@@ -157,9 +157,4 @@ fn execute(args: Args, env: &HashMap<String, String>, runner: &Runner, now: i64)
         }
         o
     })
-}
-
-/// Convenience for tests and tools: the error type's exit code.
-pub fn exit_code(e: &Error) -> u8 {
-    e.exit_code()
 }

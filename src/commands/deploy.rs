@@ -21,9 +21,9 @@ fn merged_revision(ctx: &Ctx<'_>, main_head: &Oid) -> Result<Option<(Oid, Option
         return Ok(Some((ctx.resolve_deployable(sha, main_head)?, meta)));
     }
     if ctx.event.name == "push"
-        && let Some(after) = ctx.event.payload.get("after").and_then(|s| s.as_str())
+        && let Some(sha) = ctx.pushed_sha()
     {
-        return Ok(Some((ctx.resolve_deployable(after, main_head)?, None)));
+        return Ok(Some((ctx.resolve_deployable(&sha, main_head)?, None)));
     }
     Ok(Some((main_head.clone(), None)))
 }
@@ -36,10 +36,7 @@ fn affected_services(ctx: &Ctx<'_>, revision: &Oid, meta: Option<Meta>) -> Resul
     }
     let meta = match meta {
         Some(m) => Some(m),
-        None => ctx
-            .repo
-            .pull_request_for_commit(revision)?
-            .and_then(|pr| Meta::parse(&pr.body)),
+        None => ctx.merged_meta(revision)?,
     };
     if let Some(m) = meta.filter(|m| m.command == "stage") {
         ctx.config.service(&m.service)?;
@@ -105,9 +102,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
             ctx.link_commit(&revision),
             env.name
         );
-        if ctx.inputs.deployments || ctx.inputs.wait {
-            super::status::after_merge(ctx, &mut out)?;
-        }
+        out.deployed = true;
         return Ok(out);
     }
     let services = affected_services(ctx, &revision, meta)?;

@@ -51,6 +51,11 @@ pub struct Outcome {
     pub report: Option<serde_json::Value>,
     #[serde(skip)]
     pub summary: String,
+    /// The environment runs a new revision without this run having moved it (the
+    /// merge that `deploy` reports for a file-tracked environment): deployments and
+    /// the gate apply as after a move.
+    #[serde(skip)]
+    pub deployed: bool,
     /// Set when the operation failed after doing work worth reporting (a failed
     /// gate, a rollback): outputs and summary are written, then exit 1.
     #[serde(skip)]
@@ -147,6 +152,25 @@ impl Ctx<'_> {
             names.push(format!("refs/tags/{}", self.config.rollback_tag(env, service)?));
         }
         self.repo.prefetch(&names)
+    }
+
+    /// The pushed commit: `GITHUB_SHA`, else the push payload's `after`.
+    pub fn pushed_sha(&self) -> Option<String> {
+        self.env.get("GITHUB_SHA").cloned().or_else(|| {
+            self.event
+                .payload
+                .get("after")
+                .and_then(|a| a.as_str())
+                .map(String::from)
+        })
+    }
+
+    /// The metadata of the gitops-flow pull request whose merge produced `sha`.
+    pub fn merged_meta(&self, sha: &Oid) -> Result<Option<Meta>> {
+        Ok(self
+            .repo
+            .pull_request_for_commit(sha)?
+            .and_then(|pr| Meta::parse(&pr.body)))
     }
 
     pub fn main_ref(&self) -> String {
@@ -394,30 +418,30 @@ impl Ctx<'_> {
         locations: &[manifest::Location],
         version: &str,
     ) -> Result<(Vec<FileChange>, String)> {
-        let mut files: Vec<(String, String)> = Vec::new();
+        // (file, text as read, text after the edits): each file is read once.
+        let mut files: Vec<(String, String, String)> = Vec::new();
         let mut old = None;
         for loc in locations {
-            let text = match files.iter().find(|(f, _)| *f == loc.file) {
-                Some((_, t)) => t.clone(),
-                None => self.read_text(commit, &loc.file)?,
+            let i = match files.iter().position(|(f, ..)| *f == loc.file) {
+                Some(i) => i,
+                None => {
+                    let text = self.read_text(commit, &loc.file)?;
+                    files.push((loc.file.clone(), text.clone(), text));
+                    files.len() - 1
+                }
             };
-            let edited = manifest::set(&text, &loc.file, &loc.kind, version)?;
-            old.get_or_insert(edited.old_version.clone());
-            match files.iter_mut().find(|(f, _)| *f == loc.file) {
-                Some(slot) => slot.1 = edited.text,
-                None => files.push((loc.file.clone(), edited.text)),
-            }
+            let edited = manifest::set(&files[i].2, &loc.file, &loc.kind, version)?;
+            old.get_or_insert(edited.old_version);
+            files[i].2 = edited.text;
         }
-        let mut changes = Vec::new();
-        for (file, text) in files {
-            let before = self.read_text(commit, &file)?;
-            if before != text {
-                changes.push(FileChange {
-                    path: file,
-                    content: text.into_bytes(),
-                });
-            }
-        }
+        let changes = files
+            .into_iter()
+            .filter(|(_, before, after)| before != after)
+            .map(|(path, _, after)| FileChange {
+                path,
+                content: after.into_bytes(),
+            })
+            .collect();
         Ok((changes, old.unwrap_or_default()))
     }
 

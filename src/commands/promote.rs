@@ -69,23 +69,10 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
             (s.clone(), ctx.inputs.from.clone())
         }
         None => {
-            let sha = ctx.env.get("GITHUB_SHA").cloned().or_else(|| {
-                ctx.event
-                    .payload
-                    .get("after")
-                    .and_then(|a| a.as_str())
-                    .map(String::from)
-            });
-            let sha = match sha {
-                Some(s) => s,
-                None => {
-                    return Err(Error::input("`promote` needs a service; pass input `service`"));
-                }
+            let Some(sha) = ctx.pushed_sha() else {
+                return Err(Error::input("`promote` needs a service; pass input `service`"));
             };
-            let meta = ctx
-                .repo
-                .pull_request_for_commit(&sha)?
-                .and_then(|pr| Meta::parse(&pr.body));
+            let meta = ctx.merged_meta(&sha)?;
             let Some(meta) = meta else {
                 ctx.runner.notice(&format!(
                     "commit {} did not come from a gitops-flow pull request; nothing to promote",

@@ -30,6 +30,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
     let mut branch_heads: HashMap<String, Option<String>> = HashMap::new();
     let mut table: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
     let mut warnings = Vec::new();
+    let mut missing_tags = 0usize;
     for service in &services {
         let row = table.entry(service.clone()).or_default();
         for env in &ctx.config.environments {
@@ -40,7 +41,10 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
                     let t = tags.get(&format!("refs/tags/{tag}"));
                     let r = tags.get(&format!("refs/tags/{rb}"));
                     match t {
-                        None => json!({"track": "tag", "tag": tag, "error": "tag not found"}),
+                        None => {
+                            missing_tags += 1;
+                            json!({"track": "tag", "tag": tag, "missing": true})
+                        }
                         Some(t) => {
                             let version = ctx.chart_version(service, &t.commit);
                             let mut v = json!({"track": "tag", "tag": tag, "revision": t.commit, "rollback-revision": r.map(|r| r.commit.clone())});
@@ -104,13 +108,12 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
         }
     }
     // Warn for every broken cell (up to 20), and once for environments without a tag.
-    for w in warnings.iter().filter(|w| !w.ends_with("tag not found")).take(20) {
+    for w in warnings.iter().take(20) {
         ctx.runner.warning(w);
     }
-    let missing = warnings.iter().filter(|w| w.ends_with("tag not found")).count();
-    if missing > 0 {
+    if missing_tags > 0 {
         ctx.runner.warning(&format!(
-            "{missing} service/environment cells have no tag yet (never deployed there); shown as such in the report"
+            "{missing_tags} service/environment cells have no tag yet (never deployed there); shown as such in the report"
         ));
     }
     let mut md = String::from("### gitops-flow report\n\n| service |");
@@ -139,6 +142,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
                     format!("`{v}` {}{rb}", ctx.link_commit(r))
                 }
                 (Some(v), None, None) => format!("`{v}`"),
+                _ if c.get("missing").is_some() => "not deployed (no tag)".into(),
                 _ => "—".into(),
             };
             md.push_str(&format!(" {text} |"));

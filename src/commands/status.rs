@@ -34,18 +34,8 @@ fn target(ctx: &Ctx<'_>) -> Result<(String, Environment)> {
     }
     if ctx.inputs.service.is_none() && ctx.event.name == "push" {
         // After a promotion pull request merged: gate the environment it deployed.
-        let sha = ctx.env.get("GITHUB_SHA").cloned().or_else(|| {
-            ctx.event
-                .payload
-                .get("after")
-                .and_then(|a| a.as_str())
-                .map(String::from)
-        });
-        if let Some(sha) = sha
-            && let Some(meta) = ctx
-                .repo
-                .pull_request_for_commit(&sha)?
-                .and_then(|pr| Meta::parse(&pr.body))
+        if let Some(sha) = ctx.pushed_sha()
+            && let Some(meta) = ctx.merged_meta(&sha)?
         {
             ctx.config.service(&meta.service)?;
             let env = match &meta.environment {
@@ -206,23 +196,10 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
 /// After deploy/promote/rollback moved an environment: record a GitHub deployment
 /// and, with `wait`, gate on health (rolling back on failure when asked).
 pub fn after_move(ctx: &Ctx<'_>, out: &mut Outcome) -> Result<()> {
-    if ctx.inputs.command == "deploy" && out.commit.is_some() && out.pull_request_number.is_none() && !out.changed {
-        return Ok(()); // a merge that deployed a file-tracked environment: handled by `after_merge`
-    }
-    track(ctx, out, false)
-}
-
-/// After a merge deployed a file- or branch-tracked environment: record the
-/// deployment and gate, as after a move.
-pub fn after_merge(ctx: &Ctx<'_>, out: &mut Outcome) -> Result<()> {
-    track(ctx, out, true)
-}
-
-fn track(ctx: &Ctx<'_>, out: &mut Outcome, deployed: bool) -> Result<()> {
     let (Some(services), Some(env_name)) = (out.service.clone(), out.environment.clone()) else {
         return Ok(());
     };
-    let moved = out.changed || deployed;
+    let moved = out.changed || out.deployed;
     if ctx.inputs.dry_run || (!moved && !ctx.inputs.wait) {
         return Ok(());
     }

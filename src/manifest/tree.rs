@@ -287,20 +287,10 @@ impl LineIndex {
     }
 }
 
-enum Frame {
-    Map {
-        entries: Vec<(Scalar, Node)>,
-        key: Option<Scalar>,
-        flow: bool,
-        anchor: usize,
-        line: usize,
-    },
-    Seq {
-        items: Vec<Node>,
-        flow: bool,
-        anchor: usize,
-        line: usize,
-    },
+/// A collection under construction, and (for a mapping) the key awaiting its value.
+struct Frame {
+    node: Node,
+    key: Option<Scalar>,
 }
 
 impl Doc {
@@ -379,13 +369,13 @@ impl Doc {
                     if flow {
                         flow_depth += 1;
                     }
-                    stack.push(Frame::Map {
+                    let node = Node::Map {
                         entries: Vec::new(),
-                        key: None,
                         flow,
                         anchor,
                         line,
-                    });
+                    };
+                    stack.push(Frame { node, key: None });
                     continue;
                 }
                 Event::SequenceStart(anchor, _) => {
@@ -393,47 +383,21 @@ impl Doc {
                     if flow {
                         flow_depth += 1;
                     }
-                    stack.push(Frame::Seq {
+                    let node = Node::Seq {
                         items: Vec::new(),
                         flow,
                         anchor,
                         line,
-                    });
+                    };
+                    stack.push(Frame { node, key: None });
                     continue;
                 }
                 Event::MappingEnd | Event::SequenceEnd => match stack.pop() {
-                    Some(Frame::Map {
-                        entries,
-                        flow,
-                        anchor,
-                        line,
-                        ..
-                    }) => {
-                        if flow {
+                    Some(Frame { node, .. }) => {
+                        if matches!(node, Node::Map { flow: true, .. } | Node::Seq { flow: true, .. }) {
                             flow_depth -= 1;
                         }
-                        Node::Map {
-                            entries,
-                            flow,
-                            anchor,
-                            line,
-                        }
-                    }
-                    Some(Frame::Seq {
-                        items,
-                        flow,
-                        anchor,
-                        line,
-                    }) => {
-                        if flow {
-                            flow_depth -= 1;
-                        }
-                        Node::Seq {
-                            items,
-                            flow,
-                            anchor,
-                            line,
-                        }
+                        node
                     }
                     None => {
                         return Err(err_at(file, Some(line), format!("{file}:{line}: unbalanced YAML")));
@@ -444,8 +408,14 @@ impl Doc {
             // Attach the finished node to its parent.
             match stack.last_mut() {
                 None => root = Some(node),
-                Some(Frame::Seq { items, .. }) => items.push(node),
-                Some(Frame::Map { entries, key, .. }) => match key.take() {
+                Some(Frame {
+                    node: Node::Seq { items, .. },
+                    ..
+                }) => items.push(node),
+                Some(Frame {
+                    node: Node::Map { entries, .. },
+                    key,
+                }) => match key.take() {
                     None => match node {
                         Node::Scalar(s) => *key = Some(s),
                         other => {
@@ -473,6 +443,12 @@ impl Doc {
                         entries.push((k, node))
                     }
                 },
+                Some(Frame {
+                    node: Node::Scalar(_) | Node::Alias { .. },
+                    ..
+                }) => {
+                    unreachable!("only mappings and sequences are pushed as frames")
+                }
             }
         }
         Ok(docs)

@@ -67,8 +67,6 @@ pub struct PullRequest {
 pub struct PullRequestInfo {
     pub number: u64,
     pub body: String,
-    pub head_ref: String,
-    pub merged: bool,
 }
 
 /// One first-parent commit that changed a file, with the file's content after it.

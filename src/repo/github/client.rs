@@ -36,8 +36,6 @@ pub struct Api {
     pub graphql_url: String,
     policy: RetryPolicy,
     rt: tokio::runtime::Runtime,
-    /// Requests sent, for diagnostics.
-    pub sent: std::cell::Cell<u32>,
 }
 
 pub struct Response {
@@ -86,7 +84,6 @@ impl Api {
             graphql_url: graphql_url.to_string(),
             policy,
             rt,
-            sent: Default::default(),
         })
     }
 
@@ -100,7 +97,6 @@ impl Api {
         url: &str,
         body: Option<&Value>,
     ) -> std::result::Result<Response, String> {
-        self.sent.set(self.sent.get() + 1);
         let resp = match *method {
             http::Method::GET => self.octo._get(url).await,
             http::Method::POST => self.octo._post(url, body).await,

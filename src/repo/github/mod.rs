@@ -105,9 +105,22 @@ impl GitHubRepo {
         })
     }
 
-    /// Requests sent so far (for diagnostics and benchmarks).
-    pub fn requests(&self) -> u32 {
-        self.api.sent.get()
+    /// All items of a `{total_count, <key>: [...]}` listing, 100 a page (at most 10 pages).
+    fn paginated(&self, path: &str, key: &str) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        for page in 1..=10 {
+            let r = self
+                .api
+                .rest_ok(Method::GET, &format!("{path}?per_page=100&page={page}"), None)?;
+            let items = r.get(key).and_then(|s| s.as_array()).cloned().unwrap_or_default();
+            let last = items.len() < 100;
+            out.extend(items);
+            let total = r.get("total_count").and_then(|t| t.as_u64()).unwrap_or(0) as usize;
+            if last || out.len() >= total {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     fn repo_path(&self) -> String {
@@ -688,12 +701,6 @@ impl Repository for GitHubRepo {
                 return Ok(Some(PullRequestInfo {
                     number: p.get("number").and_then(|n| n.as_u64()).unwrap_or_default(),
                     body: p.get("body").and_then(|b| b.as_str()).unwrap_or_default().to_string(),
-                    head_ref: p
-                        .pointer("/head/ref")
-                        .and_then(|b| b.as_str())
-                        .unwrap_or_default()
-                        .to_string(),
-                    merged: p.get("merged_at").is_some_and(|m| !m.is_null()),
                 }));
             }
             let has_next = r
@@ -713,65 +720,29 @@ impl Repository for GitHubRepo {
     }
 
     fn commit_checks(&self, sha: &Oid) -> Result<Vec<Check>> {
+        let str_of = |v: &Value, k: &str| v.get(k).and_then(|c| c.as_str()).map(String::from);
         let mut out = Vec::new();
-        for page in 1..=10 {
-            let r = self.api.rest_ok(
-                Method::GET,
-                &format!("{}/commits/{sha}/status?per_page=100&page={page}", self.repo_path()),
-                None,
-            )?;
-            let items = r
-                .get("statuses")
-                .and_then(|s| s.as_array())
-                .cloned()
-                .unwrap_or_default();
-            for st in &items {
-                let name = st
-                    .get("context")
-                    .and_then(|c| c.as_str())
-                    .unwrap_or_default()
-                    .to_string();
-                let state = match st.get("state").and_then(|c| c.as_str()) {
-                    Some("success") => CheckState::Success,
-                    Some("failure" | "error") => CheckState::Failure,
-                    _ => CheckState::Pending,
-                };
-                out.push(Check { name, state });
-            }
-            let total = r.get("total_count").and_then(|t| t.as_u64()).unwrap_or(0) as usize;
-            if items.len() < 100 || out.len() >= total {
-                break;
-            }
+        for st in self.paginated(&format!("{}/commits/{sha}/status", self.repo_path()), "statuses")? {
+            let state = match str_of(&st, "state").as_deref() {
+                Some("success") => CheckState::Success,
+                Some("failure" | "error") => CheckState::Failure,
+                _ => CheckState::Pending,
+            };
+            out.push(Check {
+                name: str_of(&st, "context").unwrap_or_default(),
+                state,
+            });
         }
-        let mut runs = 0usize;
-        for page in 1..=10 {
-            let r = self.api.rest_ok(
-                Method::GET,
-                &format!("{}/commits/{sha}/check-runs?per_page=100&page={page}", self.repo_path()),
-                None,
-            )?;
-            let items = r
-                .get("check_runs")
-                .and_then(|s| s.as_array())
-                .cloned()
-                .unwrap_or_default();
-            for c in &items {
-                let name = c.get("name").and_then(|c| c.as_str()).unwrap_or_default().to_string();
-                let state = match (
-                    c.get("status").and_then(|s| s.as_str()),
-                    c.get("conclusion").and_then(|s| s.as_str()),
-                ) {
-                    (Some("completed"), Some("success" | "neutral" | "skipped")) => CheckState::Success,
-                    (Some("completed"), _) => CheckState::Failure,
-                    _ => CheckState::Pending,
-                };
-                out.push(Check { name, state });
-            }
-            runs += items.len();
-            let total = r.get("total_count").and_then(|t| t.as_u64()).unwrap_or(0) as usize;
-            if items.len() < 100 || runs >= total {
-                break;
-            }
+        for c in self.paginated(&format!("{}/commits/{sha}/check-runs", self.repo_path()), "check_runs")? {
+            let state = match (str_of(&c, "status").as_deref(), str_of(&c, "conclusion").as_deref()) {
+                (Some("completed"), Some("success" | "neutral" | "skipped")) => CheckState::Success,
+                (Some("completed"), _) => CheckState::Failure,
+                _ => CheckState::Pending,
+            };
+            out.push(Check {
+                name: str_of(&c, "name").unwrap_or_default(),
+                state,
+            });
         }
         Ok(out)
     }
