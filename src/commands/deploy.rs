@@ -128,10 +128,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
             "| `{}` | `{}` | {} | {}{} |\n",
             m.service,
             m.tag,
-            m.previous
-                .as_deref()
-                .map(|p| ctx.link_commit(p))
-                .unwrap_or_else(|| "(new)".into()),
+            ctx.link_or(m.previous.as_deref(), "(new)"),
             ctx.link_commit(&m.new),
             if m.changed { "" } else { " (unchanged)" }
         ));

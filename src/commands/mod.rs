@@ -219,6 +219,11 @@ impl Ctx<'_> {
         }
     }
 
+    /// A commit link, or `none` when there is no commit.
+    pub fn link_or(&self, sha: Option<&str>, none: &str) -> String {
+        sha.map(|s| self.link_commit(s)).unwrap_or_else(|| none.to_string())
+    }
+
     pub fn link_commit(&self, sha: &str) -> String {
         match self.repo.web_url() {
             Some(u) => format!("[`{}`]({u}/commit/{sha})", short(sha)),

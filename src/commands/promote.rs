@@ -188,16 +188,10 @@ fn promote_tag(
         from.name,
         to.name,
         m.tag,
-        m.previous
-            .as_deref()
-            .map(|p| ctx.link_commit(p))
-            .unwrap_or_else(|| "(new)".into()),
+        ctx.link_or(m.previous.as_deref(), "(new)"),
         ctx.link_commit(&m.new),
         if m.changed { "" } else { " (unchanged)" },
-        m.rollback
-            .as_deref()
-            .map(|p| ctx.link_commit(p))
-            .unwrap_or_else(|| "(none)".into()),
+        ctx.link_or(m.rollback.as_deref(), "(none)"),
     );
     Ok(out)
 }

@@ -123,6 +123,20 @@ impl GitHubRepo {
         Ok(out)
     }
 
+    /// `GET /contents/{path}?ref=`: the file or directory listing, `None` when absent.
+    fn contents(&self, commit: &Oid, path: &str) -> Result<Option<Value>> {
+        let r = self.api.rest(
+            Method::GET,
+            &format!("{}/contents/{}?ref={commit}", self.repo_path(), enc_path(path)),
+            None,
+        )?;
+        match r.status.as_u16() {
+            200 => Ok(Some(r.body)),
+            404 => Ok(None),
+            _ => Err(client::api_error(&Method::GET, "contents", &r)),
+        }
+    }
+
     fn repo_path(&self) -> String {
         format!("/repos/{}/{}", enc(&self.owner), enc(&self.name))
     }
@@ -337,20 +351,14 @@ impl Repository for GitHubRepo {
         if let Some(l) = self.local_has(commit) {
             return l.read_file(commit, path);
         }
-        let r = self.api.rest(
-            Method::GET,
-            &format!("{}/contents/{}?ref={commit}", self.repo_path(), enc_path(path)),
-            None,
-        )?;
-        match r.status.as_u16() {
-            200 => {
-                let content = r
-                    .body
+        match self.contents(commit, path)? {
+            Some(body) => {
+                let content = body
                     .get("content")
                     .and_then(|c| c.as_str())
                     .unwrap_or_default()
                     .replace(['\n', '\r'], "");
-                if r.body.get("type").and_then(|t| t.as_str()) != Some("file") {
+                if body.get("type").and_then(|t| t.as_str()) != Some("file") {
                     return Ok(None);
                 }
                 base64::engine::general_purpose::STANDARD
@@ -358,8 +366,7 @@ impl Repository for GitHubRepo {
                     .map(Some)
                     .map_err(|e| Error::failed(format!("GitHub returned undecodable content for {path}: {e}")))
             }
-            404 => Ok(None),
-            _ => Err(client::api_error(&Method::GET, "contents", &r)),
+            None => Ok(None),
         }
     }
 
@@ -367,24 +374,14 @@ impl Repository for GitHubRepo {
         if let Some(l) = self.local_has(commit) {
             return l.list_dir(commit, path);
         }
-        let r = self.api.rest(
-            Method::GET,
-            &format!("{}/contents/{}?ref={commit}", self.repo_path(), enc_path(path)),
-            None,
-        )?;
-        match r.status.as_u16() {
-            200 => Ok(r
-                .body
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|e| e.get("name")?.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default()),
-            404 => Ok(Vec::new()),
-            _ => Err(client::api_error(&Method::GET, "contents", &r)),
-        }
+        let names = self.contents(commit, path)?.and_then(|body| {
+            body.as_array().map(|a| {
+                a.iter()
+                    .filter_map(|e| e.get("name")?.as_str().map(String::from))
+                    .collect()
+            })
+        });
+        Ok(names.unwrap_or_default())
     }
 
     fn list_refs(&self, prefix: &str) -> Result<Vec<(String, RefTarget)>> {
