@@ -319,8 +319,8 @@ fn scale(tmp: &Path) {
 
 /// Writes the corpus's key locations and our time per edit for `bench/ruamel_compare.py`.
 fn edits(out: &Path) {
-    use gitops_flow::config::LocationKind;
     use gitops_flow::manifest::{self, Doc, KeyPath, Style};
+    use gitops_flow::manifest::{Location, LocationKind};
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
     if !root.is_dir() {
         println!("\n(edit benchmark skipped: ../shared/corpus is absent)");
@@ -357,12 +357,12 @@ fn edits(out: &Path) {
                 {
                     continue;
                 }
-                let kind = LocationKind::Key(path.clone());
+                let loc = Location::new("f", LocationKind::key(path.clone()));
                 let tp = Instant::now();
                 let _ = Doc::parse_all(&text, "f");
                 parse_only += tp.elapsed();
                 let t = Instant::now();
-                let r = manifest::set(&text, "f", &kind, "9.8.7");
+                let r = manifest::set(&text, &loc, "9.8.7");
                 total += t.elapsed();
                 n += 1;
                 if let Ok(ed) = r

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::error::{Error, Place, Result};
+pub use crate::manifest::{DocSelector, Location, LocationKind, ValueForm};
 use crate::names;
 
 /// How an environment knows what to deploy.
@@ -55,6 +56,24 @@ struct RawLocation {
     key: Option<String>,
     imagepolicy: Option<String>,
     kustomize_image: Option<String>,
+    /// With `key`: what the value is (`version` or `image`).
+    value: Option<RawValueForm>,
+    /// In a file of several documents: which one (`{kind, name}`; `name` is a template).
+    document: Option<RawDocument>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum RawValueForm {
+    Version,
+    Image,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDocument {
+    kind: Option<String>,
+    name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,14 +97,7 @@ pub struct Environment {
 pub struct LocationTemplate {
     pub file: String,
     pub kind: LocationKind,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LocationKind {
-    Key(String),
-    ImagePolicy(String),
-    KustomizeImage(String),
-    ChartAppVersion,
+    pub document: Option<DocSelector>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -286,6 +298,34 @@ impl Config {
                         .iter()
                         .filter(|b| **b)
                         .count();
+                    if l.value.is_some() && l.key.is_none() {
+                        return Err(Error::input_at(
+                            format!(
+                                "{source}: `value:` on a version location of `{name}` goes with `key:`; remove it or add `key:`"
+                            ),
+                            lat,
+                        ));
+                    }
+                    let form = match l.value {
+                        None => ValueForm::Auto,
+                        Some(RawValueForm::Version) => ValueForm::Version,
+                        Some(RawValueForm::Image) => ValueForm::Image,
+                    };
+                    let document = match l.document {
+                        Some(RawDocument { kind: None, name: None }) => {
+                            return Err(Error::input_at(
+                                format!(
+                                    "{source}: `document:` on a version location of `{name}` names neither `kind` nor `name`; give at least one"
+                                ),
+                                lat,
+                            ));
+                        }
+                        Some(d) => Some(DocSelector {
+                            kind: d.kind,
+                            name: d.name,
+                        }),
+                        None => None,
+                    };
                     let kind = match (l.key, l.imagepolicy, l.kustomize_image) {
                         _ if kinds > 1 => {
                             return Err(Error::input_at(
@@ -295,11 +335,13 @@ impl Config {
                                 lat,
                             ));
                         }
-                        (Some(k), _, _) if k == "appVersion" => LocationKind::ChartAppVersion,
+                        (Some(k), _, _) if k == "appVersion" && form == ValueForm::Auto => {
+                            LocationKind::ChartAppVersion
+                        }
                         (Some(k), _, _) => {
                             crate::manifest::KeyPath::parse(&k)
                                 .map_err(|err| Error::input_at(format!("{source}: {err}"), lat.clone()))?;
-                            LocationKind::Key(k)
+                            LocationKind::Key { path: k, form }
                         }
                         (_, Some(p), _) => LocationKind::ImagePolicy(p),
                         (_, _, Some(i)) => LocationKind::KustomizeImage(i),
@@ -320,7 +362,15 @@ impl Config {
                         names::check_repo_path("file", &f)
                             .map_err(|err| Error::input_at(format!("{source}: {err}"), lat.clone()))?;
                     }
-                    service.version.push(LocationTemplate { file: l.file, kind });
+                    if let Some(DocSelector { name: Some(n), .. }) = &document {
+                        expand(n, &name, "env", None)
+                            .map_err(|err| Error::input_at(format!("{source}: {err}"), lat.clone()))?;
+                    }
+                    service.version.push(LocationTemplate {
+                        file: l.file,
+                        kind,
+                        document,
+                    });
                 }
                 config.services.insert(name, service);
             }
@@ -425,26 +475,40 @@ impl Config {
     }
 
     /// The concrete version locations of `service` in `env`.
-    pub fn locations(&self, env: &Environment, service: &str) -> Result<Vec<crate::manifest::Location>> {
+    pub fn locations(&self, env: &Environment, service: &str) -> Result<Vec<Location>> {
         let s = self.service(service)?;
         let mut out = Vec::new();
         if s.version.is_empty() {
             let chart = self.chart_dir(service)?;
-            out.push(crate::manifest::Location {
-                file: format!("{chart}/Chart.yaml"),
-                kind: LocationKind::ChartAppVersion,
-            });
+            out.push(Location::new(
+                format!("{chart}/Chart.yaml"),
+                LocationKind::ChartAppVersion,
+            ));
         }
         for l in &s.version {
             let file = expand(&l.file, service, &env.name, None)?;
             names::check_repo_path("file", &file)?;
             let kind = match &l.kind {
-                LocationKind::Key(k) => LocationKind::Key(expand(k, service, &env.name, None)?),
+                LocationKind::Key { path, form } => LocationKind::Key {
+                    path: expand(path, service, &env.name, None)?,
+                    form: *form,
+                },
                 LocationKind::ImagePolicy(p) => LocationKind::ImagePolicy(expand(p, service, &env.name, None)?),
                 LocationKind::KustomizeImage(i) => LocationKind::KustomizeImage(expand(i, service, &env.name, None)?),
                 LocationKind::ChartAppVersion => LocationKind::ChartAppVersion,
             };
-            out.push(crate::manifest::Location { file, kind });
+            let document = match &l.document {
+                Some(d) => Some(DocSelector {
+                    kind: d.kind.clone(),
+                    name: d
+                        .name
+                        .as_deref()
+                        .map(|n| expand(n, service, &env.name, None))
+                        .transpose()?,
+                }),
+                None => None,
+            };
+            out.push(Location { file, kind, document });
         }
         Ok(out)
     }

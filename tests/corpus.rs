@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use gitops_flow::config::LocationKind;
 use gitops_flow::manifest::{self, Doc, KeyPath, Node, Style};
+use gitops_flow::manifest::{Location, LocationKind};
 use yaml_rust2::{Yaml, YamlLoader};
 
 fn corpus() -> Option<PathBuf> {
@@ -44,7 +44,7 @@ fn locations(text: &str, docs: &[Doc]) -> Vec<LocationKind> {
                 && sc.style != Style::Block
                 && !path.contains('\u{0}')
             {
-                let k = LocationKind::Key(path.clone());
+                let k = LocationKind::key(path.clone());
                 if !out.contains(&k) {
                     out.push(k);
                 }
@@ -106,7 +106,7 @@ fn as_text(y: &Yaml) -> String {
 /// Checks one edit; returns a description of what is wrong, if anything.
 fn check(orig: &str, edited: &str, version: &str, kind: &LocationKind) -> Option<String> {
     // Bytes: every changed line differs in one contiguous region (the value); the
-    // only lines added are inserted `newTag:` lines.
+    // only lines added are inserted `newTag:` / `digest:` lines.
     let inserted = matches!(kind, LocationKind::KustomizeImage(_)) && edited.lines().count() > orig.lines().count();
     let (ol, el): (Vec<&str>, Vec<&str>) = (orig.split('\n').collect(), edited.split('\n').collect());
     let (mut i, mut j) = (0, 0);
@@ -118,9 +118,11 @@ fn check(orig: &str, edited: &str, version: &str, kind: &LocationKind) -> Option
             }
             (_, Some(b))
                 if inserted
-                    && b.trim_start().starts_with("newTag: ")
+                    && (b.trim_start().starts_with("newTag: ") || b.trim_start().starts_with("digest: "))
                     && ol.get(i) != Some(b)
-                    && ol.get(i).is_none_or(|a| !a.trim_start().starts_with("newTag")) =>
+                    && ol.get(i).is_none_or(|a| {
+                        !a.trim_start().starts_with("newTag") && !a.trim_start().starts_with("digest")
+                    }) =>
             {
                 j += 1;
             }
@@ -178,7 +180,7 @@ fn check(orig: &str, edited: &str, version: &str, kind: &LocationKind) -> Option
                     }
                 }
             }
-            _ if inserted && path.ends_with("\"newTag\")") => {
+            _ if inserted && (path.ends_with("\"newTag\")") || path.ends_with("\"digest\")")) => {
                 diffs += 1;
             }
             _ => return Some(format!("structure changed at {path}")),
@@ -220,7 +222,7 @@ fn corpus_edits_change_exactly_the_value() {
         };
         files_n += 1;
         for kind in locations(&text, &docs) {
-            match manifest::set(&text, &name, &kind, version) {
+            match manifest::set(&text, &Location::new(name.as_str(), kind.clone()), version) {
                 Ok(ed) if !ed.changed => {}
                 Ok(ed) => {
                     edits += 1;
@@ -228,7 +230,7 @@ fn corpus_edits_change_exactly_the_value() {
                         failures.push(format!("{name} {kind:?}: {why}"));
                     }
                     // Reading back gives the version (tag only for Flux `:tag` fields).
-                    let back = manifest::read(&ed.text, &name, &kind).unwrap();
+                    let back = manifest::read(&ed.text, &Location::new(name.as_str(), kind.clone())).unwrap();
                     let main = version.split('@').next().unwrap();
                     assert!(
                         back == version || back == main || back.ends_with(version),
@@ -295,8 +297,10 @@ fn flux_setter_pairs_match_upstream_expectations() {
             .into_iter()
             .filter(|k| matches!(k, LocationKind::ImagePolicy(_)))
         {
-            let want = manifest::read(&expected, name, &kind).unwrap();
-            text = manifest::set(&text, name, &kind, &want).unwrap().text;
+            let want = manifest::read(&expected, &Location::new(name, kind.clone())).unwrap();
+            text = manifest::set(&text, &Location::new(name, kind.clone()), &want)
+                .unwrap()
+                .text;
         }
         assert_eq!(text.replace(rename.0, rename.1), expected, "{name}");
     }

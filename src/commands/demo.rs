@@ -83,7 +83,11 @@ fn show_tags(runner: &Runner, repo: &LocalRepo, title: &str) -> Result<()> {
             .read_file(&t.commit, "charts/payments/Chart.yaml")?
             .and_then(|b| String::from_utf8(b).ok())
             .and_then(|text| {
-                crate::manifest::read(&text, "Chart.yaml", &crate::config::LocationKind::ChartAppVersion).ok()
+                crate::manifest::read(
+                    &text,
+                    &crate::manifest::Location::new("Chart.yaml", crate::manifest::LocationKind::ChartAppVersion),
+                )
+                .ok()
             })
             .unwrap_or_default();
         runner.info(&format!(

@@ -435,7 +435,7 @@ impl Ctx<'_> {
                     files.len() - 1
                 }
             };
-            let edited = manifest::set(&files[i].2, &loc.file, &loc.kind, version)?;
+            let edited = manifest::set(&files[i].2, loc, version)?;
             old.get_or_insert(edited.old_version);
             files[i].2 = edited.text;
         }
@@ -465,7 +465,10 @@ impl Ctx<'_> {
     pub fn chart_version(&self, service: &str, commit: &Oid) -> Result<String> {
         let chart = format!("{}/Chart.yaml", self.config.chart_dir(service)?);
         let text = self.read_text(commit, &chart)?;
-        manifest::read(&text, &chart, &crate::config::LocationKind::ChartAppVersion)
+        manifest::read(
+            &text,
+            &manifest::Location::new(chart, manifest::LocationKind::ChartAppVersion),
+        )
     }
 
     /// The version an environment runs, read from the given locations at `commit`.
@@ -474,7 +477,7 @@ impl Ctx<'_> {
             .first()
             .ok_or_else(|| Error::input("no version location configured"))?;
         let text = self.read_text(commit, &loc.file)?;
-        manifest::read(&text, &loc.file, &loc.kind)
+        manifest::read(&text, loc)
     }
 }
 

@@ -147,7 +147,7 @@ fn rollback_file(ctx: &Ctx<'_>, service: &str, env: &Environment, to: &Target, m
                 let Ok(text) = std::str::from_utf8(content) else {
                     continue;
                 };
-                if let Ok(v) = crate::manifest::read(text, &loc.file, &loc.kind)
+                if let Ok(v) = crate::manifest::read(text, loc)
                     && v != now
                 {
                     found = Some((v, h.commit.clone()));

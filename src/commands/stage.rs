@@ -27,10 +27,10 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
         Track::Tag | Track::Branch => {
             let chart = ctx.config.chart_dir(&service)?;
             (
-                vec![Location {
-                    file: format!("{chart}/Chart.yaml"),
-                    kind: LocationKind::ChartAppVersion,
-                }],
+                vec![Location::new(
+                    format!("{chart}/Chart.yaml"),
+                    LocationKind::ChartAppVersion,
+                )],
                 format!("gitops-flow/stage/{service}"),
                 None,
             )

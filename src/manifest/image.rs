@@ -56,15 +56,38 @@ impl ImageRef {
     }
 }
 
-/// YAML 1.1 words that some readers (Helm's go-yaml) take as booleans or null.
-const YAML11_WORDS: &[&str] = &["y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"];
+/// Plain words that a YAML 1.1 reader (Helm's go-yaml v2) or a YAML 1.2 reader (go-yaml
+/// v3, kyaml, yaml-rust2) resolves to a boolean, null, a special float or the merge key.
+/// Ported from go-yaml v2 `resolve.go` (`resolveMapList`), which is a superset of v3's.
+const RESERVED_WORDS: &[&str] = &[
+    "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON", "n", "N", "no", "No", "NO", "false",
+    "False", "FALSE", "off", "Off", "OFF", "~", "null", "Null", "NULL", ".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF",
+    "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF", "<<",
+];
 
-/// True when `value`, written plain, would not read back as the same string
-/// under YAML 1.2 or YAML 1.1 (`1.10` is a float, `on` a boolean, `1e3` a number).
+/// True when `value`, written plain, would not read back as the same string in every
+/// reader that matters: go-yaml v2 (YAML 1.1, Helm), go-yaml v3 / kyaml (YAML 1.2) and
+/// yaml-rust2. Quoting a value that did not need it is harmless, so every rule errs
+/// towards quoting.
+///
+/// The number and timestamp rules follow go-yaml v2/v3 `resolve()`: a value starting
+/// with a digit or sign is tried as a timestamp (`2006-1-2...`), then as an integer
+/// after removing every `_` (`strconv.ParseInt(plain, 0, 64)`: `0x`, `0o`, `0b`
+/// prefixes and leading-zero octals), then as a float (`yamlStyleFloat`); one starting
+/// with `.` is tried as a float.
 pub fn needs_quotes(value: &str) -> bool {
-    if value.is_empty() || YAML11_WORDS.contains(&value.to_ascii_lowercase().as_str()) {
+    if value.is_empty()
+        || RESERVED_WORDS.contains(&value)
+        || RESERVED_WORDS.contains(&value.to_ascii_lowercase().as_str())
+    {
         return true;
     }
+    let first = value.as_bytes()[0];
+    if (first.is_ascii_digit() || first == b'+' || first == b'-' || first == b'.') && resolves_as_number(value) {
+        return true;
+    }
+    // Anything else the YAML syntax itself would take apart (`- x`, `a: b`, `#x`, `@x`,
+    // `[x]`...) or yaml-rust2 would type: ask yaml-rust2.
     let doc = format!("k: {value}\n");
     match yaml_rust2::YamlLoader::load_from_str(&doc) {
         Ok(docs) => docs
@@ -75,33 +98,76 @@ pub fn needs_quotes(value: &str) -> bool {
     }
 }
 
-/// The Flux setter markers of `policy` in `text`: (1-based line, field) where field is
-/// `None` (whole image), `tag`, `name` or `digest`.
-pub fn policy_markers(text: &str, policy: &str) -> Vec<(usize, Option<String>)> {
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let Some(hash) = line.find('#') else { continue };
-        let comment = &line[hash + 1..];
-        let Some(k) = comment.find("\"$imagepolicy\"") else {
-            continue;
-        };
-        let after = comment[k + "\"$imagepolicy\"".len()..].trim_start();
-        let Some(after) = after.strip_prefix(':') else {
-            continue;
-        };
-        let after = after.trim_start();
-        let Some(after) = after.strip_prefix('"') else {
-            continue;
-        };
-        let Some(end) = after.find('"') else { continue };
-        let value = &after[..end];
-        if value == policy {
-            out.push((i + 1, None));
-        } else if let Some(field) = value.strip_prefix(policy).and_then(|r| r.strip_prefix(':')) {
-            out.push((i + 1, Some(field.to_string())));
-        }
+/// go-yaml's timestamp, integer and float resolution of a plain scalar.
+fn resolves_as_number(value: &str) -> bool {
+    // Timestamps: four digits then `-` (go-yaml `parseTimestamp`); any such prefix is
+    // quoted, whether or not `time.Parse` would accept the rest.
+    let b = value.as_bytes();
+    if b.len() > 4 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' {
+        return true;
     }
-    out
+    let plain: String = value.chars().filter(|c| *c != '_').collect();
+    let unsigned = plain.strip_prefix(['+', '-']).unwrap_or(&plain);
+    let all = |s: &str, f: fn(&u8) -> bool| !s.is_empty() && s.as_bytes().iter().all(f);
+    let lower = unsigned.to_ascii_lowercase();
+    let int = if let Some(h) = lower.strip_prefix("0x") {
+        all(h, u8::is_ascii_hexdigit)
+    } else if let Some(o) = lower.strip_prefix("0o") {
+        all(o, |c| (b'0'..=b'7').contains(c))
+    } else if let Some(bin) = lower.strip_prefix("0b") {
+        all(bin, |c| *c == b'0' || *c == b'1')
+    } else {
+        all(unsigned, u8::is_ascii_digit)
+    };
+    int || yaml_style_float(&plain)
+}
+
+/// `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$` (go-yaml `yamlStyleFloat`).
+fn yaml_style_float(s: &str) -> bool {
+    let s = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let digits = |s: &str| s.bytes().take_while(u8::is_ascii_digit).count();
+    let (mantissa, exp) = match s.find(['e', 'E']) {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    };
+    let mantissa_ok = if let Some(frac) = mantissa.strip_prefix('.') {
+        !frac.is_empty() && digits(frac) == frac.len()
+    } else {
+        let int = digits(mantissa);
+        int > 0
+            && (int == mantissa.len() || {
+                let frac = &mantissa[int..];
+                frac.starts_with('.') && digits(&frac[1..]) == frac.len() - 1
+            })
+    };
+    let exp_ok = exp.is_none_or(|e| {
+        let e = e.strip_prefix(['+', '-']).unwrap_or(e);
+        !e.is_empty() && digits(e) == e.len()
+    });
+    mantissa_ok && exp_ok
+}
+
+/// The Flux setter named by a comment's text, as kyaml's `FieldMeta.Read` decides it:
+/// the comment without its leading `#`s must be a JSON object of strings with a
+/// non-empty `$imagepolicy` (`processShortHand` in kustomize `kyaml/fieldmeta`).
+/// Returns the policy reference (`ns:name` or `ns:name:field`).
+pub fn setter_of_comment(comment: &str) -> Option<String> {
+    let json = comment.trim_start_matches('#');
+    let map: std::collections::HashMap<String, String> = serde_json::from_str(json).ok()?;
+    map.get("$imagepolicy").filter(|v| !v.is_empty()).cloned()
+}
+
+/// Which field of `policy` a setter reference names: `Some(None)` for the whole image,
+/// `Some(Some("tag"))` for `ns:name:tag`; `None` when it is another policy.
+pub fn policy_field(reference: &str, policy: &str) -> Option<Option<String>> {
+    if reference == policy {
+        Some(None)
+    } else {
+        reference
+            .strip_prefix(policy)
+            .and_then(|r| r.strip_prefix(':'))
+            .map(|f| Some(f.to_string()))
+    }
 }
 
 #[cfg(test)]
@@ -124,17 +190,69 @@ mod tests {
 
     #[test]
     fn quoting() {
-        for q in ["1.10", "1", "on", "No", "1e3", "0x1F", ".5", "null", "true"] {
+        for q in [
+            "1.10",
+            "1",
+            "on",
+            "No",
+            "1e3",
+            "0x1F",
+            ".5",
+            "null",
+            "true",
+            "0b101",
+            "1_000",
+            "2024_01_15",
+            "0x_1",
+            "0o17",
+            "y",
+            "n",
+            "Y",
+            "N",
+            "2024-01-15",
+            "+1",
+            "-1.5",
+            "017",
+            "08",
+            "1.",
+            ".inf",
+            "<<",
+            "-",
+            "~",
+        ] {
             assert!(needs_quotes(q), "{q}");
         }
-        for p in ["1.2.3", "v1.10", "1.0.0-rc.1", "latest", "sha-abc123"] {
+        for p in [
+            "1.2.3",
+            "v1.10",
+            "1.0.0-rc.1",
+            "latest",
+            "sha-abc123",
+            "2024.01.15",
+            "1e",
+            "0x",
+            "0b2",
+            "1_a",
+        ] {
             assert!(!needs_quotes(p), "{p}");
         }
     }
 
     #[test]
-    fn markers() {
-        let t = "a: x # {\"$imagepolicy\": \"flux:app\"}\nb: y # {\"$imagepolicy\": \"flux:app:tag\"}\nc: z # {\"$imagepolicy\": \"flux:other\"}\n";
-        assert_eq!(policy_markers(t, "flux:app"), vec![(1, None), (2, Some("tag".into()))]);
+    fn setter_comments_are_exactly_the_setter_object() {
+        assert_eq!(
+            setter_of_comment(" {\"$imagepolicy\": \"ns:app\"}").as_deref(),
+            Some("ns:app")
+        );
+        assert_eq!(
+            setter_of_comment("{\"$imagepolicy\":\"ns:app:tag\"} ").as_deref(),
+            Some("ns:app:tag")
+        );
+        assert_eq!(setter_of_comment(" pinned, was {\"$imagepolicy\": \"ns:app\"}"), None);
+        assert_eq!(setter_of_comment(" image: x # {\"$imagepolicy\": \"ns:app\"}"), None);
+        assert_eq!(setter_of_comment(" {\"$imagepolicy\": 1}"), None);
+        assert_eq!(policy_field("ns:app:tag", "ns:app"), Some(Some("tag".into())));
+        assert_eq!(policy_field("ns:app", "ns:app"), Some(None));
+        assert_eq!(policy_field("ns:apple", "ns:app"), None);
     }
 }

@@ -1,55 +1,89 @@
 //! Exact, format-preserving edits of version fields in YAML files.
 //!
-//! The file is parsed once into a light node tree that remembers where every
-//! scalar starts (from yaml-rust2's event markers, converted to byte offsets);
-//! an edit replaces the bytes of one scalar and nothing else. The result is
-//! parsed again and compared with the original tree, so an edit that would
-//! change anything but the intended values is refused instead of written.
+//! An edit is data: [`plan`] resolves a [`Location`] to a list of [`Edit`]s — a route
+//! to one node of one document plus an operation (replace the value, its tag part,
+//! its digest part, or insert keys) — and refuses whatever is ambiguous (several
+//! documents, duplicate keys, anchored nodes that aliases reuse, paths through
+//! aliases). [`set`] then splices the bytes of those values and nothing else, and
+//! verifies the result with two independent parsers (yaml-rust2 and serde-saphyr):
+//! the new file must load to the old data with exactly the planned values changed.
+//!
+//! This module depends on nothing else in the crate but the error type and the
+//! version grammar, so it can be lifted out and fuzzed alone.
 
 mod image;
+mod location;
+mod second;
 mod tree;
 
-pub use image::{ImageRef, needs_quotes, policy_markers};
-pub use tree::{Doc, KeyPath, Node, Scalar, Seg, Style};
+pub use image::{ImageRef, needs_quotes, policy_field, setter_of_comment};
+pub use location::{DocSelector, Location, LocationKind, ValueForm};
+pub use tree::{AliasUse, Doc, KeyPath, Node, Parsed, Scalar, Seg, Style};
 
-use crate::config::LocationKind;
 use crate::error::{Error, Place, Result};
-
-/// One concrete place that holds a service's version in one environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Location {
-    pub file: String,
-    pub kind: LocationKind,
-}
-
-impl std::fmt::Display for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.kind {
-            LocationKind::Key(k) => write!(f, "{} `{k}`", self.file),
-            LocationKind::ImagePolicy(p) => write!(f, "{} $imagepolicy `{p}`", self.file),
-            LocationKind::KustomizeImage(i) => write!(f, "{} images[name={i}].newTag", self.file),
-            LocationKind::ChartAppVersion => write!(f, "{} `appVersion`", self.file),
-        }
-    }
-}
+use tree::{end_of_line, line_ending};
 
 /// The outcome of setting a version in a file's text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Edited {
     pub text: String,
-    /// The version found before the edit (of the first place edited).
+    /// The version found before the edit.
     pub old_version: String,
     pub changed: bool,
 }
 
-/// A planned replacement of bytes `start..end` with `with`.
+/// One planned change: where (document, route from its root) and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edit {
+    /// Index of the document in the file.
+    pub doc: usize,
+    /// Keys and indexes from the document root to the value (for [`Op::Insert`]: to the
+    /// mapping that gets the keys).
+    pub route: Vec<Seg>,
+    /// 1-based line of the value (or of the line the keys are inserted after).
+    pub line: usize,
+    pub op: Op,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// The whole value becomes the version.
+    Version,
+    /// The value is an image reference: its tag (and digest) become the version's.
+    Image,
+    /// The value becomes the version's tag part (Flux `:tag`, kustomize `newTag`).
+    Tag,
+    /// The value becomes the version's digest (Flux `:digest`, kustomize `digest`).
+    Digest,
+    /// New keys of a block mapping, written on lines after byte `after` in the
+    /// mapping's indentation: `newTag` (the tag part) and/or `digest`.
+    Insert {
+        keys: Vec<NewKey>,
+        after: usize,
+        indent: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewKey {
+    NewTag,
+    Digest,
+}
+
+impl NewKey {
+    fn name(self) -> &'static str {
+        match self {
+            NewKey::NewTag => "newTag",
+            NewKey::Digest => "digest",
+        }
+    }
+}
+
+/// A planned edit with the scalar it replaces (None for insertions).
 #[derive(Debug, Clone)]
-struct Splice {
-    start: usize,
-    end: usize,
-    with: String,
-    /// The value the scalar at this place must have after the edit (None: an insertion).
-    line: usize,
+struct Hit {
+    edit: Edit,
+    scalar: Option<Scalar>,
 }
 
 pub(crate) fn err_at(file: &str, line: Option<usize>, msg: impl Into<String>) -> Error {
@@ -63,51 +97,33 @@ pub(crate) fn err_at(file: &str, line: Option<usize>, msg: impl Into<String>) ->
     )
 }
 
-/// Reads the version a location holds.
-pub fn read(text: &str, file: &str, kind: &LocationKind) -> Result<String> {
-    let docs = Doc::parse_all(text, file)?;
-    let targets = find_targets(&docs, text, file, kind)?;
-    let t = targets.first().ok_or_else(|| not_found(file, kind))?;
-    if let LocationKind::ImagePolicy(_) | LocationKind::KustomizeImage(_) = kind {
-        // Whole image reference first; else the tag, with the digest when one is pinned.
-        if let Some(img) = targets.iter().find(|t| matches!(t.mode, Mode::Image)) {
-            return Ok(img.current_version());
-        }
-        let tag = targets
-            .iter()
-            .find(|t| matches!(t.mode, Mode::TagOnly | Mode::Value))
-            .map(Target::current_version);
-        let digest = targets
-            .iter()
-            .find(|t| matches!(t.mode, Mode::Digest))
-            .map(Target::current_version);
-        return Ok(match (tag, digest) {
-            (Some(t), Some(d)) if !t.contains('@') => format!("{t}@{d}"),
-            (Some(t), _) => t,
-            (None, Some(d)) => d,
-            (None, None) => t.current_version(),
-        });
-    }
-    Ok(t.current_version())
+/// Where the version of `loc` lives in `text`, as a list of edits (before any version
+/// is known: the operations say which part of the version each place takes).
+pub fn plan(text: &str, loc: &Location) -> Result<Vec<Edit>> {
+    let parsed = Parsed::parse(text, &loc.file)?;
+    Ok(locate(&parsed, text, loc)?.into_iter().map(|h| h.edit).collect())
 }
 
-/// Sets `version` at a location. Every copy of the location in the file is set.
-pub fn set(text: &str, file: &str, kind: &LocationKind, version: &str) -> Result<Edited> {
+/// Reads the version a location holds.
+pub fn read(text: &str, loc: &Location) -> Result<String> {
+    let parsed = Parsed::parse(text, &loc.file)?;
+    Ok(read_hits(&locate(&parsed, text, loc)?))
+}
+
+/// Sets `version` at a location: every planned edit, verified by both parsers.
+pub fn set(text: &str, loc: &Location, version: &str) -> Result<Edited> {
     crate::names::check_version(version)?;
-    let docs = Doc::parse_all(text, file)?;
-    let targets = find_targets(&docs, text, file, kind)?;
-    if targets.is_empty() {
-        return Err(not_found(file, kind));
-    }
-    let old_version = targets[0].current_version();
+    let file = loc.file.as_str();
+    let parsed = Parsed::parse(text, file)?;
+    let hits = locate(&parsed, text, loc)?;
+    let old_version = read_hits(&hits);
+    let eol = line_ending(text);
     let mut splices = Vec::new();
-    let mut expected: Vec<(usize, String)> = Vec::new();
-    for t in &targets {
-        if let Some((s, value)) = t.splice(text, file, version)? {
-            if let Some(sc) = &t.scalar {
-                expected.push((sc.start, value));
-            }
-            splices.push(s);
+    let mut expected: Vec<(Edit, String)> = Vec::new();
+    for h in &hits {
+        if let Some((splice, value)) = splice(h, text, file, version, eol)? {
+            splices.push(splice);
+            expected.push((h.edit.clone(), value));
         }
     }
     if splices.is_empty() {
@@ -118,16 +134,14 @@ pub fn set(text: &str, file: &str, kind: &LocationKind, version: &str) -> Result
         });
     }
     splices.sort_by_key(|s| s.start);
-    for w in splices.windows(2) {
-        if w[0].end > w[1].start {
-            return Err(err_at(
-                file,
-                Some(w[1].line),
-                format!("{file}: two version places overlap at line {}", w[1].line),
-            ));
-        }
+    if let Some(w) = splices.windows(2).find(|w| w[0].end > w[1].start) {
+        return Err(err_at(
+            file,
+            Some(w[1].line),
+            format!("{file}: two version places overlap at line {}", w[1].line),
+        ));
     }
-    let mut out = String::with_capacity(text.len() + 32);
+    let mut out = String::with_capacity(text.len() + 64);
     let mut pos = 0;
     for s in &splices {
         out.push_str(&text[pos..s.start]);
@@ -135,7 +149,7 @@ pub fn set(text: &str, file: &str, kind: &LocationKind, version: &str) -> Result
         pos = s.end;
     }
     out.push_str(&text[pos..]);
-    verify(&docs, &out, file, &splices, &expected)?;
+    verify(&parsed, text, &out, file, &expected, splices[0].line)?;
     Ok(Edited {
         changed: out != text,
         text: out,
@@ -143,14 +157,264 @@ pub fn set(text: &str, file: &str, kind: &LocationKind, version: &str) -> Result
     })
 }
 
-fn not_found(file: &str, kind: &LocationKind) -> Error {
-    let what = match kind {
-        LocationKind::Key(k) => {
-            format!("key `{k}` not found in {file}; check the `key:` path in gitops-flow.yaml")
+fn read_hits(hits: &[Hit]) -> String {
+    let first = |f: fn(&Op) -> bool| {
+        hits.iter()
+            .filter(|h| f(&h.edit.op))
+            .find_map(|h| h.scalar.as_ref().map(|s| s.value.clone()))
+    };
+    if let Some(v) = first(|o| matches!(o, Op::Image)) {
+        return ImageRef::parse(&v).version();
+    }
+    match (
+        first(|o| matches!(o, Op::Version | Op::Tag)),
+        first(|o| matches!(o, Op::Digest)),
+    ) {
+        (Some(t), Some(d)) if !t.contains('@') => format!("{t}@{d}"),
+        (Some(t), _) => t,
+        (None, Some(d)) => format!("@{d}"),
+        (None, None) => String::new(),
+    }
+}
+
+/// A replacement of bytes `start..end` with `with`.
+#[derive(Debug, Clone)]
+struct Splice {
+    start: usize,
+    end: usize,
+    with: String,
+    line: usize,
+}
+
+fn quote_if_needed(value: &str) -> String {
+    if needs_quotes(value) {
+        format!("\"{value}\"")
+    } else {
+        value.to_string()
+    }
+}
+
+/// The splice that puts `version` in place for one edit, and the value the node must
+/// hold afterwards; None when it already holds it.
+fn splice(h: &Hit, text: &str, file: &str, version: &str, eol: &str) -> Result<Option<(Splice, String)>> {
+    let (tag, digest) = match version.split_once('@') {
+        Some((t, d)) => (t, Some(d)),
+        None => (version, None),
+    };
+    if let Op::Insert { keys, after, indent } = &h.edit.op {
+        let mut lines = Vec::new();
+        let mut values = Vec::new();
+        // A `digest:` is added only for a version that carries one.
+        let keys: Vec<NewKey> = keys
+            .iter()
+            .copied()
+            .filter(|k| *k != NewKey::Digest || digest.is_some())
+            .collect();
+        if keys.is_empty() {
+            return Ok(None);
         }
-        LocationKind::ImagePolicy(p) => {
-            format!("no `{{\"$imagepolicy\": \"{p}\"}}` marker in {file}; add the marker comment or fix `imagepolicy:`")
+        for k in &keys {
+            let v = match k {
+                NewKey::NewTag => tag,
+                NewKey::Digest => digest.unwrap_or_default(),
+            };
+            lines.push(format!("{indent}{}: {}", k.name(), quote_if_needed(v)));
+            values.push(v.to_string());
         }
+        // After the last line of a file without a final newline: start a new line first.
+        let with = if *after == text.len() && !text.ends_with('\n') {
+            lines.iter().map(|l| format!("{eol}{l}")).collect::<String>()
+        } else {
+            lines.iter().map(|l| format!("{l}{eol}")).collect::<String>()
+        };
+        return Ok(Some((
+            Splice {
+                start: *after,
+                end: *after,
+                with,
+                line: h.edit.line,
+            },
+            values.join("\n"),
+        )));
+    }
+    let sc = h.scalar.as_ref().expect("only insertions have no scalar");
+    let new_value = match &h.edit.op {
+        Op::Version => version.to_string(),
+        Op::Image => ImageRef::parse(&sc.value).with_version(version),
+        Op::Tag => tag.to_string(),
+        Op::Digest => match digest {
+            Some(d) => d.to_string(),
+            None => {
+                return Err(err_at(
+                    file,
+                    Some(sc.line),
+                    format!(
+                        "{file}:{}: this file pins a digest (`{}`); give the version with its digest (`{version}@sha256:<64 hex digits>`) so the old digest does not stay deployed",
+                        sc.line, sc.value
+                    ),
+                ));
+            }
+        },
+        Op::Insert { .. } => unreachable!("handled above"),
+    };
+    if new_value == sc.value {
+        return Ok(None);
+    }
+    let (start, end) = sc.span(text, file)?;
+    let with = match sc.style {
+        Style::SingleQuoted => format!("'{new_value}'"),
+        Style::DoubleQuoted => format!("\"{new_value}\""),
+        Style::Plain => quote_if_needed(&new_value),
+        Style::Block => unreachable!("block scalars are refused when located"),
+    };
+    Ok(Some((
+        Splice {
+            start,
+            end,
+            with,
+            line: sc.line,
+        },
+        new_value,
+    )))
+}
+
+/// After the splice: the new text must load, in yaml-rust2 and in serde-saphyr, to the
+/// old data with exactly the planned values changed (and the planned keys added).
+fn verify(
+    old: &Parsed,
+    old_text: &str,
+    new_text: &str,
+    file: &str,
+    expected: &[(Edit, String)],
+    line: usize,
+) -> Result<()> {
+    let refuse = |why: String| {
+        Err(err_at(
+            file,
+            Some(line),
+            format!(
+                "{file}: the value at line {line} cannot be edited safely: {why}; nothing was written — edit it by hand"
+            ),
+        ))
+    };
+    // 1. yaml-rust2: the old tree with the planned changes equals the new tree.
+    let new = match Parsed::parse(new_text, file) {
+        Ok(p) => p,
+        Err(e) => return refuse(format!("the edited file would not parse ({e})")),
+    };
+    let mut want: Vec<Node> = old.docs.iter().map(|d| d.root.clone()).collect();
+    for (edit, value) in expected {
+        let Some(node) = want.get_mut(edit.doc).and_then(|d| d.at_mut(&edit.route)) else {
+            return refuse("internal: the planned place is missing".into());
+        };
+        match (&edit.op, node) {
+            (Op::Insert { keys, .. }, Node::Map { entries, .. }) => {
+                let after = entries
+                    .iter()
+                    .rposition(|(k, v)| k.line <= edit.line && v.line() <= edit.line)
+                    .map_or(0, |i| i + 1);
+                for (i, (k, v)) in keys.iter().zip(value.split('\n')).enumerate() {
+                    let s = |value: &str| Scalar {
+                        value: value.to_string(),
+                        style: Style::Plain,
+                        anchor: 0,
+                        tag: None,
+                        start: 0,
+                        line: 0,
+                        col: 0,
+                        in_flow: false,
+                    };
+                    entries.insert(after + i, (s(k.name()), Node::Scalar(s(v))));
+                }
+            }
+            (_, Node::Scalar(s)) => s.value = value.clone(),
+            _ => return refuse("internal: the planned place is not a value".into()),
+        }
+    }
+    let same = want.len() == new.docs.len() && want.iter().zip(&new.docs).all(|(a, b)| tree::same_shape(a, &b.root));
+    if !same {
+        return refuse("the edit would change more than that value (yaml-rust2)".into());
+    }
+    // 2. serde-saphyr, an independent parser (aliases and merge keys resolved).
+    let Ok(mut want) = second::load(old_text) else {
+        // The original itself does not load in the second parser: nothing to compare.
+        return match second::load(new_text) {
+            Err(_) => Ok(()),
+            Ok(_) => refuse("the second YAML parser reads the edited file but not the original".into()),
+        };
+    };
+    let new = match second::load(new_text) {
+        Ok(d) => d,
+        Err(e) => return refuse(format!("the edited file would not load in serde-saphyr ({e})")),
+    };
+    // serde-saphyr skips empty documents: map yaml-rust2 document indexes onto its own.
+    let index: Vec<Option<usize>> = {
+        let mut n = 0;
+        old.docs
+            .iter()
+            .map(|d| {
+                let empty = match &d.root {
+                    Node::Scalar(s) => {
+                        s.style == Style::Plain && matches!(s.value.as_str(), "~" | "null" | "" | "Null" | "NULL")
+                    }
+                    Node::Map { entries, .. } => entries.is_empty() && d.root.line() == 0,
+                    _ => false,
+                };
+                if empty {
+                    None
+                } else {
+                    n += 1;
+                    Some(n - 1)
+                }
+            })
+            .collect()
+    };
+    for (edit, value) in expected {
+        let Some(doc) = index.get(edit.doc).copied().flatten().and_then(|i| want.get_mut(i)) else {
+            return refuse("internal: the second parser has no such document".into());
+        };
+        let Some(node) = doc.at_mut(&edit.route) else {
+            return refuse("the second YAML parser does not find the value at the same place".into());
+        };
+        match (&edit.op, node) {
+            (Op::Insert { keys, .. }, second::Data::Map(entries)) => {
+                for (k, v) in keys.iter().zip(value.split('\n')) {
+                    entries.push((second::Data::Str(k.name().into()), second::Data::Str(v.into())));
+                }
+            }
+            (_, node) => *node = second::Data::Str(value.clone()),
+        }
+    }
+    // Inserted keys land in file order, not at the end: compare maps as sets of entries.
+    if !same_data(&want, &new) {
+        return refuse("the edit would change more than that value (serde-saphyr)".into());
+    }
+    Ok(())
+}
+
+fn same_data(a: &[second::Data], b: &[second::Data]) -> bool {
+    fn eq(a: &second::Data, b: &second::Data) -> bool {
+        use second::Data;
+        match (a, b) {
+            (Data::Map(x), Data::Map(y)) => {
+                x.len() == y.len() && x.iter().all(|(k, v)| y.iter().any(|(k2, v2)| k == k2 && eq(v, v2)))
+            }
+            (Data::Seq(x), Data::Seq(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| eq(p, q)),
+            _ => a == b,
+        }
+    }
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| eq(x, y))
+}
+
+fn not_found(loc: &Location) -> Error {
+    let file = &loc.file;
+    let what = match &loc.kind {
+        LocationKind::Key { path, .. } => {
+            format!("key `{path}` not found in {file}; check the `key:` path in gitops-flow.yaml")
+        }
+        LocationKind::ImagePolicy(p) => format!(
+            "no `# {{\"$imagepolicy\": \"{p}\"}}` setter comment in {file}; add the comment after the value it sets, on the same line, or fix `imagepolicy:`"
+        ),
         LocationKind::KustomizeImage(i) => {
             format!("no `images:` entry with `name: {i}` in {file}; add it or fix `kustomize-image:`")
         }
@@ -161,303 +425,387 @@ fn not_found(file: &str, kind: &LocationKind) -> Error {
     err_at(file, None, what)
 }
 
-/// After the splice: the new text must parse to the same documents, except that
-/// each edited scalar now holds its new value (insertions add one key).
-fn verify(old: &[Doc], new_text: &str, file: &str, splices: &[Splice], expected: &[(usize, String)]) -> Result<()> {
-    let new = Doc::parse_all(new_text, file).map_err(|e| {
-        Error::failed(format!(
-            "internal: the edit of {file} would not parse back ({e}); nothing was written"
-        ))
-    })?;
-    let insertions: Vec<&Splice> = splices.iter().filter(|s| s.start == s.end).collect();
-    // Map old scalar starts to their shifted positions in the new text.
-    let shift = |pos: usize| -> usize {
-        let mut p = pos as isize;
-        for s in splices {
-            if s.end <= pos && !(s.start == s.end && s.start == pos) {
-                p += s.with.len() as isize - (s.end - s.start) as isize;
-            }
-        }
-        p as usize
+/// `Kind/name (line N)` of a document, for messages.
+fn describe_doc(d: &Doc) -> String {
+    let s = |path: &str| match d.root.get_path(&KeyPath::parse(path).expect("a valid path")) {
+        Some(Node::Scalar(s)) => Some(s.value.clone()),
+        _ => None,
     };
-    let exp: std::collections::HashMap<usize, &str> = expected.iter().map(|(p, v)| (shift(*p), v.as_str())).collect();
-    let ok = old.len() == new.len()
-        && old
-            .iter()
-            .zip(&new)
-            .all(|(a, b)| tree::same_except(&a.root, &b.root, &exp, !insertions.is_empty()));
-    if ok {
-        Ok(())
-    } else {
-        Err(err_at(
-            file,
-            splices.first().map(|s| s.line),
+    match (s("kind"), s("metadata.name")) {
+        (Some(k), Some(n)) => format!("{k}/{n} (line {})", d.line),
+        (Some(k), None) => format!("{k} (line {})", d.line),
+        _ => format!("the document at line {}", d.line),
+    }
+}
+
+fn selects(sel: &DocSelector, d: &Doc) -> bool {
+    let s = |path: &str| match d.root.get_path(&KeyPath::parse(path).expect("a valid path")) {
+        Some(Node::Scalar(s)) => Some(s.value.as_str()),
+        _ => None,
+    };
+    sel.kind.as_deref().is_none_or(|k| s("kind") == Some(k))
+        && sel.name.as_deref().is_none_or(|n| s("metadata.name") == Some(n))
+}
+
+/// The documents a location may look in: all, or those its `document:` selects.
+fn candidate_docs<'p>(parsed: &'p Parsed, loc: &Location) -> Result<Vec<(usize, &'p Doc)>> {
+    let docs: Vec<(usize, &Doc)> = parsed
+        .docs
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| loc.document.as_ref().is_none_or(|s| selects(s, d)))
+        .collect();
+    if let Some(sel) = &loc.document
+        && docs.is_empty()
+    {
+        return Err(err_at(
+            &loc.file,
+            None,
             format!(
-                "{file}: the value at line {} cannot be edited safely (the edit would change more than that value); edit it by hand",
-                splices.first().map_or(0, |s| s.line)
+                "{}: no document is {sel}; the documents are {}; fix `document:` in gitops-flow.yaml",
+                loc.file,
+                parsed.docs.iter().map(describe_doc).collect::<Vec<_>>().join(", ")
             ),
-        ))
+        ));
     }
+    Ok(docs)
 }
 
-/// A place in a parsed file that holds (part of) the version.
-#[derive(Debug, Clone)]
-struct Target {
-    scalar: Option<Scalar>,
-    mode: Mode,
+/// Refuses a location found in several documents.
+fn one_document(parsed: &Parsed, loc: &Location, docs: &[usize], what: &str) -> Result<()> {
+    let mut docs = docs.to_vec();
+    docs.dedup();
+    if docs.len() > 1 {
+        let names: Vec<String> = docs.iter().map(|i| describe_doc(&parsed.docs[*i])).collect();
+        return Err(err_at(
+            &loc.file,
+            Some(parsed.docs[docs[1]].line),
+            format!(
+                "{}: {what} is in {} documents: {}; an edit changes exactly one place, so say which with `document: {{kind: ..., name: ...}}` on this location in gitops-flow.yaml",
+                loc.file,
+                docs.len(),
+                names.join(", ")
+            ),
+        ));
+    }
+    Ok(())
 }
 
-#[derive(Debug, Clone)]
-enum Mode {
-    /// The whole value is the version (or an image reference whose tag is replaced).
-    Value,
-    /// The value is a whole image reference: replace tag and digest.
-    Image,
-    /// Flux `:tag` — the tag without digest.
-    TagOnly,
-    /// Flux `:digest` — only `sha256:...`.
-    Digest,
-    /// Kustomize entry without `newTag`: insert a line after `name:`.
-    InsertNewTag {
-        after: usize,
-        indent: String,
-        eol: String,
-        line: usize,
-    },
-}
-
-impl Target {
-    fn current_version(&self) -> String {
-        match (&self.scalar, &self.mode) {
-            (Some(s), Mode::Image) => ImageRef::parse(&s.value).version(),
-            (Some(s), Mode::Value) if ImageRef::looks_like_image(&s.value) => ImageRef::parse(&s.value).version(),
-            (Some(s), _) => s.value.clone(),
-            (None, _) => String::new(),
+/// Refuses an edit inside an anchored node that an alias or merge key reuses.
+fn not_reused(parsed: &Parsed, file: &str, anchors: &[usize], line: usize) -> Result<()> {
+    for id in anchors {
+        let uses: Vec<&AliasUse> = parsed.aliases.iter().filter(|a| a.id == *id).collect();
+        if let Some(first) = uses.first() {
+            let lines: Vec<String> = uses
+                .iter()
+                .map(|a| {
+                    if a.merge {
+                        format!("line {} (`<<: *{}`)", a.line, a.name)
+                    } else {
+                        format!("line {} (`*{}`)", a.line, a.name)
+                    }
+                })
+                .collect();
+            return Err(err_at(
+                file,
+                Some(line),
+                format!(
+                    "{file}:{line}: the value is inside the anchored node `&{}` that is reused at {}; editing it would change those places too — give each its own value (replace the alias with a copy) or edit by hand",
+                    first.name,
+                    lines.join(", ")
+                ),
+            ));
         }
     }
+    Ok(())
+}
 
-    /// The splice that sets `version`, or None when nothing changes.
-    fn splice(&self, text: &str, file: &str, version: &str) -> Result<Option<(Splice, String)>> {
-        let (main, digest) = match version.split_once('@') {
-            Some((m, d)) => (m, Some(d)),
-            None => (version, None),
-        };
-        if let Mode::InsertNewTag {
-            after,
-            indent,
-            eol,
-            line,
-        } = &self.mode
-        {
-            let value = if needs_quotes(version) {
-                format!("\"{version}\"")
-            } else {
-                version.to_string()
-            };
-            let with = if *after == text.len() && !text.ends_with('\n') {
-                format!("{eol}{indent}newTag: {value}")
-            } else {
-                format!("{indent}newTag: {value}{eol}")
-            };
-            return Ok(Some((
-                Splice {
-                    start: *after,
-                    end: *after,
-                    with,
-                    line: *line,
-                },
-                String::new(),
-            )));
+/// A node found by a key path: the node, its route and the anchors on the way to it.
+type Found<'n> = (&'n Node, Vec<Seg>, Vec<usize>);
+
+/// Follows a key path, refusing duplicate keys on it and paths that pass through an
+/// alias or a merge key. Returns the node, the route and the anchors on the way.
+fn resolve<'n>(parsed: &'n Parsed, root: &'n Node, path: &KeyPath, file: &str) -> Result<Option<Found<'n>>> {
+    let mut node = root;
+    let mut anchors = Vec::new();
+    for (i, seg) in path.0.iter().enumerate() {
+        if node.anchor() != 0 {
+            anchors.push(node.anchor());
         }
-        let sc = self.scalar.as_ref().expect("non-insert targets have a scalar");
-        let new_value = match self.mode {
-            Mode::Image => ImageRef::parse(&sc.value).with_version(version),
-            Mode::Value if ImageRef::looks_like_image(&sc.value) => ImageRef::parse(&sc.value).with_version(version),
-            Mode::Value => version.to_string(),
-            Mode::TagOnly => main.to_string(),
-            Mode::Digest => match digest {
-                Some(d) => d.to_string(),
-                None => {
-                    return Err(err_at(
-                        file,
-                        Some(sc.line),
-                        format!(
-                            "{file}:{}: this file pins a digest (`{}`); give the version with its digest (`{version}@sha256:<64 hex digits>`) so the old digest does not stay deployed",
-                            sc.line, sc.value
-                        ),
-                    ));
-                }
-            },
-            Mode::InsertNewTag { .. } => unreachable!("handled above"),
-        };
-        if new_value == sc.value {
-            return Ok(None);
-        }
-        let (start, end) = sc.span(text, file)?;
-        let with = match sc.style {
-            Style::SingleQuoted => format!("'{new_value}'"),
-            Style::DoubleQuoted => format!("\"{new_value}\""),
-            Style::Plain if needs_quotes(&new_value) => format!("\"{new_value}\""),
-            Style::Plain => new_value.clone(),
-            Style::Block => {
-                return Err(err_at(
+        let so_far = KeyPath(path.0[..i].to_vec());
+        let next = match (node, seg) {
+            (Node::Alias { id, line }, _) => {
+                return Err(through_alias(
+                    parsed,
                     file,
-                    Some(sc.line),
-                    format!(
-                        "{file}:{}: the version is a block scalar (`|` or `>`); write it as a plain value to let gitops-flow edit it",
-                        sc.line
-                    ),
+                    *id,
+                    *line,
+                    &so_far,
+                    &KeyPath(path.0[i..].to_vec()),
                 ));
             }
-        };
-        Ok(Some((
-            Splice {
-                start,
-                end,
-                with,
-                line: sc.line,
+            (Node::Map { entries, .. }, Seg::Key(k)) => {
+                let found: Vec<&(Scalar, Node)> = entries.iter().filter(|(key, _)| key.value == *k).collect();
+                match found.as_slice() {
+                    [] => {
+                        // Not here: does a merge key bring it in?
+                        for (key, v) in entries
+                            .iter()
+                            .filter(|(key, _)| key.value == "<<" && key.style == Style::Plain)
+                        {
+                            let sources: Vec<&Node> = match v {
+                                Node::Seq { items, .. } => items.iter().collect(),
+                                other => vec![other],
+                            };
+                            for src in sources {
+                                if let Node::Alias { id, .. } = src
+                                    && let Some(target) = parsed.docs.iter().find_map(|d| d.root.anchored(*id))
+                                    && target.get(seg).is_some()
+                                {
+                                    return Err(through_alias(
+                                        parsed,
+                                        file,
+                                        *id,
+                                        key.line,
+                                        &so_far,
+                                        &KeyPath(path.0[i..].to_vec()),
+                                    ));
+                                }
+                            }
+                        }
+                        return Ok(None);
+                    }
+                    [(_, v)] => v,
+                    [(a, _), (b, _), ..] => {
+                        let at = KeyPath(path.0[..=i].to_vec());
+                        return Err(err_at(
+                            file,
+                            Some(b.line),
+                            format!(
+                                "{file}:{}: the key `{at}` is written twice (lines {} and {}); Helm reads the last one and other tools the first — remove one",
+                                b.line, a.line, b.line
+                            ),
+                        ));
+                    }
+                }
+            }
+            (Node::Seq { items, .. }, Seg::Index(n)) => match items.get(*n) {
+                Some(v) => v,
+                None => return Ok(None),
             },
-            new_value,
-        )))
+            _ => return Ok(None),
+        };
+        node = next;
     }
+    if node.anchor() != 0 {
+        anchors.push(node.anchor());
+    }
+    Ok(Some((node, path.0.clone(), anchors)))
 }
 
-fn scalar_target(node: &Node, file: &str, mode: Mode, what: &str) -> Result<Target> {
-    match node {
-        Node::Scalar(s) if s.style == Style::Block => Err(err_at(
-            file,
-            Some(s.line),
+/// The error for a key path that passes through an alias (`*a`) or a merge key
+/// (`<<: *a`): names the anchor and the line where the value really is.
+fn through_alias(parsed: &Parsed, file: &str, id: usize, line: usize, before: &KeyPath, rest: &KeyPath) -> Error {
+    let name = parsed
+        .aliases
+        .iter()
+        .find(|a| a.id == id)
+        .map_or_else(|| "?".to_string(), |a| a.name.clone());
+    let target = parsed.docs.iter().find_map(|d| d.root.anchored(id));
+    let lives = target
+        .and_then(|t| t.get_path(rest))
+        .map(|n| {
             format!(
-                "{file}:{}: {what} is a block scalar (`|` or `>`); write it as a plain value to let gitops-flow edit it",
-                s.line
+                "; the value lives at line {} inside the anchor `&{name}` (line {})",
+                n.line(),
+                target.map_or(0, Node::line)
+            )
+        })
+        .unwrap_or_default();
+    let at = if before.0.is_empty() {
+        String::from("the document")
+    } else {
+        format!("`{before}`")
+    };
+    err_at(
+        file,
+        Some(line),
+        format!(
+            "{file}:{line}: {at} takes its value from the alias `*{name}` (line {line}){lives}; gitops-flow does not edit through aliases or merge keys — point `key:` at the anchored value (if nothing else reuses it) or replace the alias with a copy"
+        ),
+    )
+}
+
+/// A located scalar as an edit target, refusing what cannot be edited in place.
+fn scalar_hit(node: &Node, text: &str, file: &str, what: &str, doc: usize, route: Vec<Seg>, op: Op) -> Result<Hit> {
+    let s = match node {
+        Node::Scalar(s) => s,
+        Node::Alias { line, .. } => {
+            return Err(err_at(
+                file,
+                Some(*line),
+                format!(
+                    "{file}:{line}: {what} is an alias (`*name`); edit the anchored value instead, or replace the alias with a value"
+                ),
+            ));
+        }
+        other => {
+            return Err(err_at(
+                file,
+                Some(other.line()),
+                format!(
+                    "{file}:{}: {what} is a mapping or list, not a value; point the location at a single value",
+                    other.line()
+                ),
+            ));
+        }
+    };
+    let line = s.line;
+    if s.style == Style::Block {
+        return Err(err_at(
+            file,
+            Some(line),
+            format!(
+                "{file}:{line}: {what} is a block scalar (`|` or `>`); write it as a plain value to let gitops-flow edit it"
             ),
-        )),
-        Node::Scalar(s) if s.tag.as_deref().is_some_and(|t| !t.ends_with("str")) => Err(err_at(
+        ));
+    }
+    if s.tag.as_deref().is_some_and(|t| !t.ends_with("str")) {
+        return Err(err_at(
             file,
-            Some(s.line),
+            Some(line),
             format!(
-                "{file}:{}: {what} carries the YAML tag `!{}`; remove it to let gitops-flow edit the value",
-                s.line,
+                "{file}:{line}: {what} carries the YAML tag `!{}`; remove it to let gitops-flow edit the value",
                 s.tag.as_deref().unwrap_or_default()
             ),
-        )),
-        Node::Scalar(s) => Ok(Target {
-            scalar: Some(s.clone()),
-            mode,
-        }),
-        Node::Alias { line, .. } => Err(err_at(
-            file,
-            Some(*line),
-            format!(
-                "{file}:{line}: {what} is an alias (`*name`); edit the anchored value instead, or replace the alias with a value"
-            ),
-        )),
-        other => Err(err_at(
-            file,
-            Some(other.line()),
-            format!(
-                "{file}:{}: {what} is a mapping or list, not a value; point the location at a single value",
-                other.line()
-            ),
-        )),
+        ));
     }
+    if s.style == Style::Plain && (s.value.is_empty() || (s.value == "~" && !text[s.start..].starts_with('~'))) {
+        return Err(err_at(
+            file,
+            Some(line),
+            format!(
+                "{file}:{line}: {what} has no value (an empty `key:` is null); write a placeholder version such as `\"0.0.0\"` there first"
+            ),
+        ));
+    }
+    Ok(Hit {
+        edit: Edit { doc, route, line, op },
+        scalar: Some(s.clone()),
+    })
 }
 
-fn find_targets(docs: &[Doc], text: &str, file: &str, kind: &LocationKind) -> Result<Vec<Target>> {
-    let mut out = Vec::new();
-    match kind {
-        LocationKind::Key(k) => {
-            let path = KeyPath::parse(k)?;
-            for d in docs {
-                if let Some(n) = d.root.get_path(&path) {
-                    out.push(scalar_target(n, file, Mode::Value, &format!("`{k}`"))?);
+fn locate(parsed: &Parsed, text: &str, loc: &Location) -> Result<Vec<Hit>> {
+    let file = loc.file.as_str();
+    let docs = candidate_docs(parsed, loc)?;
+    let mut hits: Vec<Hit> = Vec::new();
+    match &loc.kind {
+        LocationKind::Key { path: p, form } => {
+            let path = KeyPath::parse(p)?;
+            let mut found = Vec::new();
+            for (i, d) in &docs {
+                if let Some(f) = resolve(parsed, &d.root, &path, file)? {
+                    found.push((*i, f));
                 }
+            }
+            one_document(
+                parsed,
+                loc,
+                &found.iter().map(|f| f.0).collect::<Vec<_>>(),
+                &format!("`{p}`"),
+            )?;
+            for (i, (node, route, anchors)) in found {
+                let op = match (form, node) {
+                    (ValueForm::Version, _) => Op::Version,
+                    (ValueForm::Image, _) => Op::Image,
+                    (ValueForm::Auto, Node::Scalar(s)) if ImageRef::looks_like_image(&s.value) => Op::Image,
+                    (ValueForm::Auto, Node::Scalar(s)) if matches!(path.0.last(), Some(Seg::Key(k)) if k.eq_ignore_ascii_case("image")) =>
+                    {
+                        return Err(err_at(
+                            file,
+                            Some(s.line),
+                            format!(
+                                "{file}:{}: `{p}` holds `{}`, which may be an image name or a version; say which with `value: image` (then `nginx` becomes `nginx:<version>`) or `value: version` on this location in gitops-flow.yaml",
+                                s.line, s.value
+                            ),
+                        ));
+                    }
+                    _ => Op::Version,
+                };
+                let hit = scalar_hit(node, text, file, &format!("`{p}`"), i, route, op)?;
+                not_reused(parsed, file, &anchors, hit.edit.line)?;
+                hits.push(hit);
             }
         }
         LocationKind::ChartAppVersion => {
             let path = KeyPath::parse("appVersion")?;
-            if let Some(n) = docs.first().and_then(|d| d.root.get_path(&path)) {
-                let mut t = scalar_target(n, file, Mode::Value, "`appVersion`")?;
+            if let Some((i, d)) = docs.first()
+                && let Some((node, route, anchors)) = resolve(parsed, &d.root, &path, file)?
+            {
                 // appVersion is a version, never an image reference.
-                if let Some(s) = &t.scalar
-                    && ImageRef::looks_like_image(&s.value)
-                {
-                    t.mode = Mode::TagOnly;
-                }
-                out.push(t);
+                let op = match node {
+                    Node::Scalar(s) if ImageRef::looks_like_image(&s.value) => Op::Tag,
+                    _ => Op::Version,
+                };
+                let hit = scalar_hit(node, text, file, "`appVersion`", *i, route, op)?;
+                not_reused(parsed, file, &anchors, hit.edit.line)?;
+                hits.push(hit);
             }
         }
         LocationKind::KustomizeImage(name) => {
-            for d in docs {
-                let Some(Node::Seq { items, .. }) = d.root.get_path(&KeyPath::parse("images")?) else {
+            let images = KeyPath::parse("images")?;
+            let mut entries_found = Vec::new();
+            for (i, d) in &docs {
+                let Some((Node::Seq { items, .. }, route, anchors)) = resolve(parsed, &d.root, &images, file)? else {
                     continue;
                 };
-                for item in items {
-                    let Node::Map { entries, flow, .. } = item else {
-                        continue;
-                    };
-                    let name_entry = entries.iter().find(|(k, _)| k.value == "name");
-                    let Some((name_key, Node::Scalar(n))) = name_entry else {
-                        continue;
-                    };
-                    if n.value != *name {
-                        continue;
-                    }
-                    match entries.iter().find(|(k, _)| k.value == "newTag") {
-                        Some((_, v)) => {
-                            let mut t = scalar_target(v, file, Mode::TagOnly, "`newTag`")?;
-                            // newTag holds the tag; a digest goes into newTag only when the entry has no `digest:`.
-                            if !entries.iter().any(|(k, _)| k.value == "digest") {
-                                t.mode = Mode::Value;
-                            }
-                            out.push(t);
+                for (n, item) in items.iter().enumerate() {
+                    if let Node::Map { entries, .. } = item
+                        && entries
+                            .iter()
+                            .any(|(k, v)| k.value == "name" && matches!(v, Node::Scalar(s) if s.value == *name))
+                    {
+                        let mut r = route.clone();
+                        r.push(Seg::Index(n));
+                        let mut a = anchors.clone();
+                        if item.anchor() != 0 {
+                            a.push(item.anchor());
                         }
-                        None if *flow => {
-                            return Err(err_at(
-                                file,
-                                Some(n.line),
-                                format!(
-                                    "{file}:{}: the images entry `{name}` is in flow style and has no `newTag`; add `newTag` to it",
-                                    n.line
-                                ),
-                            ));
-                        }
-                        None => {
-                            let (after, eol) = tree::end_of_line(text, n.start);
-                            let indent = " ".repeat(name_key.col);
-                            out.push(Target {
-                                scalar: None,
-                                mode: Mode::InsertNewTag {
-                                    after,
-                                    indent,
-                                    eol,
-                                    line: n.line,
-                                },
-                            });
-                        }
-                    }
-                    if let Some((_, v)) = entries.iter().find(|(k, _)| k.value == "digest") {
-                        out.push(scalar_target(v, file, Mode::Digest, "`digest`")?);
+                        entries_found.push((*i, item, r, a));
                     }
                 }
             }
+            if let [_, (_, second, ..), ..] = entries_found.as_slice() {
+                let lines: Vec<String> = entries_found.iter().map(|(_, it, ..)| it.line().to_string()).collect();
+                return Err(err_at(
+                    file,
+                    Some(second.line()),
+                    format!(
+                        "{file}:{}: `images:` lists `name: {name}` {} times (lines {}); kustomize applies only one — remove the others",
+                        second.line(),
+                        lines.len(),
+                        lines.join(", ")
+                    ),
+                ));
+            }
+            for (i, item, route, anchors) in entries_found {
+                hits.extend(kustomize_entry(text, file, name, i, item, route)?);
+                not_reused(parsed, file, &anchors, item.line())?;
+            }
         }
         LocationKind::ImagePolicy(policy) => {
-            for (line, field) in image::policy_markers(text, policy) {
-                let scalar = docs.iter().find_map(|d| d.root.last_scalar_on_line(line));
-                let Some(node) = scalar else {
-                    return Err(err_at(
-                        file,
-                        Some(line),
-                        format!(
-                            "{file}:{line}: the $imagepolicy marker is not on a line with a value; put it after the value it sets"
-                        ),
-                    ));
+            let allowed: Vec<usize> = docs.iter().map(|(i, _)| *i).collect();
+            for (line, pos, comment) in parsed.comments(text) {
+                let Some(reference) = setter_of_comment(comment) else {
+                    continue;
                 };
-                let mode = match field.as_deref() {
-                    None => Mode::Image,
-                    Some("tag") => Mode::TagOnly,
-                    Some("digest") => Mode::Digest,
+                let Some(field) = policy_field(&reference, policy) else {
+                    continue;
+                };
+                let op = match field.as_deref() {
+                    None => Op::Image,
+                    Some("tag") => Op::Tag,
+                    Some("digest") => Op::Digest,
                     Some("name") => continue,
                     Some(other) => {
                         return Err(err_at(
@@ -469,11 +817,112 @@ fn find_targets(docs: &[Doc], text: &str, file: &str, kind: &LocationKind) -> Re
                         ));
                     }
                 };
-                out.push(scalar_target(node, file, mode, "the $imagepolicy value")?);
+                // The setter is the line comment of the value before it (kyaml's LineComment).
+                let Some((i, (scalar, route, anchors))) = parsed
+                    .docs
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| allowed.contains(i))
+                    .find_map(|(i, d)| d.root.value_on_line(line, pos).map(|f| (i, f)))
+                else {
+                    continue;
+                };
+                let hit = scalar_hit(
+                    &Node::Scalar(scalar.clone()),
+                    text,
+                    file,
+                    "the $imagepolicy value",
+                    i,
+                    route,
+                    op,
+                )?;
+                not_reused(parsed, file, &anchors, line)?;
+                hits.push(hit);
             }
         }
     }
-    Ok(out)
+    if hits.is_empty() {
+        return Err(not_found(loc));
+    }
+    Ok(hits)
+}
+
+/// The edits of one kustomize `images:` entry, in kustomize's own form (what
+/// `kustomize edit set image name:tag@digest` writes): the tag in `newTag`, the digest
+/// in `digest`; missing keys are inserted after `name:` (or after `newTag:`).
+fn kustomize_entry(text: &str, file: &str, name: &str, doc: usize, item: &Node, route: Vec<Seg>) -> Result<Vec<Hit>> {
+    let Node::Map { entries, flow, .. } = item else {
+        unreachable!("only mappings are passed")
+    };
+    let key = |k: &str| entries.iter().find(|(key, _)| key.value == k);
+    let (name_key, name_node) = key("name").expect("selected by name");
+    let with = |k: &str| {
+        let mut r = route.clone();
+        r.push(Seg::Key(k.to_string()));
+        r
+    };
+    let mut hits = Vec::new();
+    let new_tag = key("newTag");
+    let digest = key("digest");
+    if let Some((_, v)) = new_tag {
+        hits.push(scalar_hit(v, text, file, "`newTag`", doc, with("newTag"), Op::Tag)?);
+    }
+    if let Some((_, v)) = digest {
+        hits.push(scalar_hit(v, text, file, "`digest`", doc, with("digest"), Op::Digest)?);
+    }
+    let mut insert = Vec::new();
+    if new_tag.is_none() {
+        insert.push(NewKey::NewTag);
+    }
+    if digest.is_none() {
+        insert.push(NewKey::Digest);
+    }
+    if insert.is_empty() {
+        return Ok(hits);
+    }
+    if *flow {
+        return Err(err_at(
+            file,
+            Some(name_node.line()),
+            format!(
+                "{file}:{}: the images entry `{name}` is in flow style and has no `{}`; add it to the entry",
+                name_node.line(),
+                insert[0].name()
+            ),
+        ));
+    }
+    // Insert after the `newTag:` line when there is one, else after `name:`.
+    let (anchor_key, anchor_value) = match new_tag {
+        Some((k, v)) => (k, v),
+        None => (name_key, name_node),
+    };
+    let Node::Scalar(value) = anchor_value else {
+        return Err(err_at(
+            file,
+            Some(anchor_value.line()),
+            format!(
+                "{file}:{}: `{}` of the images entry `{name}` is not a value",
+                anchor_value.line(),
+                anchor_key.value
+            ),
+        ));
+    };
+    let (_, end) = value.span(text, file)?;
+    let line = value.line;
+    hits.push(Hit {
+        edit: Edit {
+            doc,
+            route,
+            line,
+            op: Op::Insert {
+                keys: insert,
+                after: end_of_line(text, end),
+                indent: " ".repeat(anchor_key.col),
+            },
+        },
+        scalar: None,
+    });
+    Ok(hits)
 }
 
 #[cfg(test)]

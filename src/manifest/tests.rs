@@ -1,12 +1,15 @@
 use super::*;
-use crate::config::LocationKind;
 
 fn key(k: &str) -> LocationKind {
-    LocationKind::Key(k.to_string())
+    LocationKind::key(k)
+}
+
+fn at(file: &str, kind: &LocationKind) -> Location {
+    Location::new(file, kind.clone())
 }
 
 fn set_ok(text: &str, kind: &LocationKind, v: &str) -> String {
-    set(text, "f.yaml", kind, v).unwrap_or_else(|e| panic!("{e}")).text
+    set(text, &at("f.yaml", kind), v).unwrap_or_else(|e| panic!("{e}")).text
 }
 
 #[test]
@@ -35,7 +38,7 @@ fn crlf_bom_and_missing_final_newline() {
         set_ok(t, &key("image.tag"), "2.0.0"),
         "\u{feff}a: 1\r\nimage:\r\n  tag: 2.0.0\r\nb: 2"
     );
-    assert_eq!(read(t, "f", &key("image.tag")).unwrap(), "1.2.3");
+    assert_eq!(read(t, &at("f", &key("image.tag"))).unwrap(), "1.2.3");
 }
 
 #[test]
@@ -48,7 +51,7 @@ fn whole_image_reference_gets_only_its_tag_replaced() {
         "spec:\n  containers:\n    - name: app\n      image: ghcr.io/acme/app:1.3.0\n"
     );
     assert_eq!(
-        read(&t, "f", &key("spec.containers[0].image")).unwrap(),
+        read(&t, &at("f", &key("spec.containers[0].image"))).unwrap(),
         format!("1.2.3@sha256:{d}")
     );
 }
@@ -64,38 +67,36 @@ fn multi_document_files_edit_only_the_document_with_the_path() {
 
 #[test]
 fn anchors_are_kept_and_aliases_refused() {
-    let t = "base: &image\n  repository: app\n  tag: 1.0.0\nother:\n  image: *image\n";
+    let t = "base: &image\n  repository: app\n  tag: 1.0.0\nother:\n  image: {repository: app}\n";
     assert_eq!(
         set_ok(t, &key("base.tag"), "1.1.0"),
-        "base: &image\n  repository: app\n  tag: 1.1.0\nother:\n  image: *image\n"
+        "base: &image\n  repository: app\n  tag: 1.1.0\nother:\n  image: {repository: app}\n"
     );
-    let e = set("a: &v 1.0.0\nb: *v\n", "f.yaml", &key("b"), "2").unwrap_err();
+    let e = set("a: &v 1.0.0\nb: *v\n", &at("f.yaml", &key("b")), "2").unwrap_err();
     assert!(e.to_string().contains("alias"), "{e}");
     assert_eq!(e.exit_code(), 2);
-    // An anchored scalar itself is edited in place, anchor kept.
-    assert_eq!(
-        set_ok("a: &v 1.0.0\nb: *v\n", &key("a"), "2.0.0"),
-        "a: &v 2.0.0\nb: *v\n"
-    );
+    // An anchored scalar that an alias reuses is refused: the alias would change too.
+    let e = set("a: &v 1.0.0\nb: *v\n", &at("f.yaml", &key("a")), "2.0.0").unwrap_err();
+    assert!(e.to_string().contains("reused at line 2"), "{e}");
 }
 
 #[test]
 fn block_scalars_missing_keys_and_broken_yaml_are_refused() {
-    let e = set("tag: |\n  1.0\n", "f.yaml", &key("tag"), "2").unwrap_err();
+    let e = set("tag: |\n  1.0\n", &at("f.yaml", &key("tag")), "2").unwrap_err();
     assert!(e.to_string().contains("block scalar"), "{e}");
     assert_eq!(e.place().unwrap().line, Some(1));
-    let e = set("image:\n  repo: x\n", "f.yaml", &key("image.tag"), "2").unwrap_err();
+    let e = set("image:\n  repo: x\n", &at("f.yaml", &key("image.tag")), "2").unwrap_err();
     assert!(e.to_string().contains("not found"), "{e}");
-    let e = set("a: [1\nb: 2\n", "f.yaml", &key("a"), "2").unwrap_err();
+    let e = set("a: [1\nb: 2\n", &at("f.yaml", &key("a")), "2").unwrap_err();
     assert!(e.to_string().contains("not valid YAML"), "{e}");
     assert!(e.place().unwrap().line.is_some());
-    let e = set("tag: 1.0\n", "f.yaml", &key("tag"), "1.0\nx: 1").unwrap_err();
+    let e = set("tag: 1.0\n", &at("f.yaml", &key("tag")), "1.0\nx: 1").unwrap_err();
     assert_eq!(e.exit_code(), 2);
 }
 
 #[test]
 fn multi_line_plain_scalars_are_refused() {
-    let e = set("tag: 1.0\n  continued\n", "f.yaml", &key("tag"), "2").unwrap_err();
+    let e = set("tag: 1.0\n  continued\n", &at("f.yaml", &key("tag")), "2").unwrap_err();
     assert!(e.to_string().contains("several lines"), "{e}");
 }
 
@@ -119,7 +120,7 @@ fn merge_keys_tabs_in_comments_and_str_tags() {
         "defaults: &d\n  pull: Always\nimage:\n  <<: *d\n  tag: 1.1.0\t# tab comment\n"
     );
     assert_eq!(set_ok("tag: !!str 1.0\n", &key("tag"), "1.1"), "tag: !!str \"1.1\"\n");
-    let e = set("tag: !custom 1.0\n", "f.yaml", &key("tag"), "1.1").unwrap_err();
+    let e = set("tag: !custom 1.0\n", &at("f.yaml", &key("tag")), "1.1").unwrap_err();
     assert!(e.to_string().contains("tag"), "{e}");
 }
 
@@ -131,7 +132,7 @@ fn chart_app_version() {
         out,
         "apiVersion: v2\nname: payments\nversion: 0.1.0\nappVersion: \"1.1.0\"\n"
     );
-    let again = set(&out, "f", &LocationKind::ChartAppVersion, "1.1.0").unwrap();
+    let again = set(&out, &at("f", &LocationKind::ChartAppVersion), "1.1.0").unwrap();
     assert!(!again.changed);
     assert_eq!(again.old_version, "1.1.0");
     // Image references inside annotations' block scalars are text, not keys.
@@ -151,11 +152,11 @@ fn flux_markers() {
         t.replace("app:1.0.0", "app:1.1.0").replace("tag: 1.0.0", "tag: 1.1.0")
     );
     assert_eq!(
-        read(t, "f", &LocationKind::ImagePolicy("flux-system:app".into())).unwrap(),
+        read(t, &at("f", &LocationKind::ImagePolicy("flux-system:app".into()))).unwrap(),
         "1.0.0"
     );
-    let e = set(t, "f.yaml", &LocationKind::ImagePolicy("nope:x".into()), "1").unwrap_err();
-    assert!(e.to_string().contains("marker"), "{e}");
+    let e = set(t, &at("f.yaml", &LocationKind::ImagePolicy("nope:x".into())), "1").unwrap_err();
+    assert!(e.to_string().contains("setter comment"), "{e}");
 }
 
 #[test]
@@ -223,7 +224,7 @@ fn digests_are_kept_in_step_with_tags() {
     let d = "c".repeat(64);
     let t = "images:\n- name: api\n  newTag: 1.0.0 # {\"$imagepolicy\": \"ns:api:tag\"}\n  digest: sha256:0000 # {\"$imagepolicy\": \"ns:api:digest\"}\n";
     // A pinned digest with a version without one would leave the old image deployed.
-    let e = set(t, "k.yaml", &LocationKind::KustomizeImage("api".into()), "1.1.0").unwrap_err();
+    let e = set(t, &at("k.yaml", &LocationKind::KustomizeImage("api".into())), "1.1.0").unwrap_err();
     assert!(e.to_string().contains("pins a digest"), "{e}");
     assert_eq!(e.exit_code(), 2);
     let v = format!("1.1.0@sha256:{d}");
@@ -233,16 +234,504 @@ fn digests_are_kept_in_step_with_tags() {
         t.replace("1.0.0", "1.1.0")
             .replace("sha256:0000", &format!("sha256:{d}"))
     );
-    assert_eq!(read(&out, "k", &LocationKind::KustomizeImage("api".into())).unwrap(), v);
+    assert_eq!(
+        read(&out, &at("k", &LocationKind::KustomizeImage("api".into()))).unwrap(),
+        v
+    );
     let out2 = set_ok(t, &LocationKind::ImagePolicy("ns:api".into()), &v);
     assert_eq!(out2, out);
     assert_eq!(
-        read(&out2, "k", &LocationKind::ImagePolicy("ns:api".into())).unwrap(),
+        read(&out2, &at("k", &LocationKind::ImagePolicy("ns:api".into()))).unwrap(),
         v
     );
     // A version with a digest in a plain version key stays one value, read back whole.
     assert_eq!(
-        read(&set_ok("tag: 1.0\n", &key("tag"), &v), "f", &key("tag")).unwrap(),
+        read(&set_ok("tag: 1.0\n", &key("tag"), &v), &at("f", &key("tag"))).unwrap(),
         v
+    );
+}
+
+// ---- Issue 8: every row is the whole file after the edit, or the refusal. ----
+
+use expect_test::{Expect, expect};
+
+fn outcome(text: &str, loc: &Location, v: &str) -> String {
+    match set(text, loc, v) {
+        Ok(e) => format!("changed={} previous={}\n{}", e.changed, e.old_version, e.text),
+        Err(e) => format!(
+            "exit {} at line {:?}: {e}",
+            e.exit_code(),
+            e.place().and_then(|p| p.line)
+        ),
+    }
+}
+
+fn check(text: &str, kind: LocationKind, v: &str, want: Expect) {
+    want.assert_eq(&outcome(text, &at("f.yaml", &kind), v));
+}
+
+const TWO_RELEASES: &str = "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: payments\nspec:\n  values:\n    image:\n      tag: 1.0.0\n---\napiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: orders\nspec:\n  values:\n    image:\n      tag: 7.0.0\n";
+
+#[test]
+fn row1_a_path_in_several_documents_is_refused_unless_one_is_selected() {
+    check(
+        TWO_RELEASES,
+        key("spec.values.image.tag"),
+        "1.1.0",
+        expect![
+            "exit 2 at line Some(9): f.yaml: `spec.values.image.tag` is in 2 documents: HelmRelease/payments (line 1), HelmRelease/orders (line 9); an edit changes exactly one place, so say which with `document: {kind: ..., name: ...}` on this location in gitops-flow.yaml"
+        ],
+    );
+    let loc = Location {
+        document: Some(DocSelector {
+            kind: Some("HelmRelease".into()),
+            name: Some("payments".into()),
+        }),
+        ..at("f.yaml", &key("spec.values.image.tag"))
+    };
+    expect![[r#"
+        changed=true previous=1.0.0
+        apiVersion: helm.toolkit.fluxcd.io/v2
+        kind: HelmRelease
+        metadata:
+          name: payments
+        spec:
+          values:
+            image:
+              tag: 1.1.0
+        ---
+        apiVersion: helm.toolkit.fluxcd.io/v2
+        kind: HelmRelease
+        metadata:
+          name: orders
+        spec:
+          values:
+            image:
+              tag: 7.0.0
+    "#]]
+    .assert_eq(&outcome(TWO_RELEASES, &loc, "1.1.0"));
+    let loc = Location {
+        document: Some(DocSelector {
+            kind: None,
+            name: Some("nope".into()),
+        }),
+        ..at("f.yaml", &key("spec.values.image.tag"))
+    };
+    expect!["exit 2 at line None: f.yaml: no document is name nope; the documents are HelmRelease/payments (line 1), HelmRelease/orders (line 9); fix `document:` in gitops-flow.yaml"].assert_eq(&outcome(TWO_RELEASES, &loc, "1.1.0"));
+}
+
+#[test]
+fn row2_values_inside_reused_anchors_are_refused() {
+    check(
+        "dev: &d {image: {tag: 1.0.0}}\nprod: *d\n",
+        key("dev.image.tag"),
+        "1.1.0",
+        expect![
+            "exit 2 at line Some(1): f.yaml:1: the value is inside the anchored node `&d` that is reused at line 2 (`*d`); editing it would change those places too — give each its own value (replace the alias with a copy) or edit by hand"
+        ],
+    );
+    check(
+        "dev: &d\n  image:\n    tag: 1.0.0\nprod:\n  <<: *d\n",
+        key("dev.image.tag"),
+        "1.1.0",
+        expect![
+            "exit 2 at line Some(3): f.yaml:3: the value is inside the anchored node `&d` that is reused at line 5 (`<<: *d`); editing it would change those places too — give each its own value (replace the alias with a copy) or edit by hand"
+        ],
+    );
+    check(
+        "a: &v 1.0.0\nb: *v\n",
+        key("a"),
+        "2.0.0",
+        expect![
+            "exit 2 at line Some(1): f.yaml:1: the value is inside the anchored node `&v` that is reused at line 2 (`*v`); editing it would change those places too — give each its own value (replace the alias with a copy) or edit by hand"
+        ],
+    );
+    // An anchor nobody reuses is edited, anchor kept.
+    check(
+        "a: &v 1.0.0\nb: 1.0.0\n",
+        key("a"),
+        "2.0.0",
+        expect![[r#"
+        changed=true previous=1.0.0
+        a: &v 2.0.0
+        b: 1.0.0
+    "#]],
+    );
+}
+
+#[test]
+fn row3_paths_through_aliases_and_merge_keys_name_the_anchor() {
+    check(
+        "attrs: &attrs\n  tag: 1.0.0\nimage:\n  attributes: *attrs\n",
+        key("image.attributes.tag"),
+        "1.1.0",
+        expect![
+            "exit 2 at line Some(4): f.yaml:4: `image.attributes` takes its value from the alias `*attrs` (line 4); the value lives at line 2 inside the anchor `&attrs` (line 2); gitops-flow does not edit through aliases or merge keys — point `key:` at the anchored value (if nothing else reuses it) or replace the alias with a copy"
+        ],
+    );
+    check(
+        "base: &b\n  tag: 1.0.0\nimage:\n  <<: *b\n  pull: Always\n",
+        key("image.tag"),
+        "1.1.0",
+        expect![
+            "exit 2 at line Some(4): f.yaml:4: `image` takes its value from the alias `*b` (line 4); the value lives at line 2 inside the anchor `&b` (line 2); gitops-flow does not edit through aliases or merge keys — point `key:` at the anchored value (if nothing else reuses it) or replace the alias with a copy"
+        ],
+    );
+    check(
+        "base: &b\n  tag: 1.0.0\nimage:\n  <<: [*b]\n",
+        key("image.tag"),
+        "1.1.0",
+        expect![
+            "exit 2 at line Some(4): f.yaml:4: `image` takes its value from the alias `*b` (line 4); the value lives at line 2 inside the anchor `&b` (line 2); gitops-flow does not edit through aliases or merge keys — point `key:` at the anchored value (if nothing else reuses it) or replace the alias with a copy"
+        ],
+    );
+}
+
+#[test]
+fn row4_duplicate_keys_on_the_path_are_refused() {
+    check(
+        "image: {tag: 1}\nimage: {tag: 2}\n",
+        key("image.tag"),
+        "3.0.0",
+        expect![
+            "exit 2 at line Some(2): f.yaml:2: the key `image` is written twice (lines 1 and 2); Helm reads the last one and other tools the first — remove one"
+        ],
+    );
+    check(
+        "image:\n  tag: 1\n  tag: 2\n",
+        key("image.tag"),
+        "3.0.0",
+        expect![
+            "exit 2 at line Some(3): f.yaml:3: the key `image.tag` is written twice (lines 2 and 3); Helm reads the last one and other tools the first — remove one"
+        ],
+    );
+    // Duplicates elsewhere do not matter.
+    check(
+        "x: 1\nx: 2\nimage:\n  tag: 1.0.0\n",
+        key("image.tag"),
+        "3.0.0",
+        expect![[r#"
+        changed=true previous=1.0.0
+        x: 1
+        x: 2
+        image:
+          tag: 3.0.0
+    "#]],
+    );
+}
+
+#[test]
+fn row5_values_any_reader_would_type_are_quoted() {
+    let mut out = String::new();
+    for v in [
+        "0b101",
+        "1_000",
+        "2024_01_15",
+        "0x_1",
+        "0o17",
+        "y",
+        "n",
+        "1.10",
+        "2024-01-15",
+        "1.2.3",
+        "v1",
+    ] {
+        let e = set("tag: x\n", &at("f.yaml", &key("tag")), v);
+        out.push_str(&e.map_or_else(|e| e.to_string(), |e| e.text));
+    }
+    expect![[r#"
+        tag: "0b101"
+        tag: "1_000"
+        tag: "2024_01_15"
+        tag: "0x_1"
+        tag: "0o17"
+        tag: "y"
+        tag: "n"
+        tag: "1.10"
+        tag: "2024-01-15"
+        tag: 1.2.3
+        tag: v1
+    "#]]
+    .assert_eq(&out);
+}
+
+#[test]
+fn row6_kustomize_images_keep_kustomizes_own_form() {
+    let d = "a".repeat(64);
+    let v = format!("v2@sha256:{d}");
+    let pinned = "images:\n- name: app\n  digest: sha256:0000\n";
+    check(
+        pinned,
+        LocationKind::KustomizeImage("app".into()),
+        &v,
+        expect![[r#"
+        changed=true previous=@sha256:0000
+        images:
+        - name: app
+          newTag: v2
+          digest: sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
+    "#]],
+    );
+    let once = set(pinned, &at("f.yaml", &LocationKind::KustomizeImage("app".into())), &v).unwrap();
+    let twice = set(
+        &once.text,
+        &at("f.yaml", &LocationKind::KustomizeImage("app".into())),
+        &v,
+    )
+    .unwrap();
+    assert!(!twice.changed, "the second run is a no-op:\n{}", twice.text);
+    assert_eq!(
+        read(&once.text, &at("f.yaml", &LocationKind::KustomizeImage("app".into()))).unwrap(),
+        v
+    );
+    // A digest-carrying version on an entry without `digest:` adds it.
+    check(
+        "images:\n- name: app\n  newTag: v1\n  newName: reg/app\n",
+        LocationKind::KustomizeImage("app".into()),
+        &v,
+        expect![[r#"
+        changed=true previous=v1
+        images:
+        - name: app
+          newTag: v2
+          digest: sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
+          newName: reg/app
+    "#]],
+    );
+    // A digest inside newTag (not kustomize's form) is split.
+    check(
+        &format!("images:\n- name: app\n  newTag: v1@sha256:{}\n", "b".repeat(64)),
+        LocationKind::KustomizeImage("app".into()),
+        &v,
+        expect![[r#"
+        changed=true previous=v1@sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
+        images:
+        - name: app
+          newTag: v2
+          digest: sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
+    "#]],
+    );
+    // Listed twice: refused.
+    check(
+        "images:\n- name: app\n  newTag: v1\n- name: app\n  newTag: v2\n",
+        LocationKind::KustomizeImage("app".into()),
+        "v3",
+        expect![
+            "exit 2 at line Some(4): f.yaml:4: `images:` lists `name: app` 2 times (lines 2, 4); kustomize applies only one — remove the others"
+        ],
+    );
+}
+
+#[test]
+fn row7_inserted_lines_use_the_files_own_line_ending() {
+    // Debug-formatted so the line endings show.
+    let kind = LocationKind::KustomizeImage("app".into());
+    let out = set("images:\r\n- name: app", &at("f.yaml", &kind), "1.2.0")
+        .unwrap()
+        .text;
+    expect![[r#""images:\r\n- name: app\r\n  newTag: 1.2.0""#]].assert_eq(&format!("{out:?}"));
+    let d = format!("1.2.0@sha256:{}", "d".repeat(64));
+    let out = set("images:\r\n- name: app\r\n  newName: x", &at("f.yaml", &kind), &d)
+        .unwrap()
+        .text;
+    expect![[r#""images:\r\n- name: app\r\n  newTag: 1.2.0\r\n  digest: sha256:dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd\r\n  newName: x""#]].assert_eq(&format!("{out:?}"));
+}
+
+#[test]
+fn row8_image_names_are_never_replaced() {
+    let t = "spec:\n  containers:\n  - name: web\n    image: nginx\n";
+    check(
+        t,
+        key("spec.containers[0].image"),
+        "1.25.3",
+        expect![
+            "exit 2 at line Some(4): f.yaml:4: `spec.containers[0].image` holds `nginx`, which may be an image name or a version; say which with `value: image` (then `nginx` becomes `nginx:<version>`) or `value: version` on this location in gitops-flow.yaml"
+        ],
+    );
+    let image = LocationKind::Key {
+        path: "spec.containers[0].image".into(),
+        form: ValueForm::Image,
+    };
+    check(
+        t,
+        image.clone(),
+        "1.25.3",
+        expect![[r#"
+        changed=true previous=
+        spec:
+          containers:
+          - name: web
+            image: nginx:1.25.3
+    "#]],
+    );
+    let d = "c".repeat(64);
+    let pinned = format!("spec:\n  containers:\n  - image: nginx@sha256:{}\n", "0".repeat(64));
+    check(
+        &pinned,
+        key("spec.containers[0].image"),
+        "1.25.3",
+        expect![
+            "exit 2 at line Some(3): f.yaml:3: `spec.containers[0].image` holds `nginx@sha256:0000000000000000000000000000000000000000000000000000000000000000`, which may be an image name or a version; say which with `value: image` (then `nginx` becomes `nginx:<version>`) or `value: version` on this location in gitops-flow.yaml"
+        ],
+    );
+    check(
+        &pinned,
+        image.clone(),
+        &format!("1.25.3@sha256:{d}"),
+        expect![[r#"
+        changed=true previous=@sha256:0000000000000000000000000000000000000000000000000000000000000000
+        spec:
+          containers:
+          - image: nginx:1.25.3@sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc
+    "#]],
+    );
+    check(
+        "image: localhost:5000/web:1.0\n",
+        key("image"),
+        "1.1",
+        expect![[r#"
+        changed=true previous=1.0
+        image: localhost:5000/web:1.1
+    "#]],
+    );
+    check(
+        "image: localhost:5000/web\n",
+        LocationKind::Key {
+            path: "image".into(),
+            form: ValueForm::Image,
+        },
+        "1.1",
+        expect![[r#"
+        changed=true previous=
+        image: localhost:5000/web:1.1
+    "#]],
+    );
+    // `value: version` writes the whole value, as asked.
+    check(
+        "image: nginx\n",
+        LocationKind::Key {
+            path: "image".into(),
+            form: ValueForm::Version,
+        },
+        "1.1",
+        expect![[r#"
+        changed=true previous=nginx
+        image: "1.1"
+    "#]],
+    );
+}
+
+#[test]
+fn row9_to_11_a_marker_is_a_setter_comment_and_nothing_else() {
+    let policy = || LocationKind::ImagePolicy("ns:app".into());
+    // Inside a quoted string: content.
+    check(
+        "cmd: 'echo # {\"$imagepolicy\": \"ns:app\"}'\nimage: app:1.0.0 # {\"$imagepolicy\": \"ns:app\"}\n",
+        policy(),
+        "1.1.0",
+        expect![[r#"
+        changed=true previous=1.0.0
+        cmd: 'echo # {"$imagepolicy": "ns:app"}'
+        image: app:1.1.0 # {"$imagepolicy": "ns:app"}
+    "#]],
+    );
+    check(
+        "cmd: 'echo # {\"$imagepolicy\": \"ns:app\"}'\n",
+        policy(),
+        "1.1.0",
+        expect![[
+            r#"exit 2 at line None: no `# {"$imagepolicy": "ns:app"}` setter comment in f.yaml; add the comment after the value it sets, on the same line, or fix `imagepolicy:`"#
+        ]],
+    );
+    // Inside a block scalar, and a commented-out setter line: ignored, the real one is set.
+    check(
+        "patch: |\n  image: app:1.0.0 # {\"$imagepolicy\": \"ns:app\"}\n# image: app:0.9.0 # {\"$imagepolicy\": \"ns:app\"}\nimage: app:1.0.0 # {\"$imagepolicy\": \"ns:app\"}\n",
+        policy(),
+        "1.1.0",
+        expect![[r#"
+            changed=true previous=1.0.0
+            patch: |
+              image: app:1.0.0 # {"$imagepolicy": "ns:app"}
+            # image: app:0.9.0 # {"$imagepolicy": "ns:app"}
+            image: app:1.1.0 # {"$imagepolicy": "ns:app"}
+        "#]],
+    );
+    // A prose comment that mentions a marker is not a setter.
+    check(
+        "image: app:1.0.0 # pinned, was {\"$imagepolicy\": \"ns:app\"}\n",
+        policy(),
+        "1.1.0",
+        expect![[
+            r#"exit 2 at line None: no `# {"$imagepolicy": "ns:app"}` setter comment in f.yaml; add the comment after the value it sets, on the same line, or fix `imagepolicy:`"#
+        ]],
+    );
+}
+
+#[test]
+fn row12_keys_with_dots() {
+    let t = "metadata:\n  labels:\n    app.kubernetes.io/version: 1.0.0\n    example.com/version: '1.0.0'\n";
+    check(
+        t,
+        key("metadata.labels.\"app.kubernetes.io/version\""),
+        "1.1.0",
+        expect![[r#"
+        changed=true previous=1.0.0
+        metadata:
+          labels:
+            app.kubernetes.io/version: 1.1.0
+            example.com/version: '1.0.0'
+    "#]],
+    );
+    check(
+        t,
+        key("metadata.labels.example\\.com/version"),
+        "1.1.0",
+        expect![[r#"
+        changed=true previous=1.0.0
+        metadata:
+          labels:
+            app.kubernetes.io/version: 1.0.0
+            example.com/version: '1.1.0'
+    "#]],
+    );
+    check(
+        t,
+        key("metadata.labels.'example.com/version'"),
+        "1.1.0",
+        expect![[r#"
+        changed=true previous=1.0.0
+        metadata:
+          labels:
+            app.kubernetes.io/version: 1.0.0
+            example.com/version: '1.1.0'
+    "#]],
+    );
+}
+
+#[test]
+fn row13_refusals_say_the_real_reason() {
+    check(
+        "image:\r  tag: 1.0.0\r",
+        key("image.tag"),
+        "1.1.0",
+        expect![
+            "exit 2 at line Some(1): f.yaml:1: the file ends lines with a lone carriage return (CR, old Mac style); convert it to LF or CRLF line endings to let gitops-flow edit it"
+        ],
+    );
+    check(
+        "image:\n  tag:\t1.0.0\n",
+        key("image.tag"),
+        "1.1.0",
+        expect![
+            "exit 2 at line Some(2): f.yaml:2: a tab follows the `:` of a key; YAML readers such as yaml-rust2 require a space there — replace the tab with a space"
+        ],
+    );
+    check(
+        "image:\n  tag:\n  pull: Always\n",
+        key("image.tag"),
+        "1.1.0",
+        expect![[
+            r#"exit 2 at line Some(2): f.yaml:2: `image.tag` has no value (an empty `key:` is null); write a placeholder version such as `"0.0.0"` there first"#
+        ]],
     );
 }

@@ -1,7 +1,5 @@
 //! A light YAML node tree that remembers where each scalar starts, in bytes.
 
-use std::collections::HashMap;
-
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::TScalarStyle;
 
@@ -53,9 +51,33 @@ pub enum Node {
     },
 }
 
+/// A scalar found on a line, with its route and the anchors on the way to it.
+pub type OnLine<'a> = (&'a Scalar, Vec<Seg>, Vec<usize>);
+
 #[derive(Debug, Clone)]
 pub struct Doc {
     pub root: Node,
+    /// 1-based line where the document's content starts.
+    pub line: usize,
+}
+
+/// An alias (`*name`) in the file: which anchor it reuses, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AliasUse {
+    pub id: usize,
+    pub name: String,
+    pub line: usize,
+    /// The alias is the value of a merge key (`<<: *name`).
+    pub merge: bool,
+}
+
+/// A whole parsed file: its documents, the aliases that reuse anchored nodes, and the
+/// byte ranges of quoted and block scalars (the only places where `#` is text).
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    pub docs: Vec<Doc>,
+    pub aliases: Vec<AliasUse>,
+    text_ranges: Vec<(usize, usize)>,
 }
 
 /// A dotted key path with list indexes: `spec.containers[0].image`.
@@ -69,44 +91,120 @@ pub enum Seg {
 }
 
 impl KeyPath {
+    /// Parses the key-path grammar: segments separated by `.`; a segment is a bare key
+    /// (where `\.`, `\[` and `\\` stand for `.`, `[` and `\`, as Kargo writes
+    /// `example\.com/version`) or a quoted key (`"app.kubernetes.io/version"` or
+    /// `'...'`, with `\"` and `\\` inside double quotes), followed by any number of
+    /// `[n]` list indexes.
     pub fn parse(s: &str) -> Result<KeyPath> {
         let bad = |why: &str| {
             Err(Error::input(format!(
-                "key path `{s}` is not valid: {why}; write it like `image.tag` or `spec.containers[0].image`"
+                "key path `{s}` is not valid: {why}; write it like `image.tag`, `spec.containers[0].image` or `metadata.labels.\"app.kubernetes.io/version\"`"
             )))
         };
         let mut segs = Vec::new();
-        for part in s.split('.') {
-            let (name, mut rest) = match part.find('[') {
-                Some(i) => (&part[..i], &part[i..]),
-                None => (part, ""),
-            };
-            if name.is_empty() && segs.is_empty() && rest.is_empty() {
+        let mut chars = s.chars().peekable();
+        loop {
+            // One segment: a key (maybe empty when the segment is only indexes).
+            let mut key = String::new();
+            let mut quoted = false;
+            match chars.peek() {
+                Some(&q @ ('"' | '\'')) => {
+                    chars.next();
+                    quoted = true;
+                    let mut closed = false;
+                    while let Some(c) = chars.next() {
+                        match c {
+                            '\\' if q == '"' => match chars.next() {
+                                Some(e) => key.push(e),
+                                None => return bad("it ends in `\\`"),
+                            },
+                            c if c == q => {
+                                closed = true;
+                                break;
+                            }
+                            c => key.push(c),
+                        }
+                    }
+                    if !closed {
+                        return bad("a quote is not closed");
+                    }
+                }
+                _ => {
+                    while let Some(&c) = chars.peek() {
+                        match c {
+                            '.' | '[' => break,
+                            '\\' => {
+                                chars.next();
+                                match chars.next() {
+                                    Some(e) => key.push(e),
+                                    None => return bad("it ends in `\\`"),
+                                }
+                            }
+                            ']' => return bad("a `]` has no `[`"),
+                            c => {
+                                key.push(c);
+                                chars.next();
+                            }
+                        }
+                    }
+                }
+            }
+            if quoted || !key.is_empty() {
+                segs.push(Seg::Key(key));
+            } else if chars.peek() != Some(&'[') || segs.is_empty() {
                 return bad("it has an empty part");
             }
-            if !name.is_empty() {
-                segs.push(Seg::Key(name.to_string()));
-            } else if rest.is_empty() {
-                return bad("it has an empty part");
-            }
-            while !rest.is_empty() {
-                let Some(end) = rest.find(']') else {
-                    return bad("a `[` is not closed");
-                };
-                let Ok(i) = rest[1..end].parse::<usize>() else {
+            while chars.peek() == Some(&'[') {
+                chars.next();
+                let mut n = String::new();
+                loop {
+                    match chars.next() {
+                        Some(']') => break,
+                        Some(c) => n.push(c),
+                        None => return bad("a `[` is not closed"),
+                    }
+                }
+                let Ok(i) = n.parse::<usize>() else {
                     return bad("an index is not a number");
                 };
                 segs.push(Seg::Index(i));
-                rest = &rest[end + 1..];
-                if !rest.is_empty() && !rest.starts_with('[') {
-                    return bad("text follows `]`");
+            }
+            match chars.next() {
+                None => break,
+                Some('.') => {
+                    if chars.peek().is_none() {
+                        return bad("it has an empty part");
+                    }
                 }
+                Some(_) => return bad("text follows `]` or a closing quote"),
             }
         }
         if segs.is_empty() {
             return bad("it is empty");
         }
         Ok(KeyPath(segs))
+    }
+}
+
+impl std::fmt::Display for KeyPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, seg) in self.0.iter().enumerate() {
+            match seg {
+                Seg::Key(k) => {
+                    if i > 0 {
+                        f.write_str(".")?;
+                    }
+                    if k.is_empty() || k.contains(['.', '[', ']', '"', '\\', '\'']) {
+                        write!(f, "\"{}\"", k.replace('\\', "\\\\").replace('"', "\\\""))?;
+                    } else {
+                        f.write_str(k)?;
+                    }
+                }
+                Seg::Index(n) => write!(f, "[{n}]")?,
+            }
+        }
+        Ok(())
     }
 }
 
@@ -130,36 +228,85 @@ impl Node {
         path.0.iter().try_fold(self, |n, seg| n.get(seg))
     }
 
-    /// The last scalar that starts on `line` (a value, not a key), for Flux markers.
-    pub fn last_scalar_on_line(&self, line: usize) -> Option<&Node> {
-        let mut best: Option<&Node> = None;
-        self.walk(&mut |n, is_key| {
-            if let Node::Scalar(s) = n
-                && s.line == line
-                && !is_key
-                && best.is_none_or(|b| matches!(b, Node::Scalar(o) if o.start < s.start))
-            {
-                best = Some(n);
+    /// The anchor id of this node (0: none).
+    pub fn anchor(&self) -> usize {
+        match self {
+            Node::Scalar(s) => s.anchor,
+            Node::Map { anchor, .. } | Node::Seq { anchor, .. } => *anchor,
+            Node::Alias { .. } => 0,
+        }
+    }
+
+    /// The last value scalar (not a key) that starts on `line` before byte `before`,
+    /// with the route from this node to it and the anchors on that route.
+    pub fn value_on_line(&self, line: usize, before: usize) -> Option<OnLine<'_>> {
+        fn go<'a>(
+            n: &'a Node,
+            line: usize,
+            before: usize,
+            route: &mut Vec<Seg>,
+            anchors: &mut Vec<usize>,
+            best: &mut Option<OnLine<'a>>,
+        ) {
+            if n.anchor() != 0 {
+                anchors.push(n.anchor());
             }
-        });
+            match n {
+                Node::Scalar(s) => {
+                    if s.line == line && s.start < before && best.as_ref().is_none_or(|b| b.0.start < s.start) {
+                        *best = Some((s, route.clone(), anchors.clone()));
+                    }
+                }
+                Node::Map { entries, .. } => {
+                    for (k, v) in entries {
+                        route.push(Seg::Key(k.value.clone()));
+                        go(v, line, before, route, anchors, best);
+                        route.pop();
+                    }
+                }
+                Node::Seq { items, .. } => {
+                    for (i, v) in items.iter().enumerate() {
+                        route.push(Seg::Index(i));
+                        go(v, line, before, route, anchors, best);
+                        route.pop();
+                    }
+                }
+                Node::Alias { .. } => {}
+            }
+            if n.anchor() != 0 {
+                anchors.pop();
+            }
+        }
+        let mut best = None;
+        go(self, line, before, &mut Vec::new(), &mut Vec::new(), &mut best);
         best
     }
 
-    fn walk<'a>(&'a self, f: &mut dyn FnMut(&'a Node, bool)) {
-        f(self, false);
-        match self {
-            Node::Map { entries, .. } => {
-                for (_, v) in entries {
-                    v.walk(f);
-                }
-            }
-            Node::Seq { items, .. } => {
-                for i in items {
-                    i.walk(f);
-                }
-            }
-            _ => {}
+    /// The node that carries anchor `id`, if it is in this tree.
+    pub fn anchored(&self, id: usize) -> Option<&Node> {
+        if self.anchor() == id {
+            return Some(self);
         }
+        match self {
+            Node::Map { entries, .. } => entries.iter().find_map(|(_, v)| v.anchored(id)),
+            Node::Seq { items, .. } => items.iter().find_map(|v| v.anchored(id)),
+            _ => None,
+        }
+    }
+
+    /// Mutable access along a route (used to build the expected tree after an edit).
+    pub(crate) fn at_mut(&mut self, route: &[Seg]) -> Option<&mut Node> {
+        let Some((first, rest)) = route.split_first() else {
+            return Some(self);
+        };
+        let next = match (self, first) {
+            (Node::Map { entries, .. }, Seg::Key(k)) => {
+                entries.iter_mut().find(|(key, _)| key.value == *k).map(|(_, v)| v)
+            }
+            (Node::Seq { items, .. }, Seg::Index(i)) => items.get_mut(*i),
+            _ => None,
+        }?;
+        next.at_mut(rest)
     }
 
     /// Every scalar value with the key path that leads to it (for tests and scans).
@@ -191,75 +338,52 @@ impl Node {
     }
 }
 
-/// Structural equality ignoring positions and quoting style, where scalars whose
-/// (new) start offset is in `expected` must hold the expected value instead.
-/// With `allow_insert`, a mapping in `new` may have one more key than in `old`.
-pub(crate) fn same_except(old: &Node, new: &Node, expected: &HashMap<usize, &str>, allow_insert: bool) -> bool {
-    match (old, new) {
-        (Node::Scalar(a), Node::Scalar(b)) => {
-            let want = expected.get(&b.start).copied().unwrap_or(a.value.as_str());
-            want == b.value && a.anchor == b.anchor && (a.tag == b.tag || expected.contains_key(&b.start))
-        }
-        (Node::Alias { id: a, .. }, Node::Alias { id: b, .. }) => a == b,
+/// Structural equality ignoring positions and quoting style: the same keys in the same
+/// order, the same scalar values, anchors, tags and aliases.
+pub(crate) fn same_shape(a: &Node, b: &Node) -> bool {
+    match (a, b) {
+        (Node::Scalar(x), Node::Scalar(y)) => x.value == y.value && x.anchor == y.anchor && x.tag == y.tag,
+        (Node::Alias { id: x, .. }, Node::Alias { id: y, .. }) => x == y,
         (
             Node::Seq {
-                items: a, anchor: x, ..
+                items: x, anchor: p, ..
             },
             Node::Seq {
-                items: b, anchor: y, ..
+                items: y, anchor: q, ..
             },
-        ) => x == y && a.len() == b.len() && a.iter().zip(b).all(|(p, q)| same_except(p, q, expected, allow_insert)),
+        ) => p == q && x.len() == y.len() && x.iter().zip(y).all(|(m, n)| same_shape(m, n)),
         (
             Node::Map {
-                entries: a, anchor: x, ..
+                entries: x, anchor: p, ..
             },
             Node::Map {
-                entries: b, anchor: y, ..
+                entries: y, anchor: q, ..
             },
         ) => {
-            if x != y {
-                return false;
-            }
-            if a.len() == b.len() {
-                a.iter()
-                    .zip(b)
-                    .all(|((ka, va), (kb, vb))| ka.value == kb.value && same_except(va, vb, expected, allow_insert))
-            } else if allow_insert && b.len() == a.len() + 1 {
-                // Exactly one inserted `newTag` key; all others pairwise equal in order.
-                let Some(pos) = b.iter().position(|(k, _)| k.value == "newTag") else {
-                    return false;
-                };
-                let rest: Vec<&(Scalar, Node)> = b
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| *i != pos)
-                    .map(|(_, e)| e)
-                    .collect();
-                a.iter()
-                    .zip(rest)
-                    .all(|((ka, va), (kb, vb))| ka.value == kb.value && same_except(va, vb, expected, allow_insert))
-            } else {
-                false
-            }
+            p == q
+                && x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|((kx, vx), (ky, vy))| kx.value == ky.value && same_shape(vx, vy))
         }
         _ => false,
     }
 }
 
-/// Byte offset just after the end of the line containing `pos`, and that line's ending.
-pub(crate) fn end_of_line(text: &str, pos: usize) -> (usize, String) {
+/// Byte offset just after the end of the line containing `pos` (the text's length on
+/// a last line without a line ending).
+pub(crate) fn end_of_line(text: &str, pos: usize) -> usize {
     match text[pos..].find('\n') {
-        Some(i) => {
-            let nl = pos + i;
-            let eol = if nl > 0 && text.as_bytes()[nl - 1] == b'\r' {
-                "\r\n"
-            } else {
-                "\n"
-            };
-            (nl + 1, eol.to_string())
-        }
-        // Last line without a newline: insert a newline first.
-        None => (text.len(), "\n".to_string()),
+        Some(i) => pos + i + 1,
+        None => text.len(),
+    }
+}
+
+/// The file's own line ending: that of its first line (LF for a one-line file).
+pub(crate) fn line_ending(text: &str) -> &'static str {
+    match text.find('\n') {
+        Some(i) if i > 0 && text.as_bytes()[i - 1] == b'\r' => "\r\n",
+        _ => "\n",
     }
 }
 
@@ -296,17 +420,55 @@ struct Frame {
 impl Doc {
     /// Parses every document of a file. A UTF-8 BOM is skipped (its bytes kept in offsets).
     pub fn parse_all(text: &str, file: &str) -> Result<Vec<Doc>> {
+        Parsed::parse(text, file).map(|p| p.docs)
+    }
+}
+
+impl Parsed {
+    pub fn parse(text: &str, file: &str) -> Result<Parsed> {
+        if let Some(pos) = text
+            .bytes()
+            .enumerate()
+            .position(|(i, b)| b == b'\r' && text.as_bytes().get(i + 1) != Some(&b'\n'))
+        {
+            let line = text[..pos].matches('\n').count() + 1;
+            return Err(err_at(
+                file,
+                Some(line),
+                format!(
+                    "{file}:{line}: the file ends lines with a lone carriage return (CR, old Mac style); convert it to LF or CRLF line endings to let gitops-flow edit it"
+                ),
+            ));
+        }
         let bom = if text.starts_with('\u{feff}') { 3 } else { 0 };
         let body = &text[bom..];
         let lines = LineIndex::new(body);
         let mut parser = Parser::new_from_str(body);
         let mut docs = Vec::new();
+        let mut aliases = Vec::new();
+        let mut text_ranges: Vec<(usize, usize)> = Vec::new();
+        // A block scalar's range ends where the next event starts.
+        let mut open_range: Option<usize> = None;
         let mut stack: Vec<Frame> = Vec::new();
         let mut flow_depth = 0usize;
         let mut root: Option<Node> = None;
+        let mut doc_line = 1;
         loop {
             let (event, mark) = parser.next_token().map_err(|e| {
                 let m = e.marker();
+                if e.info().contains("must be followed by a valid YAML whitespace")
+                    && let Some(l) = text.lines().nth(m.line().saturating_sub(1))
+                    && l.contains(":\t")
+                {
+                    return err_at(
+                        file,
+                        Some(m.line()),
+                        format!(
+                            "{file}:{}: a tab follows the `:` of a key; YAML readers such as yaml-rust2 require a space there — replace the tab with a space",
+                            m.line()
+                        ),
+                    );
+                }
                 err_at(
                     file,
                     Some(m.line()),
@@ -320,8 +482,15 @@ impl Doc {
             })?;
             let line = mark.line();
             let start = bom + lines.offset(body, line, mark.col());
+            if let Some(i) = open_range.take() {
+                text_ranges[i].1 = start.max(text_ranges[i].0);
+            }
             let node = match event {
                 Event::StreamEnd => break,
+                Event::DocumentStart => {
+                    doc_line = line;
+                    continue;
+                }
                 Event::DocumentEnd => {
                     docs.push(Doc {
                         root: root.take().unwrap_or(Node::Map {
@@ -330,6 +499,7 @@ impl Doc {
                             anchor: 0,
                             line,
                         }),
+                        line: doc_line,
                     });
                     continue;
                 }
@@ -352,6 +522,16 @@ impl Doc {
                             start += 1;
                         }
                     }
+                    match style {
+                        Style::SingleQuoted | Style::DoubleQuoted => {
+                            text_ranges.push((start, quoted_end(text, start)));
+                        }
+                        Style::Block => {
+                            text_ranges.push((start, text.len()));
+                            open_range = Some(text_ranges.len() - 1);
+                        }
+                        Style::Plain => {}
+                    }
                     Node::Scalar(Scalar {
                         value,
                         style,
@@ -363,7 +543,23 @@ impl Doc {
                         in_flow: flow_depth > 0,
                     })
                 }
-                Event::Alias(id) => Node::Alias { id, line },
+                Event::Alias(id) => {
+                    let name: String = text[start..]
+                        .trim_start_matches('*')
+                        .chars()
+                        .take_while(|c| !c.is_whitespace() && !matches!(c, ',' | ']' | '}'))
+                        .collect();
+                    let merge = matches!(
+                        stack.last(),
+                        Some(Frame { key: Some(k), .. }) if k.value == "<<" && k.style == Style::Plain
+                    ) || matches!(
+                        &stack[..],
+                        [.., Frame { key: Some(k), .. }, Frame { node: Node::Seq { flow: true, .. }, .. }]
+                            if k.value == "<<" && k.style == Style::Plain
+                    );
+                    aliases.push(AliasUse { id, name, line, merge });
+                    Node::Alias { id, line }
+                }
                 Event::MappingStart(anchor, _) => {
                     let flow = text[start..].starts_with('{');
                     if flow {
@@ -403,7 +599,7 @@ impl Doc {
                         return Err(err_at(file, Some(line), format!("{file}:{line}: unbalanced YAML")));
                     }
                 },
-                Event::StreamStart | Event::DocumentStart | Event::Nothing => continue,
+                Event::StreamStart | Event::Nothing => continue,
             };
             // Attach the finished node to its parent.
             match stack.last_mut() {
@@ -435,8 +631,12 @@ impl Doc {
                     Some(k) => {
                         let mut node = node;
                         // A block scalar's marker is on its first content line: report the key's.
+                        // So is an empty value's (it is on the next token's line).
                         if let Node::Scalar(s) = &mut node
-                            && s.style == Style::Block
+                            && (s.style == Style::Block
+                                || (s.style == Style::Plain
+                                    && (s.value.is_empty() || s.value == "~")
+                                    && s.line > k.line))
                         {
                             s.line = k.line;
                         }
@@ -451,8 +651,64 @@ impl Doc {
                 }
             }
         }
-        Ok(docs)
+        text_ranges.sort_unstable();
+        Ok(Parsed {
+            docs,
+            aliases,
+            text_ranges,
+        })
     }
+
+    /// The comments of the file: (1-based line, byte offset of `#`, text after `#`
+    /// without the line ending). A `#` is a comment when it starts a line or follows
+    /// a space or tab, and is not inside a quoted or block scalar (a plain scalar
+    /// cannot contain ` #`).
+    pub fn comments<'t>(&self, text: &'t str) -> Vec<(usize, usize, &'t str)> {
+        let mut out = Vec::new();
+        let mut offset = 0;
+        for (i, line) in text.split_inclusive('\n').enumerate() {
+            let content = line.trim_end_matches(['\n', '\r']);
+            let b = content.as_bytes();
+            for (j, c) in content.char_indices() {
+                if c != '#' || (j > 0 && b[j - 1] != b' ' && b[j - 1] != b'\t') {
+                    continue;
+                }
+                let pos = offset + j;
+                let inside = match self.text_ranges.partition_point(|r| r.0 <= pos) {
+                    0 => false,
+                    k => pos < self.text_ranges[k - 1].1,
+                };
+                if !inside {
+                    out.push((i + 1, pos, &content[j + 1..]));
+                    break;
+                }
+            }
+            offset += line.len();
+        }
+        out
+    }
+}
+
+/// The byte just after the closing quote of the quoted scalar starting at `start`.
+fn quoted_end(text: &str, start: usize) -> usize {
+    let b = text.as_bytes();
+    let q = b[start];
+    let mut i = start + 1;
+    while i < b.len() {
+        if q == b'"' && b[i] == b'\\' {
+            i += 2;
+            continue;
+        }
+        if b[i] == q {
+            if q == b'\'' && b.get(i + 1) == Some(&b'\'') {
+                i += 2;
+                continue;
+            }
+            return i + 1;
+        }
+        i += 1;
+    }
+    b.len()
 }
 
 impl Scalar {
