@@ -17,3 +17,9 @@ if [ -s "$cases" ]; then
   theirs="$(echo "$theirs_out" | sed -n 's/RUAMEL_US_PER_EDIT=//p')"
   python3 -c "print(f'gitops-flow is {float(\"$theirs\") / float(\"$ours\"):.1f}x faster per edit than ruamel.yaml (same files, same run)')"
 fi
+
+# The editor's property test, long: generated YAML and mutated corpus files.
+echo
+echo "### edit property test (long pass)"
+PROPTEST_CASES="${PROPTEST_CASES:-20000}" cargo test --locked --release --test edit_props -- --nocapture 2>&1 \
+  | grep -E "edit properties:|SKIPPED|test result"

@@ -546,6 +546,43 @@ mod tests {
     }
 
     #[test]
+    fn value_forms_and_document_selectors() {
+        let c = Config::parse(
+            "environments:\n  - { name: dev, track: file }\nservices:\n  web:\n    version:\n      - file: d/{env}.yaml\n        key: spec.containers[0].image\n        value: image\n        document: {kind: Deployment, name: '{service}-{env}'}\n",
+            "gitops-flow.yaml",
+        )
+        .unwrap();
+        let locs = c.locations(c.env("dev").unwrap(), "web").unwrap();
+        assert_eq!(
+            locs[0],
+            Location {
+                file: "d/dev.yaml".into(),
+                kind: LocationKind::Key {
+                    path: "spec.containers[0].image".into(),
+                    form: ValueForm::Image
+                },
+                document: Some(DocSelector {
+                    kind: Some("Deployment".into()),
+                    name: Some("web-dev".into())
+                }),
+            }
+        );
+        for (bad, why) in [
+            ("value: image\n        imagepolicy: 'a:b'", "goes with `key:`"),
+            ("key: a\n        value: digest", "unknown variant"),
+            ("key: a\n        document: {}", "neither `kind` nor `name`"),
+            ("key: a\n        document: {name: '{nope}'}", "{nope}"),
+        ] {
+            let text = format!(
+                "environments:\n  - {{ name: dev, track: file }}\nservices:\n  web:\n    version:\n      - file: d.yaml\n        {bad}\n"
+            );
+            let e = Config::parse(&text, "gitops-flow.yaml").unwrap_err();
+            assert!(e.to_string().contains(why), "{bad}: {e}");
+            assert_eq!(e.exit_code(), 2);
+        }
+    }
+
+    #[test]
     fn errors_carry_line_numbers() {
         let e = Config::parse("environments:\n  - name: dev\n    trak: tag\n", "gitops-flow.yaml").unwrap_err();
         let place = e.place().expect("a place");

@@ -526,3 +526,61 @@ fn github_branch_tracked_environments() {
     );
     fake.assert_clean();
 }
+
+/// Issue 8, row 1, through the binary: a key that two HelmReleases of one file hold is
+/// refused (exit 2, the file and line named, nothing written) until `document:` picks one.
+#[test]
+fn a_location_in_several_documents_is_refused_until_one_is_selected() {
+    let (_t, dir) = scratch("make_file_repo.sh");
+    let path = p(&dir);
+    let releases = "kind: HelmRelease\nmetadata:\n  name: payments\nspec:\n  values:\n    image:\n      tag: 1.0.0\n---\nkind: HelmRelease\nmetadata:\n  name: orders\nspec:\n  values:\n    image:\n      tag: 7.0.0\n";
+    let config = |document: &str| {
+        format!(
+            "environments:\n  - {{ name: dev, track: file, direct: true }}\n  - {{ name: prod, track: file }}\nservices:\n  payments:\n    version:\n      - file: releases/{{env}}.yaml\n        key: spec.values.image.tag\n{document}  orders:\n    version:\n      - file: releases/{{env}}.yaml\n        key: spec.values.image.tag\n        document: {{kind: HelmRelease, name: \"{{service}}\"}}\n"
+        )
+    };
+    std::fs::create_dir_all(dir.join("releases")).unwrap();
+    for env in ["dev", "prod"] {
+        std::fs::write(dir.join(format!("releases/{env}.yaml")), releases).unwrap();
+    }
+    std::fs::write(dir.join("gitops-flow.yaml"), config("")).unwrap();
+    git(&dir, &["add", "-A"]);
+    git(
+        &dir,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "-qm",
+            "releases",
+        ],
+    );
+    let before = rev(&dir, "main");
+    let r = run(
+        &["stage", "--path", &path, "--service", "payments", "--version", "1.1.0"],
+        &[],
+    );
+    r.assert_input_error("file=releases/dev.yaml,line=8");
+    assert!(
+        r.stdout
+            .contains("HelmRelease/payments (line 1), HelmRelease/orders (line 8)"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(rev(&dir, "main"), before, "nothing written");
+    assert_eq!(git(&dir, &["status", "--porcelain"]), "");
+
+    // `orders` selects its document (`name: "{service}"`): only its value moves.
+    let r = run(
+        &["stage", "--path", &path, "--service", "orders", "--version", "7.1.0"],
+        &[],
+    );
+    r.assert_ok();
+    assert_eq!(r.out("previous-version"), "7.0.0");
+    assert_eq!(
+        git_raw(&dir, &["show", "HEAD:releases/dev.yaml"]),
+        releases.replace("tag: 7.0.0", "tag: 7.1.0")
+    );
+}
