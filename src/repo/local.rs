@@ -7,7 +7,8 @@ use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 use gix::refs::{FullName, Target};
 
 use super::{
-    CommitRequest, HistoryEntry, Oid, PullRequest, PullRequestInfo, PullRequestSpec, RefTarget, RefUpdate, Repository,
+    CommitRequest, HistoryEntry, Journal, Oid, PullRequest, PullRequestInfo, PullRequestSpec, RefTarget, RefUpdate,
+    Repository, Write,
 };
 use crate::error::{Error, Result};
 
@@ -22,6 +23,7 @@ pub struct LocalRepo {
     path: PathBuf,
     /// Seconds since the epoch for commit times (passed in, not read here).
     now: i64,
+    journal: Journal,
 }
 
 pub(crate) fn git_err(what: &str) -> impl Fn(gix::Error) -> Error + '_ {
@@ -48,6 +50,7 @@ impl LocalRepo {
             repo,
             path: path.to_path_buf(),
             now,
+            journal: Journal::default(),
         })
     }
 
@@ -190,6 +193,10 @@ impl Repository for LocalRepo {
             .unwrap_or_else(|_| self.path.clone())
             .display()
             .to_string()
+    }
+
+    fn written(&self) -> Vec<Write> {
+        self.journal.entries()
     }
 
     fn default_branch(&self) -> Result<String> {
@@ -406,7 +413,9 @@ impl Repository for LocalRepo {
             )));
         }
         self.apply(edits)
-            .map_err(|e| self.classify(updates, e, "could not move refs"))
+            .map_err(|e| self.classify(updates, e, "could not move refs"))?;
+        self.journal.record(Write::Refs(updates.to_vec()));
+        Ok(())
     }
 
     fn commit(&self, req: &CommitRequest) -> Result<Oid> {
@@ -509,6 +518,10 @@ impl Repository for LocalRepo {
         )?;
         self.apply(vec![edit])
             .map_err(|e| self.classify(std::slice::from_ref(&update), e, "could not commit"))?;
+        self.journal.record(Write::Commit {
+            branch: req.branch.clone(),
+            commit: new_hex.clone(),
+        });
         // As `git commit` would: bring index and work tree along.
         if let (Some(mut idx), Some(wd)) = (index, workdir) {
             for (ch, blob) in req.changes.iter().zip(&blobs) {

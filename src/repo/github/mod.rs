@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 pub use client::{Api, RetryPolicy};
 
 use super::local::LocalRepo;
-use super::{Check, CheckState, DeploymentSpec};
+use super::{Check, CheckState, DeploymentSpec, Journal, Write};
 use super::{
     CommitRequest, HistoryEntry, Oid, PullRequest, PullRequestInfo, PullRequestSpec, RefTarget, RefUpdate, Repository,
 };
@@ -36,6 +36,7 @@ pub struct GitHubRepo {
     default_branch: RefCell<Option<String>>,
     /// Refs read in this run; cleared after a failed write, updated after a good one.
     refs: RefCell<HashMap<String, Option<RefTarget>>>,
+    journal: Journal,
 }
 
 /// Percent-encodes a path segment for a URL.
@@ -102,6 +103,7 @@ impl GitHubRepo {
             repo_id: RefCell::new(None),
             default_branch: RefCell::new(None),
             refs: RefCell::new(HashMap::new()),
+            journal: Journal::default(),
         })
     }
 
@@ -315,6 +317,14 @@ impl Repository for GitHubRepo {
 
     fn prefetch(&self, names: &[String]) -> Result<()> {
         self.fetch_refs(names)
+    }
+
+    fn written(&self) -> Vec<Write> {
+        self.journal.entries()
+    }
+
+    fn has_checks(&self) -> bool {
+        true
     }
 
     fn default_branch(&self) -> Result<String> {
@@ -534,6 +544,7 @@ impl Repository for GitHubRepo {
                         }),
                     );
                 }
+                self.journal.record(Write::Refs(updates.to_vec()));
                 Ok(())
             }
             Err(e) => {
@@ -545,6 +556,7 @@ impl Repository for GitHubRepo {
                     .zip(&now)
                     .all(|(u, n)| n.as_ref().is_some_and(|n| n.target == u.new))
                 {
+                    self.journal.record(Write::Refs(updates.to_vec()));
                     return Ok(());
                 }
                 Err(super::conflict(updates, &now, &e, "").unwrap_or(e))
@@ -555,7 +567,8 @@ impl Repository for GitHubRepo {
     fn commit(&self, req: &CommitRequest) -> Result<Oid> {
         let full = format!("refs/heads/{}", req.branch);
         // Put the branch on the parent first when it is new or must be reset.
-        if req.expected_head.as_deref() != Some(req.parent.as_str()) {
+        let reset = req.expected_head.as_deref() != Some(req.parent.as_str());
+        if reset {
             self.update_refs(
                 &[RefUpdate {
                     name: full.clone(),
@@ -567,7 +580,7 @@ impl Repository for GitHubRepo {
         }
         let result = self.commit_on_branch(&req.branch, &req.parent, &req.message, req);
         self.forget_refs();
-        match result {
+        let result = match result {
             Ok(oid) => Ok(oid),
             Err(e) => match self.landed(&req.branch, &req.parent, req)? {
                 Some(oid) => Ok(oid),
@@ -583,6 +596,23 @@ impl Repository for GitHubRepo {
                     }
                 }
             },
+        };
+        match result {
+            Ok(oid) => {
+                self.journal.record(Write::Commit {
+                    branch: req.branch.clone(),
+                    commit: oid.clone(),
+                });
+                Ok(oid)
+            }
+            // The reset is a write: whatever went wrong afterwards is a failure of
+            // the operation (exit 1), never "bad input, nothing written".
+            Err(e) if reset => Err(Error::failed(format!(
+                "branch `{}` was put on {} but the commit on top of it failed: {e}; re-run to finish",
+                req.branch,
+                &req.parent[..req.parent.len().min(7)]
+            ))),
+            Err(e) => Err(e),
         }
     }
 
@@ -612,6 +642,10 @@ impl Repository for GitHubRepo {
                         &format!("{}/pulls/{n}", self.repo_path()),
                         Some(&json!({ "title": spec.title, "body": spec.body })),
                     )?;
+                    self.journal.record(Write::PullRequest {
+                        number: Some(n),
+                        url: updated.get("html_url").and_then(|n| n.as_str()).map(String::from),
+                    });
                     (updated, false)
                 }
             }
@@ -648,6 +682,12 @@ impl Repository for GitHubRepo {
         };
         let number = pr.get("number").and_then(|n| n.as_u64());
         let url = pr.get("html_url").and_then(|n| n.as_str()).map(String::from);
+        if created {
+            self.journal.record(Write::PullRequest {
+                number,
+                url: url.clone(),
+            });
+        }
         if let Some(n) = number {
             let have: Vec<&str> = pr
                 .get("labels")
@@ -757,7 +797,11 @@ impl Repository for GitHubRepo {
         let r = self
             .api
             .rest_ok(Method::POST, &format!("{}/deployments", self.repo_path()), Some(&body))?;
-        Ok(r.get("id").and_then(|i| i.as_u64()))
+        let id = r.get("id").and_then(|i| i.as_u64());
+        if let Some(id) = id {
+            self.journal.record(Write::Deployment { id });
+        }
+        Ok(id)
     }
 
     fn deployment_status(
