@@ -213,3 +213,47 @@ fn a_branch_reset_before_a_failed_commit_is_reported() {
     let err = r.stdout.lines().find(|l| l.starts_with("::error::")).unwrap();
     assert!(err.contains("gitops-flow/stage/payments"), "{err}");
 }
+
+#[test]
+fn ten_parallel_promotes_one_changed() {
+    let (_t, dir) = scratch("make_tag_repo.sh");
+    let path = p(&dir);
+    let initial = rev(&dir, "payments-production");
+    let head = rev(&dir, "main");
+    run(
+        &["deploy", "--path", &path, "--service", "payments", "--revision", &head],
+        &[],
+    )
+    .assert_ok();
+    // Hold the tag's lock (as a slow concurrent git would) until every run has read
+    // the tags, so that all ten race for the same compare-and-swap.
+    let lock = dir.join(".git/refs/tags/payments-production.lock");
+    std::fs::write(&lock, "").unwrap();
+    let handles: Vec<_> = (0..10)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || run(&["promote", "--path", &path, "--service", "payments"], &[]))
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    std::fs::remove_file(&lock).unwrap();
+    let runs: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    for r in &runs {
+        r.assert_ok();
+        assert_eq!(r.out("revision"), head);
+        assert_eq!(r.out("rollback-revision"), initial, "{}", r.stdout);
+    }
+    let winners: Vec<_> = runs.iter().filter(|r| r.out("changed") == "true").collect();
+    assert_eq!(winners.len(), 1, "exactly one run wrote");
+    assert_eq!(winners[0].out("previous-revision"), initial);
+    for r in runs.iter().filter(|r| r.out("changed") == "false") {
+        assert_eq!(r.out("previous-revision"), head, "where the tag already is");
+        assert!(
+            r.stdout.contains("already points at") || r.stdout.contains("another run moved"),
+            "{}",
+            r.stdout
+        );
+    }
+    assert_eq!(rev(&dir, "payments-production"), head);
+    assert_eq!(rev(&dir, "payments-production-rollback"), initial);
+}

@@ -312,6 +312,30 @@ impl Ctx<'_> {
                     .zip(&now)
                     .all(|(u, n)| n.as_ref().is_some_and(|n| n.target == u.new || n.commit == u.new));
                 if landed {
+                    // Another run made this very move: ours wrote nothing, so it
+                    // reports where the tags are now, unchanged.
+                    self.runner.notice(&format!(
+                        "another run moved {} to the same revision first; nothing changed by this run",
+                        updates
+                            .iter()
+                            .map(|u| format!("`{}`", u.name.trim_start_matches("refs/tags/")))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                    let rb_names: Vec<String> = out
+                        .iter()
+                        .map(|m| -> Result<String> {
+                            Ok(format!("refs/tags/{}", self.config.rollback_tag(env, &m.service)?))
+                        })
+                        .collect::<Result<_>>()?;
+                    let rbs = self.repo.resolve_refs(&rb_names)?;
+                    for (m, rb) in out.iter_mut().zip(rbs) {
+                        if m.changed {
+                            m.changed = false;
+                            m.previous = Some(m.new.clone());
+                            m.rollback = rb.map(|r| r.commit);
+                        }
+                    }
                     return Ok(out);
                 }
                 Err(Error::Conflict(format!(

@@ -105,6 +105,18 @@ fn rollback_tag(
                 if now[0].as_ref().map(|r| &r.commit) != Some(&target) {
                     return Err(Error::Conflict(msg));
                 }
+                // Another run made this very rollback first: this one wrote nothing.
+                ctx.runner.notice(&format!(
+                    "another run rolled `{tag}` back to {} first; nothing changed by this run",
+                    short(&target)
+                ));
+                out.previous_revision = Some(target.clone());
+                out.previous_version = out.version.clone();
+                out.summary = format!(
+                    "### gitops-flow rollback\n\n`{tag}` already at {}: nothing to do.\n",
+                    ctx.link_commit(&target)
+                );
+                return Ok(out);
             }
             Err(e) => return Err(e),
         }

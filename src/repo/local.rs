@@ -38,7 +38,11 @@ impl LocalRepo {
     /// Opens the repository at `path`. A checkout owned by another user (the
     /// container case) opens with reduced trust instead of failing.
     pub fn open(path: &Path, now: i64) -> Result<LocalRepo> {
-        let opts = gix::open::Options::default().with(gix::sec::Trust::Full);
+        // Concurrent runs on one repository wait for each other's ref locks (git's
+        // own default is 100 ms, too short for a busy runner).
+        let opts = gix::open::Options::default()
+            .with(gix::sec::Trust::Full)
+            .config_overrides(["core.filesRefLockTimeout=5000"]);
         let repo = gix::open_opts(path, opts).map_err(|e| {
             Error::input(format!(
                 "{} is not a git repository ({e}); check out the GitOps repository first (actions/checkout) or pass `path`",
