@@ -841,7 +841,15 @@ fn rest(
             let list: Vec<Value> = git_in(bare, &a, None, &[])
                 .unwrap_or_default()
                 .lines()
-                .map(|c| json!({"sha": c, "commit": {"message": git_in(bare, &["log", "-1", "--format=%B", c], None, &[]).unwrap_or_default()}}))
+                .map(|c| {
+                    let parents: Vec<Value> = git_in(bare, &["rev-list", "--parents", "-n", "1", c], None, &[])
+                        .unwrap_or_default()
+                        .split_whitespace()
+                        .skip(1)
+                        .map(|p| json!({"sha": p}))
+                        .collect();
+                    json!({"sha": c, "commit": {"message": git_in(bare, &["log", "-1", "--format=%B", c], None, &[]).unwrap_or_default()}, "parents": parents})
+                })
                 .collect();
             (200, Value::Array(list))
         }

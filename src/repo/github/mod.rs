@@ -501,18 +501,15 @@ impl Repository for GitHubRepo {
         {
             return l.file_history(head, path, limit);
         }
+        // First-parent history, as the local backend reads it: a path-filtered
+        // listing would follow merged feature branches into values main never ran.
         let r = self.api.rest_ok(
             Method::GET,
-            &format!(
-                "{}/commits?sha={head}&path={}&per_page={}",
-                self.repo_path(),
-                enc_path(path),
-                limit.clamp(1, 100)
-            ),
+            &format!("{}/commits?sha={head}&per_page=100", self.repo_path()),
             None,
         )?;
-        let mut out = Vec::new();
-        for c in r.as_array().cloned().unwrap_or_default().into_iter().take(limit) {
+        let mut commits: HashMap<String, (String, Option<String>)> = HashMap::new();
+        for c in r.as_array().cloned().unwrap_or_default() {
             let Some(sha) = c.get("sha").and_then(|s| s.as_str()) else {
                 continue;
             };
@@ -521,11 +518,39 @@ impl Repository for GitHubRepo {
                 .and_then(|m| m.as_str())
                 .unwrap_or_default()
                 .to_string();
-            let content = self.read_file(&sha.to_string(), path)?;
+            let first_parent = c.pointer("/parents/0/sha").and_then(|p| p.as_str()).map(String::from);
+            commits.insert(sha.to_string(), (message, first_parent));
+        }
+        let mut out = Vec::new();
+        let mut prev: Option<(Oid, String, Option<Vec<u8>>)> = None;
+        let mut cur = Some(head.clone());
+        let mut root = false;
+        while let Some(sha) = cur.take() {
+            let Some((message, parent)) = commits.get(&sha).cloned() else {
+                break;
+            };
+            let content = self.read_file(&sha, path)?;
+            if let Some((pid, pmsg, pcontent)) = prev.take()
+                && pcontent != content
+            {
+                out.push(HistoryEntry {
+                    commit: pid,
+                    message: pmsg,
+                    content: pcontent,
+                });
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+            }
+            root = parent.is_none();
+            prev = Some((sha, message, content));
+            cur = parent;
+        }
+        if root && let Some((pid, pmsg, Some(c))) = prev {
             out.push(HistoryEntry {
-                commit: sha.to_string(),
-                message,
-                content,
+                commit: pid,
+                message: pmsg,
+                content: Some(c),
             });
         }
         Ok(out)
