@@ -273,7 +273,7 @@ fn rollback_branch(ctx: &Ctx<'_>, env: &Environment, mut out: Outcome) -> Result
     let last = ctx.repo.changed_paths(&head.commit)?;
     let parent = ctx
         .repo
-        .resolve_revision(&format!("{}^", head.commit))?
+        .first_parent(&head.commit)?
         .ok_or_else(|| Error::input(format!("`{branch}` has no earlier revision to roll back to")))?;
     let mut changes = Vec::new();
     for p in &last {

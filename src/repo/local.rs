@@ -359,6 +359,14 @@ impl Repository for LocalRepo {
         }
     }
 
+    fn first_parent(&self, commit: &Oid) -> Result<Option<Oid>> {
+        Ok(self
+            .commit_obj(commit)?
+            .parent_ids()
+            .next()
+            .map(|p| p.to_hex().to_string()))
+    }
+
     fn read_file(&self, commit: &Oid, path: &str) -> Result<Option<Vec<u8>>> {
         match self.entry_at(commit, path)? {
             Some((id, false)) => Ok(Some(

@@ -160,6 +160,8 @@ pub trait Repository {
     fn resolve_refs(&self, names: &[String]) -> Result<Vec<Option<RefTarget>>>;
     /// A commit id, abbreviated id or ref name to a full commit id.
     fn resolve_revision(&self, rev: &str) -> Result<Option<Oid>>;
+    /// The first parent of a commit (`None` for a root commit).
+    fn first_parent(&self, commit: &Oid) -> Result<Option<Oid>>;
     fn read_file(&self, commit: &Oid, path: &str) -> Result<Option<Vec<u8>>>;
     /// Names of the entries of a directory at a commit (empty when absent).
     fn list_dir(&self, commit: &Oid, path: &str) -> Result<Vec<String>>;

@@ -628,7 +628,10 @@ fn rest(
             json!({"id": 1, "node_id": REPO_ID, "name": REPO, "full_name": format!("{OWNER}/{REPO}"), "default_branch": "main"}),
         ),
         ("get", "/repos/{owner}/{repo}/commits/{ref}") => {
-            let Some(sha) = sha_of(bare, &p["ref"]) else {
+            // GitHub resolves a commit sha (or a unique prefix), a branch or a tag
+            // name here — not git's revision syntax (`<sha>^`, `main~1`, `a..b`).
+            let plain = !p["ref"].contains(['^', '~', ':', '@', '{']) && !p["ref"].contains("..");
+            let Some(sha) = sha_of(bare, &p["ref"]).filter(|_| plain) else {
                 return (
                     422,
                     json!({"message": format!("No commit found for SHA: {}", p["ref"])}),

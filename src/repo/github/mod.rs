@@ -357,6 +357,18 @@ impl Repository for GitHubRepo {
         }
     }
 
+    fn first_parent(&self, commit: &Oid) -> Result<Option<Oid>> {
+        if let Some(l) = self.local_has(commit)
+            && !l.is_shallow()
+        {
+            return l.first_parent(commit);
+        }
+        let r = self
+            .api
+            .rest_ok(Method::GET, &format!("{}/commits/{commit}", self.repo_path()), None)?;
+        Ok(r.pointer("/parents/0/sha").and_then(|p| p.as_str()).map(String::from))
+    }
+
     fn read_file(&self, commit: &Oid, path: &str) -> Result<Option<Vec<u8>>> {
         if let Some(l) = self.local_has(commit) {
             return l.read_file(commit, path);
