@@ -229,11 +229,9 @@ fn a_concurrent_tag_move_is_never_overwritten() {
         &[],
     )
     .assert_ok();
-    // Hold our updateRefs while someone else moves production.
-    s.fake.delay_writes("updateRefs", 400);
+    // Someone else moves production to the same revision between our read and our write.
     let bare = s.fake.bare.clone();
-    let other = std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_millis(150));
+    s.fake.before_write("updateRefs", move || {
         let st = std::process::Command::new("git")
             .args(["update-ref", "refs/tags/payments-production", &head])
             .current_dir(&bare)
@@ -245,21 +243,14 @@ fn a_concurrent_tag_move_is_never_overwritten() {
         &[("command", "promote"), ("service", "payments"), ("to", "production")],
         &[],
     );
-    other.join().unwrap();
-    // The other writer moved production to the same revision we wanted: our run
-    // sees its work done (exit 0) or reports the conflict (exit 1), and the
-    // rollback tag is never set from a stale read.
-    assert!(r.code == 0 || r.code == 1, "{}", r.stdout);
+    // Our compare-and-swap lost; the other writer did not set the rollback tag that
+    // ours would have: exit 1 naming the conflict, and the rollback tag is never
+    // set from a stale read.
+    assert_eq!(r.code, 1, "{}", r.stdout);
     assert_eq!(s.fake.rev("payments-production").unwrap(), s.fake.rev("main").unwrap());
-    if r.code == 1 {
-        assert!(r.stdout.contains("changed concurrently"), "{}", r.stdout);
-        assert!(s.fake.rev("payments-production-rollback").is_none());
-    } else {
-        assert_eq!(
-            s.fake.rev("payments-production-rollback").as_deref(),
-            Some(initial.as_str())
-        );
-    }
+    assert!(r.stdout.contains("changed concurrently"), "{}", r.stdout);
+    assert!(s.fake.rev("payments-production-rollback").is_none());
+    assert_eq!(r.out("changed"), "false");
     // A conflicting move to a different revision: exit 1 naming the conflict, the other write stands.
     j.run(
         &[("command", "rollback"), ("service", "payments"), ("revision", &initial)],
@@ -282,11 +273,9 @@ fn a_concurrent_tag_move_is_never_overwritten() {
     ]);
     s.fake.git(&["update-ref", "refs/heads/main", &x]);
     let rollback_before = s.fake.rev("payments-production-rollback");
-    s.fake.delay_writes("updateRefs", 400);
     let bare = s.fake.bare.clone();
     let x2 = x.clone();
-    let other = std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_millis(150));
+    s.fake.before_write("updateRefs", move || {
         let st = std::process::Command::new("git")
             .args(["update-ref", "refs/tags/payments-production", &x2])
             .current_dir(&bare)
@@ -295,7 +284,6 @@ fn a_concurrent_tag_move_is_never_overwritten() {
         assert!(st.success());
     });
     let r = j.run(&[("command", "promote"), ("service", "payments")], &[]);
-    other.join().unwrap();
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert!(
         r.stdout.contains("changed concurrently") && r.stdout.contains("payments-production"),

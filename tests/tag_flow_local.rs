@@ -490,7 +490,7 @@ fn a_workspace_owned_by_another_user_still_opens() {
         .output()
         .is_ok_and(|o| o.stdout == b"0\n")
     {
-        eprintln!("SKIPPED: not running as root, cannot chown the workspace to another user");
+        support::skip_unless_ci("needs root to chown the workspace to another user");
         return;
     }
     let (_t, dir) = scratch("make_tag_repo.sh");

@@ -95,10 +95,23 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
             env.name
         ));
         out.environment = Some(env.name.clone());
-        out.service = ctx.inputs.service.clone().or(meta.map(|m| m.service));
+        out.service = ctx.inputs.service.clone().or(meta.as_ref().map(|m| m.service.clone()));
+        out.version = meta.as_ref().and_then(|m| m.version.clone());
         out.commit = Some(revision.clone());
+        let what = match (&out.service, &out.version) {
+            (Some(s), Some(v)) => format!(
+                " `{s}` `{v}`{}",
+                if meta.as_ref().is_some_and(|m| m.command == "rollback") {
+                    " (a rollback)"
+                } else {
+                    ""
+                }
+            ),
+            (Some(s), None) => format!(" `{s}`"),
+            _ => String::new(),
+        };
         out.summary = format!(
-            "### gitops-flow deploy\n\nThe merge {} deployed `{}`.\n",
+            "### gitops-flow deploy\n\nThe merge {} deployed{what} to `{}`.\n",
             ctx.link_commit(&revision),
             env.name
         );

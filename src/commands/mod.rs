@@ -17,7 +17,7 @@ use crate::cli::{Event, Inputs};
 use crate::config::{Config, Environment, Track};
 use crate::error::{Error, Result};
 use crate::manifest;
-use crate::repo::{CommitRequest, FileChange, Oid, PullRequestSpec, RefUpdate, Repository};
+use crate::repo::{CommitRequest, FileChange, Oid, PullRequestSpec, RefUpdate, Repository, Write};
 
 /// Everything a command needs; nothing is read from the process globally.
 pub struct Ctx<'a> {
@@ -63,6 +63,15 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Marks the run failed after it did what the outcome says (exit 1).
+    pub fn fail(&mut self, msg: &str) {
+        self.summary.push_str(&format!("\n❌ {msg}\n"));
+        self.failure = Some(match self.failure.take() {
+            Some(f) => format!("{f}; then {msg}"),
+            None => msg.to_string(),
+        });
+    }
+
     /// The step outputs, every name always present (empty when not applicable).
     pub fn output_pairs(&self) -> Vec<(String, String)> {
         let s = |v: &Option<String>| v.clone().unwrap_or_default();
@@ -303,6 +312,30 @@ impl Ctx<'_> {
                     .zip(&now)
                     .all(|(u, n)| n.as_ref().is_some_and(|n| n.target == u.new || n.commit == u.new));
                 if landed {
+                    // Another run made this very move: ours wrote nothing, so it
+                    // reports where the tags are now, unchanged.
+                    self.runner.notice(&format!(
+                        "another run moved {} to the same revision first; nothing changed by this run",
+                        updates
+                            .iter()
+                            .map(|u| format!("`{}`", u.name.trim_start_matches("refs/tags/")))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                    let rb_names: Vec<String> = out
+                        .iter()
+                        .map(|m| -> Result<String> {
+                            Ok(format!("refs/tags/{}", self.config.rollback_tag(env, &m.service)?))
+                        })
+                        .collect::<Result<_>>()?;
+                    let rbs = self.repo.resolve_refs(&rb_names)?;
+                    for (m, rb) in out.iter_mut().zip(rbs) {
+                        if m.changed {
+                            m.changed = false;
+                            m.previous = Some(m.new.clone());
+                            m.rollback = rb.map(|r| r.commit);
+                        }
+                    }
                     return Ok(out);
                 }
                 Err(Error::Conflict(format!(
@@ -522,7 +555,12 @@ pub fn short(sha: &str) -> &str {
 
 /// Runs one command.
 pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
-    let mut out = match ctx.inputs.command.as_str() {
+    let moves = matches!(ctx.inputs.command.as_str(), "stage" | "deploy" | "promote" | "rollback");
+    if moves || ctx.inputs.command == "status" {
+        // Everything the gate and the deployments will need is checked before the first write.
+        status::preflight(ctx)?;
+    }
+    let result = match ctx.inputs.command.as_str() {
         "stage" => stage::run(ctx),
         "deploy" => deploy::run(ctx),
         "promote" => promote::run(ctx),
@@ -530,10 +568,85 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
         "status" => status::run(ctx),
         "report" => report::run(ctx),
         other => Err(Error::input(format!("unknown command `{other}`"))),
-    }?;
-    if matches!(ctx.inputs.command.as_str(), "stage" | "deploy" | "promote" | "rollback") {
-        status::after_move(ctx, &mut out)?;
+    };
+    let mut out = match result {
+        Ok(o) => o,
+        Err(e) => return failed_after_writes(ctx, e),
+    };
+    if moves && let Err(e) = status::after_move(ctx, &mut out) {
+        if ctx.repo.written().is_empty() {
+            return Err(e);
+        }
+        out.fail(&e.to_string());
     }
+    Ok(out)
+}
+
+/// A command failed: with nothing written that is its error as it is; after a write
+/// it is a failure of the operation (exit 1) whose outputs and summary say exactly
+/// what was written.
+fn failed_after_writes(ctx: &Ctx<'_>, e: Error) -> Result<Outcome> {
+    let writes = ctx.repo.written();
+    if writes.is_empty() {
+        return Err(e);
+    }
+    let mut out = Outcome {
+        changed: true,
+        service: ctx.inputs.service.clone(),
+        environment: ctx.inputs.environment.clone().or(ctx.inputs.to.clone()),
+        version: ctx.inputs.version.clone(),
+        ..Outcome::default()
+    };
+    let mut done = Vec::new();
+    for w in &writes {
+        match w {
+            Write::Refs(updates) => {
+                for u in updates {
+                    let name = u
+                        .name
+                        .trim_start_matches("refs/tags/")
+                        .trim_start_matches("refs/heads/");
+                    done.push(format!("`{name}` moved to {}", short(&u.new)));
+                    if let Some(tag) = u.name.strip_prefix("refs/tags/") {
+                        if out.tag.is_none() {
+                            out.tag = Some(tag.to_string());
+                            out.revision = Some(u.new.clone());
+                            out.previous_revision = u.expected.clone();
+                        }
+                    } else if let Some(b) = u.name.strip_prefix("refs/heads/") {
+                        out.branch = Some(b.to_string());
+                    }
+                }
+            }
+            Write::Commit { branch, commit } => {
+                done.push(format!("committed {} to `{branch}`", short(commit)));
+                out.commit = Some(commit.clone());
+                out.branch = Some(branch.clone());
+                if *branch == ctx.branch {
+                    out.revision = Some(commit.clone());
+                }
+            }
+            Write::PullRequest { number, url } => {
+                done.push(format!(
+                    "pull request {}",
+                    match (number, url) {
+                        (Some(n), Some(u)) => format!("[#{n}]({u})"),
+                        (Some(n), None) => format!("#{n}"),
+                        _ => "(reported)".into(),
+                    }
+                ));
+                out.pull_request_number = *number;
+                out.pull_request_url = url.clone();
+            }
+            Write::Deployment { id } => done.push(format!("deployment {id} recorded")),
+        }
+    }
+    out.summary = format!(
+        "### gitops-flow {}: failed after writing\n\n{}\n",
+        ctx.inputs.command,
+        done.iter().map(|d| format!("- {d}\n")).collect::<String>()
+    );
+    out.fail(&format!("{e} (already written: {})", done.join(", ")));
     Ok(out)
 }
 

@@ -243,6 +243,12 @@ pub fn promote_file(
                     .map(|c| ctx.link_commit(c))
                     .unwrap_or_else(|| "(dry run)".into())
             );
+        } else {
+            // Another run committed this very change first.
+            ctx.runner.notice(&format!(
+                "{service} already runs {version} in `{}`; nothing to promote",
+                to.name
+            ));
         }
         return Ok(out);
     }

@@ -105,6 +105,18 @@ fn rollback_tag(
                 if now[0].as_ref().map(|r| &r.commit) != Some(&target) {
                     return Err(Error::Conflict(msg));
                 }
+                // Another run made this very rollback first: this one wrote nothing.
+                ctx.runner.notice(&format!(
+                    "another run rolled `{tag}` back to {} first; nothing changed by this run",
+                    short(&target)
+                ));
+                out.previous_revision = Some(target.clone());
+                out.previous_version = out.version.clone();
+                out.summary = format!(
+                    "### gitops-flow rollback\n\n`{tag}` already at {}: nothing to do.\n",
+                    ctx.link_commit(&target)
+                );
+                return Ok(out);
             }
             Err(e) => return Err(e),
         }
@@ -129,31 +141,34 @@ fn rollback_file(ctx: &Ctx<'_>, service: &str, env: &Environment, to: &Target, m
         Some(v) => v.clone(),
         None => {
             let history = ctx.repo.file_history(&main_head, &loc.file, 100)?;
-            // A field last changed by a rollback is not rolled back again (as in tag mode).
-            if let Some(last) = history.first()
-                && trailer(&last.message, "Gitops-Flow-Command") == Some("rollback")
+            // This service's value after each change of the file, newest first.
+            let values: Vec<Option<String>> = history
+                .iter()
+                .map(|h| {
+                    let text = std::str::from_utf8(h.content.as_deref()?).ok()?;
+                    crate::manifest::read(text, loc).ok()
+                })
+                .collect();
+            // The commit that last changed *this service's* value (another service
+            // sharing the file does not count).
+            let last = (0..history.len()).find(|&i| values.get(i + 1).is_none_or(|older| *older != values[i]));
+            // A value last set by a rollback of this service is not rolled back again
+            // (as in tag mode) — also when a merged rollback pull request hid the trailers.
+            if let Some(i) = last
+                && rolled_back_by(ctx, &history[i], service)?
             {
                 ctx.runner.notice(&format!(
-                    "{} was last changed by a rollback ({}); nothing to do. Pass `version` to choose one",
-                    loc.file,
-                    short(&last.commit)
+                    "{service} in `{}` was last changed by a rollback ({}); nothing to do. Pass `version` to choose one",
+                    env.name,
+                    short(&history[i].commit)
                 ));
                 out.version = Some(now);
                 return Ok(out);
             }
-            let mut found = None;
-            for h in &history {
-                let Some(content) = &h.content else { continue };
-                let Ok(text) = std::str::from_utf8(content) else {
-                    continue;
-                };
-                if let Ok(v) = crate::manifest::read(text, loc)
-                    && v != now
-                {
-                    found = Some((v, h.commit.clone()));
-                    break;
-                }
-            }
+            let found = history
+                .iter()
+                .zip(&values)
+                .find_map(|(h, v)| v.as_ref().filter(|v| **v != now).map(|v| (v.clone(), h.commit.clone())));
             match found {
                 Some((v, commit)) => {
                     out.rollback_revision = Some(commit);
@@ -188,7 +203,18 @@ fn rollback_file(ctx: &Ctx<'_>, service: &str, env: &Environment, to: &Target, m
             head: branch.clone(),
             base: ctx.branch.clone(),
             title: format!("Roll back {service} in {} to {target}", env.name),
-            body: format!("Rolls `{service}` back in `{}`: `{now}` → `{target}`.\n", env.name),
+            body: format!(
+                "Rolls `{service}` back in `{}`: `{now}` → `{target}`.\n\n{}\n",
+                env.name,
+                super::Meta {
+                    command: "rollback".into(),
+                    service: service.to_string(),
+                    environment: Some(env.name.clone()),
+                    from: None,
+                    version: Some(target.clone()),
+                }
+                .render()
+            ),
             labels: ctx.inputs.labels.clone(),
             auto_merge: ctx.inputs.auto_merge,
         };
@@ -221,6 +247,20 @@ fn rollback_file(ctx: &Ctx<'_>, service: &str, env: &Environment, to: &Target, m
     Ok(out)
 }
 
+/// Whether `entry` (a change on the main branch) was a rollback of `service`: its
+/// trailers, else the metadata of a squash message or of the merged pull request.
+fn rolled_back_by(ctx: &Ctx<'_>, entry: &crate::repo::HistoryEntry, service: &str) -> Result<bool> {
+    if let Some(cmd) = trailer(&entry.message, "Gitops-Flow-Command") {
+        let svc = trailer(&entry.message, "Gitops-Flow-Service");
+        return Ok(cmd == "rollback" && svc.is_none_or(|s| s == service || s == "*"));
+    }
+    let meta = match super::Meta::parse(&entry.message) {
+        Some(m) => Some(m),
+        None => ctx.merged_meta(&entry.commit)?,
+    };
+    Ok(meta.is_some_and(|m| m.command == "rollback" && m.service == service))
+}
+
 fn rollback_branch(ctx: &Ctx<'_>, env: &Environment, mut out: Outcome) -> Result<Outcome> {
     let branch = env.branch.clone().unwrap_or_default();
     let head = ctx
@@ -233,7 +273,7 @@ fn rollback_branch(ctx: &Ctx<'_>, env: &Environment, mut out: Outcome) -> Result
     let last = ctx.repo.changed_paths(&head.commit)?;
     let parent = ctx
         .repo
-        .resolve_revision(&format!("{}^", head.commit))?
+        .first_parent(&head.commit)?
         .ok_or_else(|| Error::input(format!("`{branch}` has no earlier revision to roll back to")))?;
     let mut changes = Vec::new();
     for p in &last {

@@ -74,6 +74,16 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
                     ctx.link_commit(&commit)
                 }
             );
+        } else {
+            // Another run committed this very change first.
+            ctx.runner.notice(&format!(
+                "{service} is already at {version} on `{}`; nothing to stage",
+                ctx.branch
+            ));
+            out.summary = format!(
+                "### gitops-flow stage\n\n`{service}` is already at `{version}` on `{}`: nothing to do.\n",
+                ctx.branch
+            );
         }
         return Ok(out);
     }

@@ -92,6 +92,67 @@ pub fn expected_revision(ctx: &Ctx<'_>, service: &str, env: &Environment) -> Res
     }
 }
 
+/// Checks, before the first write, everything the health gate and the deployments
+/// of this run will need: a usable gate, its token, the application names and URL
+/// templates of every environment the run can reach.
+pub fn preflight(ctx: &Ctx<'_>) -> Result<()> {
+    let gating = ctx.inputs.wait || ctx.inputs.command == "status";
+    let services: Vec<String> = match &ctx.inputs.service {
+        Some(s) => vec![s.clone()],
+        None if ctx.config.services_listed => ctx.config.services.keys().cloned().collect(),
+        None => vec!["service".into()],
+    };
+    for env in &ctx.config.environments {
+        for service in &services {
+            if let Some(u) = &env.url {
+                expand(u, service, &env.name, None)?;
+            }
+            if !gating {
+                continue;
+            }
+            if ctx.inputs.argocd_server.is_some() {
+                let app_t = ctx
+                    .inputs
+                    .argocd_app
+                    .clone()
+                    .or_else(|| env.argocd_app.clone())
+                    .unwrap_or_else(|| "{service}-{env}".into());
+                let app = expand(&app_t, service, &env.name, None)?;
+                crate::names::check_ref_component("argocd-app", &app)?;
+            } else {
+                let pattern_t = ctx
+                    .inputs
+                    .status_context
+                    .clone()
+                    .unwrap_or_else(|| "kustomization/{service}-{env}/*".into());
+                expand(&pattern_t, service, &env.name, None)?;
+            }
+        }
+    }
+    if !gating {
+        return Ok(());
+    }
+    match (&ctx.inputs.argocd_server, &ctx.inputs.argocd_token) {
+        (Some(_), None) => Err(Error::input(
+            "`argocd-server` is set but `argocd-token` is not; pass the Argo CD API token",
+        )),
+        (Some(server), Some(token)) => {
+            crate::repo::github::Api::new(server, server, token, crate::repo::github::RetryPolicy::default())
+                .map(|_| ())
+        }
+        (None, _) if !ctx.repo.has_checks() => Err(Error::input(format!(
+            "`{}` has no health gate to use: the commit-status gate reads GitHub statuses and check runs (`backend: github`); pass `argocd-server` and `argocd-token` for the Argo CD gate{}",
+            if ctx.inputs.command == "status" {
+                "status"
+            } else {
+                "wait"
+            },
+            if ctx.inputs.wait { ", or drop `wait`" } else { "" }
+        ))),
+        (None, _) => Ok(()),
+    }
+}
+
 /// Runs the configured gate for `service` in `env` at `expected`.
 pub fn gate(ctx: &Ctx<'_>, service: &str, env: &Environment, expected: &Oid) -> Result<GateResult> {
     let polling = Polling::from_env(ctx.env);

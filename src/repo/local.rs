@@ -7,7 +7,8 @@ use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 use gix::refs::{FullName, Target};
 
 use super::{
-    CommitRequest, HistoryEntry, Oid, PullRequest, PullRequestInfo, PullRequestSpec, RefTarget, RefUpdate, Repository,
+    CommitRequest, HistoryEntry, Journal, Oid, PullRequest, PullRequestInfo, PullRequestSpec, RefTarget, RefUpdate,
+    Repository, Write,
 };
 use crate::error::{Error, Result};
 
@@ -22,6 +23,7 @@ pub struct LocalRepo {
     path: PathBuf,
     /// Seconds since the epoch for commit times (passed in, not read here).
     now: i64,
+    journal: Journal,
 }
 
 pub(crate) fn git_err(what: &str) -> impl Fn(gix::Error) -> Error + '_ {
@@ -36,7 +38,11 @@ impl LocalRepo {
     /// Opens the repository at `path`. A checkout owned by another user (the
     /// container case) opens with reduced trust instead of failing.
     pub fn open(path: &Path, now: i64) -> Result<LocalRepo> {
-        let opts = gix::open::Options::default().with(gix::sec::Trust::Full);
+        // Concurrent runs on one repository wait for each other's ref locks (git's
+        // own default is 100 ms, too short for a busy runner).
+        let opts = gix::open::Options::default()
+            .with(gix::sec::Trust::Full)
+            .config_overrides(["core.filesRefLockTimeout=5000"]);
         let repo = gix::open_opts(path, opts).map_err(|e| {
             Error::input(format!(
                 "{} is not a git repository ({e}); check out the GitOps repository first (actions/checkout) or pass `path`",
@@ -48,6 +54,7 @@ impl LocalRepo {
             repo,
             path: path.to_path_buf(),
             now,
+            journal: Journal::default(),
         })
     }
 
@@ -143,11 +150,23 @@ impl LocalRepo {
         oid(id).is_ok_and(|o| self.repo.has_object(o))
     }
 
-    /// The branch HEAD points to, when the repository has a work tree.
-    fn checked_out_branch(&self) -> Option<String> {
-        self.repo.workdir()?;
-        let name = self.repo.head_name().ok()??;
-        Some(name.as_bstr().to_str_lossy().into_owned())
+    /// The work tree (this one, the main one or a linked one) that has `full`
+    /// (`refs/heads/...`) checked out, if any.
+    fn checkout_of(&self, full: &str) -> Option<Checkout> {
+        let all = self.repo.worktrees_including_main().ok()?;
+        for r in all.flatten() {
+            let Some(workdir) = r.workdir().map(Path::to_path_buf) else {
+                continue;
+            };
+            if r.head_name()
+                .ok()
+                .flatten()
+                .is_some_and(|n| n.as_bstr() == full.as_bytes())
+            {
+                return Some(Checkout { repo: r, workdir });
+            }
+        }
+        None
     }
 
     fn blob_at(&self, tree: &gix::Tree<'_>, path: &str) -> Result<Option<gix::ObjectId>> {
@@ -156,6 +175,87 @@ impl LocalRepo {
             .map_err(git_err("look up path"))?
             .filter(|e| e.mode().is_blob())
             .map(|e| e.object_id()))
+    }
+}
+
+/// A work tree with the branch being written checked out.
+struct Checkout {
+    repo: gix::Repository,
+    workdir: PathBuf,
+}
+
+/// Git's `index.lock`, taken before the branch moves and released after the index
+/// and work tree followed it: concurrent runs (and git itself) wait for each other,
+/// and a lock we cannot get means nothing was written.
+struct IndexLock {
+    lock: PathBuf,
+    index: PathBuf,
+    done: bool,
+}
+
+impl IndexLock {
+    /// How long to wait for another process's lock before refusing.
+    const PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
+
+    fn acquire(index: &Path, workdir: &Path) -> Result<IndexLock> {
+        let mut lock = index.as_os_str().to_owned();
+        lock.push(".lock");
+        let lock = PathBuf::from(lock);
+        let start = std::time::Instant::now();
+        loop {
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&lock) {
+                Ok(_) => {
+                    return Ok(IndexLock {
+                        lock,
+                        index: index.to_path_buf(),
+                        done: false,
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && start.elapsed() < Self::PATIENCE => {
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(Error::input(format!(
+                        "{} exists: another git process is working in {}, or one crashed and left its lock behind. Nothing was written; if no git process is running there, delete {} and re-run",
+                        lock.display(),
+                        workdir.display(),
+                        lock.display()
+                    )));
+                }
+                Err(e) => {
+                    return Err(Error::failed(format!("cannot create {}: {e}", lock.display())));
+                }
+            }
+        }
+    }
+
+    /// Writes `index` through the lock file and puts it in place.
+    fn commit(mut self, index: &gix::index::File) -> Result<()> {
+        let write = || -> std::result::Result<(), String> {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(&self.lock)
+                .map_err(|e| e.to_string())?;
+            let mut w = std::io::BufWriter::new(f);
+            index
+                .write_to(&mut w, gix::index::write::Options::default())
+                .map_err(|e| e.to_string())?;
+            let f = w.into_inner().map_err(|e| e.to_string())?;
+            f.sync_all().map_err(|e| e.to_string())?;
+            std::fs::rename(&self.lock, &self.index).map_err(|e| e.to_string())
+        };
+        let r = write().map_err(|e| Error::failed(format!("write index {}: {e}", self.index.display())));
+        self.done = r.is_ok();
+        r
+    }
+}
+
+impl Drop for IndexLock {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_file(&self.lock);
+        }
     }
 }
 
@@ -192,6 +292,10 @@ impl Repository for LocalRepo {
             .to_string()
     }
 
+    fn written(&self) -> Vec<Write> {
+        self.journal.entries()
+    }
+
     fn default_branch(&self) -> Result<String> {
         for name in ["refs/remotes/origin/HEAD"] {
             if let Ok(Some(r)) = self.repo.try_find_reference(name)
@@ -203,18 +307,14 @@ impl Repository for LocalRepo {
                 }
             }
         }
-        if let Ok(Some(name)) = self.repo.head_name()
-            && let Some(b) = name.as_bstr().to_str_lossy().strip_prefix("refs/heads/")
-        {
-            return Ok(b.to_string());
-        }
+        // Not the checked-out branch: that may be any feature branch.
         for b in ["main", "master"] {
             if let Ok(Some(_)) = self.repo.try_find_reference(format!("refs/heads/{b}").as_str()) {
                 return Ok(b.to_string());
             }
         }
         Err(Error::input(
-            "cannot tell the repository's default branch; pass `branch`",
+            "cannot tell the repository's main branch: there is no `origin/HEAD` and no `main` or `master`; pass `branch` (or set `branch:` in gitops-flow.yaml)",
         ))
     }
 
@@ -257,6 +357,14 @@ impl Repository for LocalRepo {
             }
             Err(_) => Ok(None),
         }
+    }
+
+    fn first_parent(&self, commit: &Oid) -> Result<Option<Oid>> {
+        Ok(self
+            .commit_obj(commit)?
+            .parent_ids()
+            .next()
+            .map(|p| p.to_hex().to_string()))
     }
 
     fn read_file(&self, commit: &Oid, path: &str) -> Result<Option<Vec<u8>>> {
@@ -397,22 +505,33 @@ impl Repository for LocalRepo {
             .iter()
             .map(|u| ref_change(u, message))
             .collect::<Result<Vec<_>>>()?;
-        if let Some(branch) = self.checked_out_branch()
-            && updates.iter().any(|u| u.name == branch)
-        {
-            return Err(Error::failed(format!(
-                "refusing to move `{branch}`: it is checked out in {}; the work tree would go stale",
-                self.path.display()
-            )));
+        for u in updates.iter().filter(|u| u.name.starts_with("refs/heads/")) {
+            if let Some(c) = self.checkout_of(&u.name) {
+                return Err(Error::input(format!(
+                    "refusing to move `{}`: it is checked out in {} and that work tree would go stale; check out another branch there and re-run. Nothing was written",
+                    u.name.trim_start_matches("refs/heads/"),
+                    c.workdir.display()
+                )));
+            }
         }
         self.apply(edits)
-            .map_err(|e| self.classify(updates, e, "could not move refs"))
+            .map_err(|e| self.classify(updates, e, "could not move refs"))?;
+        self.journal.record(Write::Refs(updates.to_vec()));
+        Ok(())
     }
 
     fn commit(&self, req: &CommitRequest) -> Result<Oid> {
         let full = format!("refs/heads/{}", req.branch);
         let parent = self.commit_obj(&req.parent)?;
         let parent_tree = parent.tree().map_err(git_err("read tree"))?;
+        // A checked-out branch moves with its index and work tree, as `git commit`
+        // would: everything that can stop that is checked under git's index lock
+        // before anything is written.
+        let checkout = self.checkout_of(&full);
+        let lock = match &checkout {
+            Some(c) => Some(IndexLock::acquire(&c.repo.index_path(), &c.workdir)?),
+            None => None,
+        };
         // Compare-and-swap precheck (the ref transaction checks again under its lock).
         let current = self
             .resolve_refs(std::slice::from_ref(&full))?
@@ -427,19 +546,21 @@ impl Repository for LocalRepo {
                 req.expected_head.as_deref().map_or("nothing", |c| &c[..c.len().min(7)])
             )));
         }
-        let on_worktree = self.checked_out_branch().as_deref() == Some(full.as_str());
-        let workdir = self.repo.workdir().map(Path::to_path_buf);
-        // Refuse when the files we would touch have uncommitted changes.
         let mut index = None;
-        if on_worktree {
-            let idx = self.repo.open_index().map_err(git_err("open index"))?;
-            let head_tree = match &current {
-                Some(c) => self.commit_obj(&c.commit)?.tree().map_err(git_err("read tree"))?,
-                None => parent_tree.clone(),
-            };
+        if let Some(c) = &checkout {
+            let wd = &c.workdir;
+            if current.as_ref().map(|h| h.commit.as_str()) != Some(req.parent.as_str()) {
+                return Err(Error::input(format!(
+                    "branch `{}` is checked out in {} and would be rebuilt on {}, leaving that work tree stale; check out another branch there and re-run. Nothing was written",
+                    req.branch,
+                    wd.display(),
+                    &req.parent[..req.parent.len().min(7)],
+                )));
+            }
+            // Refuse when the files we would touch have uncommitted changes.
+            let idx = c.repo.open_index().map_err(git_err("open index"))?;
             for ch in &req.changes {
                 // Never write through a symbolic link: it could lead outside the repository.
-                let wd = workdir.as_ref().expect("has workdir");
                 let mut at = wd.clone();
                 for part in ch.path.split('/') {
                     at.push(part);
@@ -447,13 +568,13 @@ impl Repository for LocalRepo {
                         return Err(Error::input(format!(
                             "{} is a symbolic link in the work tree of {}; gitops-flow does not write through links, point the config at the real file",
                             at.strip_prefix(wd).unwrap_or(&at).display(),
-                            self.path.display()
+                            wd.display()
                         )));
                     }
                 }
-                let head_blob = self.blob_at(&head_tree, &ch.path)?;
+                let head_blob = self.blob_at(&parent_tree, &ch.path)?;
                 let staged = idx.entry_by_path(BStr::new(ch.path.as_bytes())).map(|e| e.id);
-                let on_disk = std::fs::read(workdir.as_ref().expect("has workdir").join(&ch.path)).ok();
+                let on_disk = std::fs::read(wd.join(&ch.path)).ok();
                 let disk_blob = on_disk
                     .map(|d| gix::objs::compute_hash(self.repo.object_hash(), gix::objs::Kind::Blob, &d))
                     .transpose()
@@ -462,7 +583,7 @@ impl Repository for LocalRepo {
                     return Err(Error::input(format!(
                         "{} has uncommitted changes in {}; commit or stash them, then re-run",
                         ch.path,
-                        self.path.display()
+                        wd.display()
                     )));
                 }
             }
@@ -509,8 +630,13 @@ impl Repository for LocalRepo {
         )?;
         self.apply(vec![edit])
             .map_err(|e| self.classify(std::slice::from_ref(&update), e, "could not commit"))?;
-        // As `git commit` would: bring index and work tree along.
-        if let (Some(mut idx), Some(wd)) = (index, workdir) {
+        self.journal.record(Write::Commit {
+            branch: req.branch.clone(),
+            commit: new_hex.clone(),
+        });
+        // As `git commit` would: bring index and work tree along, then release the lock.
+        if let (Some(mut idx), Some(c), Some(lock)) = (index, checkout, lock) {
+            let wd = c.workdir;
             for (ch, blob) in req.changes.iter().zip(&blobs) {
                 let file = wd.join(&ch.path);
                 if let Some(dir) = file.parent() {
@@ -543,8 +669,7 @@ impl Repository for LocalRepo {
                 }
             }
             idx.remove_tree();
-            idx.write(gix::index::write::Options::default())
-                .map_err(|e| Error::failed(format!("write index: {e}")))?;
+            lock.commit(&idx)?;
         }
         Ok(new_hex)
     }

@@ -101,6 +101,40 @@ pub struct DeploymentSpec {
     pub production: bool,
 }
 
+/// One write that reached the repository (or the forge), in the order made: what a
+/// failed run reports as done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    /// Refs moved together (full names and their new values).
+    Refs(Vec<RefUpdate>),
+    /// A commit made on a branch (short name).
+    Commit {
+        branch: String,
+        commit: Oid,
+    },
+    PullRequest {
+        number: Option<u64>,
+        url: Option<String>,
+    },
+    Deployment {
+        id: u64,
+    },
+}
+
+/// The writes of one run, kept by each backend.
+#[derive(Debug, Default)]
+pub struct Journal(std::cell::RefCell<Vec<Write>>);
+
+impl Journal {
+    pub fn record(&self, w: Write) {
+        self.0.borrow_mut().push(w);
+    }
+
+    pub fn entries(&self) -> Vec<Write> {
+        self.0.borrow().clone()
+    }
+}
+
 /// What the commands need from a repository. Implemented by the local gix backend
 /// and by the GitHub backend (gix reads of the workspace, API writes).
 pub trait Repository {
@@ -111,6 +145,12 @@ pub trait Repository {
         None
     }
     fn default_branch(&self) -> Result<String>;
+    /// Every write this run made so far, oldest first.
+    fn written(&self) -> Vec<Write>;
+    /// Whether `commit_checks` can answer (the commit-status gate needs GitHub).
+    fn has_checks(&self) -> bool {
+        false
+    }
     /// Reads several refs at once so later lookups are served from memory (one
     /// round trip on the GitHub backend; nothing to do locally).
     fn prefetch(&self, _names: &[String]) -> Result<()> {
@@ -120,6 +160,8 @@ pub trait Repository {
     fn resolve_refs(&self, names: &[String]) -> Result<Vec<Option<RefTarget>>>;
     /// A commit id, abbreviated id or ref name to a full commit id.
     fn resolve_revision(&self, rev: &str) -> Result<Option<Oid>>;
+    /// The first parent of a commit (`None` for a root commit).
+    fn first_parent(&self, commit: &Oid) -> Result<Option<Oid>>;
     fn read_file(&self, commit: &Oid, path: &str) -> Result<Option<Vec<u8>>>;
     /// Names of the entries of a directory at a commit (empty when absent).
     fn list_dir(&self, commit: &Oid, path: &str) -> Result<Vec<String>>;

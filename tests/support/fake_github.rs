@@ -37,6 +37,20 @@ pub struct Fault {
     pub status: u16,
     pub retry_after: Option<u64>,
     pub body: String,
+    pub when: When,
+    /// Only a request whose `METHOD path` line or body contains this text.
+    pub matching: Option<String>,
+}
+
+/// How a fault meets the request it hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// Answer with the fault instead of handling the request.
+    Instead,
+    /// Handle the request (the write lands), then answer with the fault's status.
+    AfterApply,
+    /// Handle the request (the write lands), then drop the connection unanswered.
+    DropAfterApply,
 }
 
 #[derive(Debug, Clone)]
@@ -76,7 +90,12 @@ struct State {
     checks: HashMap<String, Vec<(String, String, Option<String>)>>,
     /// Pause before applying a write, to let tests race (path contains, ms).
     write_delay: Option<(String, u64)>,
+    /// Runs once just before a write of this GraphQL field is applied: a concurrent
+    /// writer that always comes between the read and the write.
+    before_write: Option<(String, BeforeWrite)>,
 }
+
+type BeforeWrite = Box<dyn FnOnce() + Send>;
 
 pub struct FakeGitHub {
     pub url: String,
@@ -243,8 +262,23 @@ impl FakeGitHub {
                 status,
                 retry_after,
                 body: body.into(),
+                when: When::Instead,
+                matching: None,
             });
         }
+    }
+
+    /// The next request containing `matching` (in `METHOD path` or its body — a
+    /// GraphQL field name such as `updateRefs`, a REST path such as `/pulls`) meets
+    /// `when`; `status` is the answer for `Instead` and `AfterApply`.
+    pub fn fault_on(&self, matching: &str, when: When, status: u16) {
+        self.state.lock().expect("lock").faults.push_back(Fault {
+            status,
+            retry_after: None,
+            body: r#"{"message":"Server Error"}"#.into(),
+            when,
+            matching: Some(matching.into()),
+        });
     }
 
     pub fn set_latency(&self, ms: u64) {
@@ -253,6 +287,11 @@ impl FakeGitHub {
 
     pub fn delay_writes(&self, graphql_field: &str, ms: u64) {
         self.state.lock().expect("lock").write_delay = Some((graphql_field.into(), ms));
+    }
+
+    /// Runs `f` once, just before the next `graphql_field` mutation is applied.
+    pub fn before_write(&self, graphql_field: &str, f: impl FnOnce() + Send + 'static) {
+        self.state.lock().expect("lock").before_write = Some((graphql_field.into(), Box::new(f)));
     }
 
     pub fn pulls(&self) -> Vec<Pull> {
@@ -438,14 +477,24 @@ fn serve(conn: TcpStream, state: &Arc<Mutex<State>>, bare: &Path, url: &str) {
     let mut writer = conn.try_clone().expect("clone stream");
     let mut reader = BufReader::new(conn);
     while let Some(req) = read_request(&mut reader) {
+        let line = format!("{} {} {}", req.method, req.path, String::from_utf8_lossy(&req.body));
         let (latency, fault) = {
             let mut s = state.lock().expect("lock");
-            (s.latency, s.faults.pop_front())
+            let i = s
+                .faults
+                .iter()
+                .position(|f| f.matching.as_ref().is_none_or(|m| line.contains(m.as_str())));
+            (s.latency, i.and_then(|i| s.faults.remove(i)))
         };
         std::thread::sleep(latency);
         let body_json: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
         let mut graphql_fields = Vec::new();
-        let (status, body, headers) = if let Some(f) = fault {
+        let authorized = |req: &Req| {
+            let auth = req.headers.get("authorization").cloned().unwrap_or_default();
+            auth == format!("Bearer {TOKEN}") || auth == format!("token {TOKEN}")
+        };
+        let (status, body, headers) = if let Some(f) = fault.as_ref().filter(|f| f.when == When::Instead) {
+            let f = f.clone();
             let mut h = Vec::new();
             if let Some(ra) = f.retry_after {
                 h.push(("retry-after".to_string(), ra.to_string()));
@@ -454,15 +503,25 @@ fn serve(conn: TcpStream, state: &Arc<Mutex<State>>, bare: &Path, url: &str) {
                 h.push(("x-ratelimit-remaining".to_string(), "4999".to_string()));
             }
             (f.status, f.body, h)
+        } else if !authorized(&req) {
+            (401, r#"{"message":"Bad credentials"}"#.to_string(), Vec::new())
         } else {
-            let auth = req.headers.get("authorization").cloned().unwrap_or_default();
-            if auth != format!("Bearer {TOKEN}") && auth != format!("token {TOKEN}") {
-                (401, r#"{"message":"Bad credentials"}"#.to_string(), Vec::new())
-            } else {
-                let (st, b) = handle(&req, &body_json, state, bare, url, &mut graphql_fields);
-                (st, b.to_string(), Vec::new())
+            let (st, b) = handle(&req, &body_json, state, bare, url, &mut graphql_fields);
+            match &fault {
+                Some(f) if f.when == When::AfterApply => (f.status, f.body.clone(), Vec::new()),
+                _ => (st, b.to_string(), Vec::new()),
             }
         };
+        if fault.as_ref().is_some_and(|f| f.when == When::DropAfterApply) {
+            state.lock().expect("lock").log.push(Logged {
+                method: req.method.clone(),
+                path: req.path.clone(),
+                body: body_json,
+                status: 0,
+                graphql: graphql_fields,
+            });
+            return;
+        }
         state.lock().expect("lock").log.push(Logged {
             method: req.method.clone(),
             path: req.path.clone(),
@@ -569,7 +628,10 @@ fn rest(
             json!({"id": 1, "node_id": REPO_ID, "name": REPO, "full_name": format!("{OWNER}/{REPO}"), "default_branch": "main"}),
         ),
         ("get", "/repos/{owner}/{repo}/commits/{ref}") => {
-            let Some(sha) = sha_of(bare, &p["ref"]) else {
+            // GitHub resolves a commit sha (or a unique prefix), a branch or a tag
+            // name here — not git's revision syntax (`<sha>^`, `main~1`, `a..b`).
+            let plain = !p["ref"].contains(['^', '~', ':', '@', '{']) && !p["ref"].contains("..");
+            let Some(sha) = sha_of(bare, &p["ref"]).filter(|_| plain) else {
                 return (
                     422,
                     json!({"message": format!("No commit found for SHA: {}", p["ref"])}),
@@ -782,7 +844,15 @@ fn rest(
             let list: Vec<Value> = git_in(bare, &a, None, &[])
                 .unwrap_or_default()
                 .lines()
-                .map(|c| json!({"sha": c, "commit": {"message": git_in(bare, &["log", "-1", "--format=%B", c], None, &[]).unwrap_or_default()}}))
+                .map(|c| {
+                    let parents: Vec<Value> = git_in(bare, &["rev-list", "--parents", "-n", "1", c], None, &[])
+                        .unwrap_or_default()
+                        .split_whitespace()
+                        .skip(1)
+                        .map(|p| json!({"sha": p}))
+                        .collect();
+                    json!({"sha": c, "commit": {"message": git_in(bare, &["log", "-1", "--format=%B", c], None, &[]).unwrap_or_default()}, "parents": parents})
+                })
                 .collect();
             (200, Value::Array(list))
         }
@@ -1064,6 +1134,19 @@ impl Exec<'_> {
                 && field == f.name
             {
                 std::thread::sleep(Duration::from_millis(ms));
+            }
+            let hook = {
+                let mut s = self.state.lock().expect("lock");
+                match s.before_write.take() {
+                    Some((field, h)) if field == f.name => Some(h),
+                    other => {
+                        s.before_write = other;
+                        None
+                    }
+                }
+            };
+            if let Some(h) = hook {
+                h();
             }
             let result = match f.name.as_str() {
                 "updateRefs" => self.update_refs(&input),

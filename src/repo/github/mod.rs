@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 pub use client::{Api, RetryPolicy};
 
 use super::local::LocalRepo;
-use super::{Check, CheckState, DeploymentSpec};
+use super::{Check, CheckState, DeploymentSpec, Journal, Write};
 use super::{
     CommitRequest, HistoryEntry, Oid, PullRequest, PullRequestInfo, PullRequestSpec, RefTarget, RefUpdate, Repository,
 };
@@ -36,6 +36,7 @@ pub struct GitHubRepo {
     default_branch: RefCell<Option<String>>,
     /// Refs read in this run; cleared after a failed write, updated after a good one.
     refs: RefCell<HashMap<String, Option<RefTarget>>>,
+    journal: Journal,
 }
 
 /// Percent-encodes a path segment for a URL.
@@ -102,6 +103,7 @@ impl GitHubRepo {
             repo_id: RefCell::new(None),
             default_branch: RefCell::new(None),
             refs: RefCell::new(HashMap::new()),
+            journal: Journal::default(),
         })
     }
 
@@ -317,6 +319,14 @@ impl Repository for GitHubRepo {
         self.fetch_refs(names)
     }
 
+    fn written(&self) -> Vec<Write> {
+        self.journal.entries()
+    }
+
+    fn has_checks(&self) -> bool {
+        true
+    }
+
     fn default_branch(&self) -> Result<String> {
         if self.default_branch.borrow().is_none() {
             self.fetch_refs(&[])?;
@@ -345,6 +355,18 @@ impl Repository for GitHubRepo {
             404 | 422 => Ok(None),
             _ => Err(client::api_error(&Method::GET, "commits/{ref}", &r)),
         }
+    }
+
+    fn first_parent(&self, commit: &Oid) -> Result<Option<Oid>> {
+        if let Some(l) = self.local_has(commit)
+            && !l.is_shallow()
+        {
+            return l.first_parent(commit);
+        }
+        let r = self
+            .api
+            .rest_ok(Method::GET, &format!("{}/commits/{commit}", self.repo_path()), None)?;
+        Ok(r.pointer("/parents/0/sha").and_then(|p| p.as_str()).map(String::from))
     }
 
     fn read_file(&self, commit: &Oid, path: &str) -> Result<Option<Vec<u8>>> {
@@ -491,18 +513,15 @@ impl Repository for GitHubRepo {
         {
             return l.file_history(head, path, limit);
         }
+        // First-parent history, as the local backend reads it: a path-filtered
+        // listing would follow merged feature branches into values main never ran.
         let r = self.api.rest_ok(
             Method::GET,
-            &format!(
-                "{}/commits?sha={head}&path={}&per_page={}",
-                self.repo_path(),
-                enc_path(path),
-                limit.clamp(1, 100)
-            ),
+            &format!("{}/commits?sha={head}&per_page=100", self.repo_path()),
             None,
         )?;
-        let mut out = Vec::new();
-        for c in r.as_array().cloned().unwrap_or_default().into_iter().take(limit) {
+        let mut commits: HashMap<String, (String, Option<String>)> = HashMap::new();
+        for c in r.as_array().cloned().unwrap_or_default() {
             let Some(sha) = c.get("sha").and_then(|s| s.as_str()) else {
                 continue;
             };
@@ -511,11 +530,39 @@ impl Repository for GitHubRepo {
                 .and_then(|m| m.as_str())
                 .unwrap_or_default()
                 .to_string();
-            let content = self.read_file(&sha.to_string(), path)?;
+            let first_parent = c.pointer("/parents/0/sha").and_then(|p| p.as_str()).map(String::from);
+            commits.insert(sha.to_string(), (message, first_parent));
+        }
+        let mut out = Vec::new();
+        let mut prev: Option<(Oid, String, Option<Vec<u8>>)> = None;
+        let mut cur = Some(head.clone());
+        let mut root = false;
+        while let Some(sha) = cur.take() {
+            let Some((message, parent)) = commits.get(&sha).cloned() else {
+                break;
+            };
+            let content = self.read_file(&sha, path)?;
+            if let Some((pid, pmsg, pcontent)) = prev.take()
+                && pcontent != content
+            {
+                out.push(HistoryEntry {
+                    commit: pid,
+                    message: pmsg,
+                    content: pcontent,
+                });
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+            }
+            root = parent.is_none();
+            prev = Some((sha, message, content));
+            cur = parent;
+        }
+        if root && let Some((pid, pmsg, Some(c))) = prev {
             out.push(HistoryEntry {
-                commit: sha.to_string(),
-                message,
-                content,
+                commit: pid,
+                message: pmsg,
+                content: Some(c),
             });
         }
         Ok(out)
@@ -534,6 +581,7 @@ impl Repository for GitHubRepo {
                         }),
                     );
                 }
+                self.journal.record(Write::Refs(updates.to_vec()));
                 Ok(())
             }
             Err(e) => {
@@ -545,6 +593,7 @@ impl Repository for GitHubRepo {
                     .zip(&now)
                     .all(|(u, n)| n.as_ref().is_some_and(|n| n.target == u.new))
                 {
+                    self.journal.record(Write::Refs(updates.to_vec()));
                     return Ok(());
                 }
                 Err(super::conflict(updates, &now, &e, "").unwrap_or(e))
@@ -555,7 +604,8 @@ impl Repository for GitHubRepo {
     fn commit(&self, req: &CommitRequest) -> Result<Oid> {
         let full = format!("refs/heads/{}", req.branch);
         // Put the branch on the parent first when it is new or must be reset.
-        if req.expected_head.as_deref() != Some(req.parent.as_str()) {
+        let reset = req.expected_head.as_deref() != Some(req.parent.as_str());
+        if reset {
             self.update_refs(
                 &[RefUpdate {
                     name: full.clone(),
@@ -567,7 +617,7 @@ impl Repository for GitHubRepo {
         }
         let result = self.commit_on_branch(&req.branch, &req.parent, &req.message, req);
         self.forget_refs();
-        match result {
+        let result = match result {
             Ok(oid) => Ok(oid),
             Err(e) => match self.landed(&req.branch, &req.parent, req)? {
                 Some(oid) => Ok(oid),
@@ -583,6 +633,23 @@ impl Repository for GitHubRepo {
                     }
                 }
             },
+        };
+        match result {
+            Ok(oid) => {
+                self.journal.record(Write::Commit {
+                    branch: req.branch.clone(),
+                    commit: oid.clone(),
+                });
+                Ok(oid)
+            }
+            // The reset is a write: whatever went wrong afterwards is a failure of
+            // the operation (exit 1), never "bad input, nothing written".
+            Err(e) if reset => Err(Error::failed(format!(
+                "branch `{}` was put on {} but the commit on top of it failed: {e}; re-run to finish",
+                req.branch,
+                &req.parent[..req.parent.len().min(7)]
+            ))),
+            Err(e) => Err(e),
         }
     }
 
@@ -612,6 +679,10 @@ impl Repository for GitHubRepo {
                         &format!("{}/pulls/{n}", self.repo_path()),
                         Some(&json!({ "title": spec.title, "body": spec.body })),
                     )?;
+                    self.journal.record(Write::PullRequest {
+                        number: Some(n),
+                        url: updated.get("html_url").and_then(|n| n.as_str()).map(String::from),
+                    });
                     (updated, false)
                 }
             }
@@ -648,6 +719,12 @@ impl Repository for GitHubRepo {
         };
         let number = pr.get("number").and_then(|n| n.as_u64());
         let url = pr.get("html_url").and_then(|n| n.as_str()).map(String::from);
+        if created {
+            self.journal.record(Write::PullRequest {
+                number,
+                url: url.clone(),
+            });
+        }
         if let Some(n) = number {
             let have: Vec<&str> = pr
                 .get("labels")
@@ -757,7 +834,11 @@ impl Repository for GitHubRepo {
         let r = self
             .api
             .rest_ok(Method::POST, &format!("{}/deployments", self.repo_path()), Some(&body))?;
-        Ok(r.get("id").and_then(|i| i.as_u64()))
+        let id = r.get("id").and_then(|i| i.as_u64());
+        if let Some(id) = id {
+            self.journal.record(Write::Deployment { id });
+        }
+        Ok(id)
     }
 
     fn deployment_status(

@@ -1,0 +1,162 @@
+//! Issue 9, section 8: a file-mode rollback is per service and idempotent, also
+//! after a merged rollback pull request, and reads first-parent history on GitHub.
+
+mod support;
+
+use support::fake_github::FakeGitHub;
+use support::{Jobs, git, run, scratch};
+
+fn p(d: &std::path::Path) -> String {
+    d.display().to_string()
+}
+
+/// Two services whose versions live in one file per environment.
+fn shared_file_repo() -> (tempfile::TempDir, std::path::PathBuf) {
+    let (t, dir) = scratch("make_file_repo.sh");
+    std::fs::write(
+        dir.join("gitops-flow.yaml"),
+        "environments:\n  - { name: dev, track: file, direct: true }\n  - { name: prod, track: file, direct: true }\nservices:\n  payments:\n    version:\n      - file: shared/{env}.yaml\n        key: payments.tag\n  orders:\n    version:\n      - file: shared/{env}.yaml\n        key: orders.tag\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("shared")).unwrap();
+    for env in ["dev", "prod"] {
+        std::fs::write(
+            dir.join(format!("shared/{env}.yaml")),
+            "payments:\n  tag: \"1.0.0\"\norders:\n  tag: \"2.0.0\"\n",
+        )
+        .unwrap();
+    }
+    git(&dir, &["add", "-A"]);
+    git(&dir, &["commit", "-q", "-m", "shared file"]);
+    (t, dir)
+}
+
+#[test]
+fn rolling_back_one_service_does_not_block_another_in_the_same_file() {
+    let (_t, dir) = shared_file_repo();
+    let path = p(&dir);
+    let cmd = |c: &str, service: &str, extra: &[&str]| {
+        let mut a = vec![c, "--path", &path, "--service", service];
+        a.extend_from_slice(extra);
+        run(&a, &[])
+    };
+    cmd("stage", "payments", &["--version", "1.1.0"]).assert_ok();
+    cmd("stage", "orders", &["--version", "2.1.0"]).assert_ok();
+    let r = cmd("rollback", "payments", &["--environment", "dev"]);
+    r.assert_ok();
+    assert_eq!(r.out("changed"), "true");
+    assert_eq!(r.out("version"), "1.0.0");
+    // The file was last changed by payments' rollback; orders still rolls back.
+    let r = cmd("rollback", "orders", &["--environment", "dev"]);
+    r.assert_ok();
+    assert_eq!(r.out("changed"), "true", "{}", r.stdout);
+    assert_eq!(r.out("version"), "2.0.0");
+    let text = std::fs::read_to_string(dir.join("shared/dev.yaml")).unwrap();
+    assert_eq!(text, "payments:\n  tag: \"1.0.0\"\norders:\n  tag: \"2.0.0\"\n");
+    // Each one again: its value was last set by its own rollback, nothing to do.
+    for s in ["payments", "orders"] {
+        let r = cmd("rollback", s, &["--environment", "dev"]);
+        r.assert_ok();
+        assert_eq!(r.out("changed"), "false", "{s}: {}", r.stdout);
+        assert!(r.stdout.contains("last changed by a rollback"), "{}", r.stdout);
+    }
+    assert_eq!(git(&dir, &["status", "--porcelain"]), "");
+}
+
+#[test]
+fn a_merged_rollback_pull_request_is_not_rolled_back_again() {
+    let (_seed, dir) = scratch("make_file_repo.sh");
+    let fake = FakeGitHub::start(&dir);
+    let jobs = Jobs::new(&fake);
+    for v in ["1.1.0", "1.2.0"] {
+        jobs.run(&[("command", "stage"), ("service", "payments"), ("version", v)], &[])
+            .assert_ok();
+    }
+    let rollback = || {
+        jobs.run(
+            &[
+                ("command", "rollback"),
+                ("service", "payments"),
+                ("environment", "dev"),
+                ("rollback-via", "pull-request"),
+            ],
+            &[],
+        )
+    };
+    let r = rollback();
+    r.assert_ok();
+    assert_eq!(r.out("version"), "1.1.0");
+    let number: u64 = r.out("pull-request-number").parse().unwrap();
+    let pr = fake.pulls().into_iter().find(|p| p.number == number).unwrap();
+    assert!(pr.body.contains(r#""command":"rollback""#), "{}", pr.body);
+    let merged = fake.merge_pull(number);
+
+    // deploy after the merge says what it deployed.
+    let ev = jobs.dir().join("closed.json");
+    std::fs::write(&ev, fake.pull_event(number).to_string()).unwrap();
+    let evs = ev.display().to_string();
+    let d = jobs.run(
+        &[("command", "deploy")],
+        &[("GITHUB_EVENT_NAME", "pull_request"), ("GITHUB_EVENT_PATH", &evs)],
+    );
+    d.assert_ok();
+    assert_eq!(d.out("service"), "payments");
+    assert_eq!(d.out("environment"), "dev");
+    assert_eq!(d.out("version"), "1.1.0");
+    assert_eq!(d.out("commit"), merged);
+    assert!(d.summary.contains("`payments` `1.1.0`"), "{}", d.summary);
+
+    // A second rollback (either way) does not bring 1.2.0 back.
+    let pulls = fake.pulls().len();
+    let r = rollback();
+    r.assert_ok();
+    assert_eq!(r.out("changed"), "false", "{}", r.stdout);
+    assert_eq!(fake.pulls().len(), pulls, "no new pull request");
+    let r = jobs.run(
+        &[("command", "rollback"), ("service", "payments"), ("environment", "dev")],
+        &[],
+    );
+    r.assert_ok();
+    assert_eq!(r.out("changed"), "false", "{}", r.stdout);
+    assert_eq!(fake.rev("main").unwrap(), merged, "nothing committed");
+    fake.assert_clean();
+}
+
+#[test]
+fn github_rollback_reads_first_parent_history() {
+    let (_seed, dir) = scratch("make_file_repo.sh");
+    let file = "overlays/dev/payments/values.yaml";
+    let set = |v: &str| {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        let re = text
+            .lines()
+            .map(|l| {
+                if l.trim_start().starts_with("tag:") {
+                    format!("  tag: \"{v}\" # set by gitops-flow")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n";
+        std::fs::write(dir.join(file), re).unwrap();
+        git(&dir, &["commit", "-q", "-am", &format!("set {v}")]);
+    };
+    // A feature branch passes through 5.5.5 on its way to 1.2.0; main never ran 5.5.5.
+    git(&dir, &["checkout", "-q", "-b", "feature"]);
+    set("5.5.5");
+    set("1.2.0");
+    git(&dir, &["checkout", "-q", "main"]);
+    git(&dir, &["merge", "-q", "--no-ff", "-m", "Merge feature", "feature"]);
+    let fake = FakeGitHub::start(&dir);
+    let jobs = Jobs::new(&fake);
+    let r = jobs.run(
+        &[("command", "rollback"), ("service", "payments"), ("environment", "dev")],
+        &[],
+    );
+    r.assert_ok();
+    assert_eq!(r.out("previous-version"), "1.2.0");
+    assert_eq!(r.out("version"), "1.0.0", "{}", r.stdout);
+    fake.assert_clean();
+}
