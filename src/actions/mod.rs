@@ -9,7 +9,7 @@ use std::io::Write;
 use crate::error::Place;
 
 /// Escapes the data part of a workflow command as the runner expects.
-fn escape_data(s: &str) -> String {
+pub(crate) fn escape_data(s: &str) -> String {
     s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
 }
 

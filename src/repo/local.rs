@@ -10,6 +10,7 @@ use super::{
     CommitRequest, HistoryEntry, Oid, PullRequest, PullRequestInfo, PullRequestSpec, RefTarget, RefUpdate, Repository,
 };
 use crate::error::{Error, Result};
+use crate::names::short_sha;
 
 /// Decoded trees by id: path lookups in wide directories (thousands of services)
 /// become hash lookups instead of a linear scan per read.
@@ -423,8 +424,8 @@ impl Repository for LocalRepo {
             return Err(Error::Conflict(format!(
                 "branch `{}` is at {} but was expected at {}; another writer got there first, nothing was overwritten",
                 req.branch,
-                current.as_ref().map_or("nothing", |c| &c.target[..7]),
-                req.expected_head.as_deref().map_or("nothing", |c| &c[..c.len().min(7)])
+                current.as_ref().map_or("nothing", |c| short_sha(&c.target)),
+                req.expected_head.as_deref().map_or("nothing", short_sha)
             )));
         }
         let on_worktree = self.checked_out_branch().as_deref() == Some(full.as_str());

@@ -6,6 +6,7 @@
 //! pull requests.
 
 mod client;
+pub mod retry;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -14,7 +15,8 @@ use base64::Engine;
 use http::Method;
 use serde_json::{Value, json};
 
-pub use client::{Api, RetryPolicy};
+pub use client::{Api, Sent};
+pub use retry::RetryPolicy;
 
 use super::local::LocalRepo;
 use super::{Check, CheckState, DeploymentSpec};

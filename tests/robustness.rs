@@ -1,0 +1,242 @@
+//! Never a panic, always within `timeout` (issue 9, section 4), through the real
+//! binary: odd tokens, huge numbers, a crash, hostile Argo CD servers.
+
+mod support;
+
+use support::fake_argocd::{ARGO_TOKEN, AppState, FakeArgo};
+use support::fake_github::{FakeGitHub, TOKEN};
+use support::{Jobs, event_file, rev, run, scratch};
+
+const FAST: [(&str, &str); 1] = [("GITOPS_FLOW_POLL_MS", "20")];
+
+fn error_line(r: &support::Run) -> &str {
+    r.stdout
+        .lines()
+        .find(|l| l.starts_with("::error"))
+        .unwrap_or_else(|| panic!("no ::error:: in\n{}\n{}", r.stdout, r.stderr))
+}
+
+#[test]
+fn a_token_with_a_trailing_newline_works() {
+    let (_seed, dir) = scratch("make_tag_repo.sh");
+    let fake = FakeGitHub::start(&dir);
+    let j = Jobs::new(&fake);
+    let token = format!("{TOKEN}\n");
+    let r = j.run(&[("command", "report")], &[("INPUT_TOKEN", &token)]);
+    r.assert_ok();
+    assert!(r.stdout.contains(&format!("::add-mask::{TOKEN}\n")), "{}", r.stdout);
+    // With spaces and CRLF around it as well.
+    let token = format!("  {TOKEN} \r\n");
+    j.run(&[("command", "report")], &[("INPUT_TOKEN", &token)]).assert_ok();
+    fake.assert_clean();
+}
+
+#[test]
+fn a_token_with_a_control_character_is_bad_input_and_never_shown() {
+    let (_seed, dir) = scratch("make_tag_repo.sh");
+    let fake = FakeGitHub::start(&dir);
+    let j = Jobs::new(&fake);
+    for (token, at) in [
+        (format!("ghs_fa\nke{TOKEN}"), 7),
+        (format!("ghs_\u{1}{TOKEN}"), 5),
+        (format!("{TOKEN}\u{7f}"), TOKEN.len() + 1),
+    ] {
+        let r = j.run(&[("command", "report")], &[("INPUT_TOKEN", &token)]);
+        assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+        assert_eq!(
+            error_line(&r),
+            format!(
+                "::error::input `token` contains a control character (at character {at}); set the secret again without line breaks or other control characters"
+            )
+        );
+        // Everything but the masking lines themselves.
+        let logged: Vec<&str> = r.stdout.lines().filter(|l| !l.starts_with("::add-mask::")).collect();
+        let all = format!("{}{}{:?}", logged.join("\n"), r.stderr, r.outputs);
+        assert!(!all.contains(TOKEN), "the token leaked:\n{all}");
+        assert_eq!(r.out("changed"), "false");
+        // Each piece between control characters is masked on its own too.
+        for piece in token.split(char::is_control).filter(|p| p.len() >= 4) {
+            assert!(
+                r.stdout.contains(&format!("::add-mask::{piece}\n")),
+                "{piece} not masked:\n{}",
+                r.stdout
+            );
+        }
+    }
+    assert!(fake.requests().is_empty(), "nothing was sent: {:?}", fake.requests());
+}
+
+#[test]
+fn a_huge_timeout_is_bad_input() {
+    let (_t, dir) = scratch("make_tag_repo.sh");
+    let path = dir.display().to_string();
+    for t in ["18446744073709551615", "18446744073709551615h", "400000m"] {
+        let r = run(
+            &["status", "--path", &path, "--service", "payments", "--timeout", t],
+            &[],
+        );
+        assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+        assert_eq!(
+            error_line(&r),
+            format!("::error::input `timeout` is `{t}`, longer than 24 hours; give at most `24h` (`86400`)")
+        );
+    }
+}
+
+#[test]
+fn a_crash_is_an_error_line_and_exit_1_without_the_token() {
+    let r = run(
+        &["report"],
+        &[
+            ("GITOPS_FLOW_TEST_CRASH", "1"),
+            ("INPUT_TOKEN", "ghs_secret_value_42\n"),
+        ],
+    );
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let err = error_line(&r);
+    assert!(
+        err.starts_with("::error::gitops-flow crashed (internal error at src/lib.rs:"),
+        "{err}"
+    );
+    assert!(
+        err.ends_with(": test crash requested with token ***); nothing after this point ran, re-run the job and report this at the project's issue tracker"),
+        "{err}"
+    );
+    assert!(!r.stdout.contains("ghs_secret"), "{}", r.stdout);
+}
+
+#[test]
+fn a_version_sent_as_a_json_number_keeps_its_digits() {
+    let (t, dir) = scratch("make_tag_repo.sh");
+    let path = dir.display().to_string();
+    // `1.10` as a number: serde_json's `Value` would read 1.1.
+    let ev = t.path().join("event.json");
+    std::fs::write(
+        &ev,
+        r#"{"action": "stage", "client_payload": {"service": "payments", "version": 1.10}}"#,
+    )
+    .unwrap();
+    let evs = ev.display().to_string();
+    let r = run(
+        &["stage", "--path", &path],
+        &[
+            ("GITHUB_EVENT_NAME", "repository_dispatch"),
+            ("GITHUB_EVENT_PATH", &evs),
+        ],
+    );
+    r.assert_ok();
+    assert_eq!(r.out("version"), "1.10");
+    let branch = r.out("branch").to_string();
+    let chart = support::git(&dir, &["show", &format!("{branch}:charts/payments/Chart.yaml")]);
+    assert!(
+        chart.contains("appVersion: \"1.10\"")
+            || chart.contains("appVersion: 1.10\n")
+            || chart.ends_with("appVersion: 1.10"),
+        "{chart}"
+    );
+    // A real payload fixture patched the same way.
+    let ev = event_file(
+        t.path(),
+        "repository_dispatch.on-demand-test.0.json",
+        serde_json::json!({"client_payload": {"service": "orders"}}),
+    );
+    let text = std::fs::read_to_string(&ev)
+        .unwrap()
+        .replace("\"service\":\"orders\"", "\"service\":\"orders\",\"version\":2.50");
+    std::fs::write(&ev, text).unwrap();
+    let evs = ev.display().to_string();
+    let r = run(
+        &["stage", "--path", &path],
+        &[
+            ("GITHUB_EVENT_NAME", "repository_dispatch"),
+            ("GITHUB_EVENT_PATH", &evs),
+        ],
+    );
+    r.assert_ok();
+    assert_eq!(r.out("version"), "2.50");
+}
+
+#[test]
+fn a_multibyte_argo_revision_is_reported_not_a_panic() {
+    let (_t, dir) = scratch("make_tag_repo.sh");
+    let path = dir.display().to_string();
+    let _ = rev(&dir, "payments-staging");
+    let argo = FakeArgo::start(
+        "payments-staging",
+        vec![AppState::new("Healthy", "Synced", "abcdeféghij", "Succeeded")],
+    );
+    let r = run(
+        &[
+            "status",
+            "--path",
+            &path,
+            "--service",
+            "payments",
+            "--environment",
+            "staging",
+            "--argocd-server",
+            &argo.url,
+            "--argocd-token",
+            ARGO_TOKEN,
+            "--timeout",
+            "1",
+        ],
+        &FAST,
+    );
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        error_line(&r)
+            .contains("last seen: health=Healthy sync=Synced revision=abcdefé operation=Succeeded (expected "),
+        "{}",
+        r.stdout
+    );
+}
+
+/// A server that accepts connections and never answers.
+fn silent_server() -> (String, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let h = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+            if held.len() > 50 {
+                break;
+            }
+        }
+    });
+    (url, h)
+}
+
+#[test]
+fn a_silent_argo_server_is_bounded_by_the_timeout() {
+    let (_t, dir) = scratch("make_tag_repo.sh");
+    let path = dir.display().to_string();
+    let (url, _h) = silent_server();
+    let start = std::time::Instant::now();
+    let r = run(
+        &[
+            "status",
+            "--path",
+            &path,
+            "--service",
+            "payments",
+            "--environment",
+            "staging",
+            "--argocd-server",
+            &url,
+            "--argocd-token",
+            ARGO_TOKEN,
+            "--timeout",
+            "3",
+        ],
+        &FAST,
+    );
+    let took = start.elapsed();
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(took < std::time::Duration::from_secs(6), "took {took:?}");
+    assert_eq!(
+        error_line(&r),
+        "::error::payments is not healthy in `staging`: timed out after 3s; last seen: Argo CD did not answer before the timeout; pass `rollback-on-failure: true` to roll back automatically"
+    );
+}
