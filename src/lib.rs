@@ -200,6 +200,9 @@ fn execute(args: Args, env: &HashMap<String, String>, runner: &Runner, now: i64)
     };
     runner.group(&format!("gitops-flow {}", inputs.command));
     let result = commands::run(&ctx);
+    for n in repo.take_notices() {
+        runner.notice(&n);
+    }
     runner.end_group();
     if inputs.dry_run
         && let Ok(o) = &result

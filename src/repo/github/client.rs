@@ -169,6 +169,11 @@ impl Api {
         }
     }
 
+    /// The wait before attempt `attempt + 1` of a request the caller repeats itself.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        self.policy.backoff(attempt)
+    }
+
     /// A repeatable request within the policy's budget.
     async fn send_repeatable(&self, method: http::Method, url: &str, body: Option<&Value>) -> Result<Response> {
         match self.send(method, url, body, true, self.policy.budget).await? {
