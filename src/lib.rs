@@ -178,7 +178,7 @@ fn execute(args: Args, env: &HashMap<String, String>, runner: &Runner, now: i64)
     }
     let config_name = inputs.config.clone().unwrap_or_else(|| "gitops-flow.yaml".into());
     crate::names::check_repo_path("config", &config_name)?;
-    let config = Config::load(&inputs.path.join(&config_name), &config_name, inputs.config.is_some())?;
+    let config = Config::load(&inputs.path, &config_name, inputs.config.is_some())?;
     let repo: Box<dyn Repository> = match inputs.backend {
         Backend::Local => Box::new(repo::local::LocalRepo::open(&inputs.path, now)?),
         Backend::GitHub => Box::new(repo::github::GitHubRepo::open(&inputs, env, now)?),

@@ -240,3 +240,60 @@ fn a_silent_argo_server_is_bounded_by_the_timeout() {
         "::error::payments is not healthy in `staging`: timed out after 3s; last seen: Argo CD did not answer before the timeout; pass `rollback-on-failure: true` to roll back automatically"
     );
 }
+
+// ---------------------------------------------------------------- configuration (section 6)
+
+#[test]
+fn the_minimal_config_is_accepted() {
+    let (_t, dir) = scratch("make_tag_repo.sh");
+    let path = dir.display().to_string();
+    for text in [
+        "environments: [{name: staging}, {name: production}]\n",
+        "environments:\n  - { name: staging, tag: \"{service}-{env}\" }\n  - { name: production, tag: \"{service}-{env}\" }\n",
+    ] {
+        std::fs::write(dir.join("gitops-flow.yaml"), text).unwrap();
+        let r = run(&["promote", "--path", &path, "--service", "payments", "--dry-run"], &[]);
+        r.assert_ok();
+        assert_eq!(r.out("tag"), "payments-production");
+    }
+}
+
+#[test]
+fn a_config_linked_from_outside_the_checkout_is_not_read() {
+    let (t, dir) = scratch("make_tag_repo.sh");
+    let path = dir.display().to_string();
+    let outside = t.path().join("elsewhere.yaml");
+    std::fs::write(&outside, "aws_secret_access_key: hunter2\n").unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join("gitops-flow.yaml")).unwrap();
+    let r = run(&["report", "--path", &path], &[]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        error_line(&r),
+        format!(
+            "::error::config gitops-flow.yaml is a symbolic link that leads outside the checkout at {path}; gitops-flow does not read it. Put the file itself in the repository (a link to a file inside the repository is fine)"
+        )
+    );
+    let all = format!("{}{}{}", r.stdout, r.stderr, r.summary);
+    assert!(!all.contains("aws_secret") && !all.contains("hunter2"), "{all}");
+    // Through a linked folder, too.
+    std::fs::remove_file(dir.join("gitops-flow.yaml")).unwrap();
+    std::fs::create_dir(t.path().join("cfg")).unwrap();
+    std::fs::write(t.path().join("cfg/c.yaml"), "aws_secret_access_key: hunter2\n").unwrap();
+    std::os::unix::fs::symlink(t.path().join("cfg"), dir.join("cfg")).unwrap();
+    let r = run(&["report", "--path", &path, "--config", "cfg/c.yaml"], &[]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(
+        error_line(&r).contains("is a symbolic link that leads outside the checkout"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("aws_secret"), "{}", r.stdout);
+    // A link inside the repository is read.
+    std::fs::write(
+        dir.join("real.yaml"),
+        "environments: [{name: staging}, {name: production}]\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("real.yaml", dir.join("gitops-flow.yaml")).unwrap();
+    run(&["report", "--path", &path], &[]).assert_ok();
+}
