@@ -297,3 +297,89 @@ fn a_config_linked_from_outside_the_checkout_is_not_read() {
     std::os::unix::fs::symlink("real.yaml", dir.join("gitops-flow.yaml")).unwrap();
     run(&["report", "--path", &path], &[]).assert_ok();
 }
+
+// ---------------------------------------------------------------- messages (section 7)
+
+/// No line of stdout is a workflow command the test did not expect.
+fn assert_no_injected_command(r: &support::Run) {
+    for l in r.stdout.lines() {
+        assert!(
+            !["::warning::injected", "::set-output", "::error::injected"]
+                .iter()
+                .any(|c| l.trim_start().starts_with(c)),
+            "injected workflow command:\n{}",
+            r.stdout
+        );
+    }
+}
+
+#[test]
+fn check_names_cannot_inject_workflow_commands() {
+    let (_seed, dir) = scratch("make_tag_repo.sh");
+    let fake = FakeGitHub::start(&dir);
+    let j = Jobs::new(&fake);
+    let head = fake.rev("payments-staging").unwrap();
+    fake.add_status(
+        &head,
+        "kustomization/payments-staging/x\n::warning::injected",
+        "pending",
+    );
+    let r = j.run(
+        &[
+            ("command", "status"),
+            ("service", "payments"),
+            ("environment", "staging"),
+            ("timeout", "1"),
+        ],
+        &FAST,
+    );
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert_no_injected_command(&r);
+    assert!(
+        r.stdout
+            .contains("waiting: on 9000fa0: pending: kustomization/payments-staging/x%0A::warning::injected\n"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn argo_messages_cannot_inject_workflow_commands() {
+    let (_t, dir) = scratch("make_tag_repo.sh");
+    let path = dir.display().to_string();
+    let head = rev(&dir, "payments-staging");
+    let argo = FakeArgo::start(
+        "payments-staging",
+        vec![AppState::new(
+            "Progressing\n::set-output name=changed::true",
+            "Synced\r\n::error::injected",
+            &head,
+            "",
+        )],
+    );
+    let r = run(
+        &[
+            "status",
+            "--path",
+            &path,
+            "--service",
+            "payments",
+            "--environment",
+            "staging",
+            "--argocd-server",
+            &argo.url,
+            "--argocd-token",
+            ARGO_TOKEN,
+            "--timeout",
+            "1",
+        ],
+        &FAST,
+    );
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert_no_injected_command(&r);
+    assert!(
+        r.stdout.contains("waiting: health=Progressing%0A::set-output name=changed::true sync=Synced%0D%0A::error::injected revision=9000fa0\n"),
+        "{}",
+        r.stdout
+    );
+}
