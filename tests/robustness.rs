@@ -383,3 +383,133 @@ fn argo_messages_cannot_inject_workflow_commands() {
         r.stdout
     );
 }
+
+fn local(args: &[&str], dir: &std::path::Path) -> support::Run {
+    let path = dir.display().to_string();
+    let mut a = args.to_vec();
+    a.extend(["--path", &path]);
+    run(&a, &[])
+}
+
+#[test]
+fn a_stale_ref_lock_names_the_file_and_what_to_do() {
+    let (_t, dir) = scratch("make_tag_repo.sh");
+    let head = rev(&dir, "main");
+    let before = support::refs(&dir);
+    let lock = dir.join(".git/refs/tags/payments-staging.lock");
+    std::fs::write(&lock, "").unwrap();
+    let r = local(&["deploy", "--service", "payments", "--revision", &head], &dir);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert_eq!(
+        error_line(&r),
+        format!(
+            "::error::cannot update refs: {} exists, so git thinks another git process is writing them; nothing was written. If no git command is running (a crashed one leaves the file behind), delete it and re-run",
+            lock.display()
+        )
+    );
+    assert_eq!(support::refs(&dir), before);
+    std::fs::remove_file(&lock).unwrap();
+    local(&["deploy", "--service", "payments", "--revision", &head], &dir).assert_ok();
+}
+
+#[test]
+fn a_tag_at_a_tree_or_blob_is_bad_input() {
+    let (_t, dir) = scratch("make_tag_repo.sh");
+    let before = support::refs(&dir);
+    let tree = support::git(&dir, &["rev-parse", "main^{tree}"]);
+    let blob = support::git(&dir, &["rev-parse", "main:charts/payments/Chart.yaml"]);
+    for (id, kind) in [(tree, "tree"), (blob, "blob")] {
+        support::git(&dir, &["update-ref", "refs/tags/payments-production", &id]);
+        let r = local(&["promote", "--service", "payments"], &dir);
+        assert_eq!(r.code, 2, "{}", r.stdout);
+        assert_eq!(
+            error_line(&r),
+            format!(
+                "::error::`payments-production` points at a {kind} ({}), not a commit, so gitops-flow cannot tell what it deploys; point it at a commit: `git tag -f payments-production <commit>` then push it, or delete it with `git tag -d payments-production`",
+                &id[..7]
+            )
+        );
+    }
+    support::git(
+        &dir,
+        &[
+            "update-ref",
+            "refs/tags/payments-production",
+            &before["refs/tags/payments-production"],
+        ],
+    );
+    assert_eq!(support::refs(&dir), before);
+}
+
+#[test]
+fn a_corrupt_loose_ref_is_named() {
+    let (_t, dir) = scratch("make_tag_repo.sh");
+    let file = dir.join(".git/refs/tags/payments-staging");
+    std::fs::write(&file, "garbage\n").unwrap();
+    let r = local(&["promote", "--service", "payments"], &dir);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert_eq!(
+        error_line(&r),
+        format!(
+            "::error::ref `refs/tags/payments-staging` is corrupt: {} does not hold an object id; nothing was written. Delete that file and set the ref again (`git fetch --tags --force`, or re-run the command that made it)",
+            file.display()
+        )
+    );
+}
+
+#[test]
+fn an_ambiguous_abbreviated_sha_says_so() {
+    let (t, dir) = scratch("make_tag_repo.sh");
+    // Enough blobs that two share their first four hex digits.
+    let blobs = t.path().join("blobs");
+    std::fs::create_dir(&blobs).unwrap();
+    let mut paths = Vec::new();
+    for i in 0..3000 {
+        let p = blobs.join(i.to_string());
+        std::fs::write(&p, format!("x{i}\n")).unwrap();
+        paths.push(p.display().to_string());
+    }
+    let mut args = vec!["hash-object", "-w"];
+    args.extend(paths.iter().map(String::as_str));
+    let ids = support::git(&dir, &args);
+    let mut prefixes: Vec<&str> = ids.lines().map(|l| &l[..4]).collect();
+    prefixes.sort();
+    let dup = prefixes.windows(2).find(|w| w[0] == w[1]).expect("a shared prefix")[0];
+    let r = local(&["deploy", "--service", "payments", "--revision", dup], &dir);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert_eq!(
+        error_line(&r),
+        format!(
+            "::error::revision `{dup}` is ambiguous: several objects in the repository start with it; give more digits of the commit id"
+        )
+    );
+}
+
+#[test]
+fn a_revision_missing_from_a_shallow_clone_says_to_fetch_it() {
+    let (t, dir) = scratch("make_tag_repo.sh");
+    let old = rev(&dir, "main");
+    support::git(&dir, &["commit", "-q", "--allow-empty", "-m", "one"]);
+    support::git(&dir, &["commit", "-q", "--allow-empty", "-m", "two"]);
+    let clone = t.path().join("shallow");
+    support::git(
+        t.path(),
+        &[
+            "clone",
+            "-q",
+            "--depth",
+            "1",
+            &format!("file://{}", dir.display()),
+            &clone.display().to_string(),
+        ],
+    );
+    let r = local(&["deploy", "--service", "payments", "--revision", &old], &clone);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert_eq!(
+        error_line(&r),
+        format!(
+            "::error::revision `{old}` not found in {}, which is a shallow clone: it may be in the history that was not fetched; fetch it (`git fetch --unshallow`, or `fetch-depth: 0` in actions/checkout) or give a commit id that exists",
+            clone.display()
+        )
+    );
+}
