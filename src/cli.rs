@@ -183,38 +183,79 @@ pub struct Inputs {
 pub struct Event {
     pub name: String,
     pub payload: Value,
+    /// The text of every number among `client_payload.*` and `inputs.*`, as the
+    /// payload spelled it (`1.10` stays `1.10`, where `Value` would say `1.1`).
+    pub number_text: HashMap<String, String>,
+}
+
+/// The two sections of a payload that carry inputs, kept as raw text.
+#[derive(serde::Deserialize)]
+struct RawSections<'a> {
+    #[serde(borrow, default)]
+    client_payload: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default)]
+    inputs: Option<&'a serde_json::value::RawValue>,
+}
+
+/// `section.name` -> the number's text, for the numbers of both sections.
+fn number_texts(text: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let Ok(raw) = serde_json::from_str::<RawSections<'_>>(text) else {
+        return out;
+    };
+    for (section, value) in [("client_payload", raw.client_payload), ("inputs", raw.inputs)] {
+        let Some(value) = value else { continue };
+        let Ok(map) = serde_json::from_str::<HashMap<String, &serde_json::value::RawValue>>(value.get()) else {
+            continue;
+        };
+        for (name, v) in map {
+            let t = v.get().trim();
+            if t.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+                out.insert(format!("{section}.{name}"), t.to_string());
+            }
+        }
+    }
+    out
 }
 
 impl Event {
     pub fn load(env: &HashMap<String, String>) -> Result<Event> {
         let name = env.get("GITHUB_EVENT_NAME").cloned().unwrap_or_default();
-        let payload = match env.get("GITHUB_EVENT_PATH").filter(|p| !p.is_empty()) {
+        let (payload, number_text) = match env.get("GITHUB_EVENT_PATH").filter(|p| !p.is_empty()) {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| Error::input(format!("cannot read the event payload at GITHUB_EVENT_PATH ({e})")))?;
-                serde_json::from_str(&text)
-                    .map_err(|e| Error::input(format!("the event payload at GITHUB_EVENT_PATH is not JSON ({e})")))?
+                let payload = serde_json::from_str(&text)
+                    .map_err(|e| Error::input(format!("the event payload at GITHUB_EVENT_PATH is not JSON ({e})")))?;
+                (payload, number_texts(&text))
             }
-            None => Value::Null,
+            None => (Value::Null, HashMap::new()),
         };
-        Ok(Event { name, payload })
+        Ok(Event {
+            name,
+            payload,
+            number_text,
+        })
     }
 
     /// A string input carried by the event: `client_payload.<name>` of a
-    /// repository_dispatch, `inputs.<name>` of a workflow_dispatch.
+    /// repository_dispatch, `inputs.<name>` of a workflow_dispatch. A number keeps
+    /// the payload's spelling of it.
     pub fn input(&self, name: &str) -> Option<String> {
-        let v = match self.name.as_str() {
-            "repository_dispatch" => self.payload.get("client_payload")?.get(name)?,
-            "workflow_dispatch" | "workflow_call" => self.payload.get("inputs")?.get(name)?,
-            _ => self
-                .payload
-                .get("client_payload")
-                .or_else(|| self.payload.get("inputs"))?
-                .get(name)?,
+        let section = match self.name.as_str() {
+            "repository_dispatch" => "client_payload",
+            "workflow_dispatch" | "workflow_call" => "inputs",
+            _ if self.payload.get("client_payload").is_some() => "client_payload",
+            _ => "inputs",
         };
-        match v {
+        match self.payload.get(section)?.get(name)? {
             Value::String(s) if !s.is_empty() => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
+            Value::Number(n) => Some(
+                self.number_text
+                    .get(&format!("{section}.{name}"))
+                    .cloned()
+                    .unwrap_or_else(|| n.to_string()),
+            ),
             Value::Bool(b) => Some(b.to_string()),
             _ => None,
         }
@@ -250,14 +291,38 @@ pub fn parse_duration(name: &str, s: &str) -> Result<Duration> {
         Some((i, 'h')) => (&s[..i], 3600),
         _ => (s, 1),
     };
-    num.trim()
-        .parse::<u64>()
-        .map(|n| Duration::from_secs(n * mult))
-        .map_err(|_| {
-            Error::input(format!(
-                "input `{name}` is `{s}`; give seconds (`300`) or a number with a unit (`90s`, `5m`)"
-            ))
-        })
+    let secs = num.trim().parse::<u64>().ok().and_then(|n| n.checked_mul(mult));
+    match secs {
+        Some(n) if n <= MAX_DURATION_SECS => Ok(Duration::from_secs(n)),
+        Some(_) | None if num.trim().bytes().all(|b| b.is_ascii_digit()) && !num.trim().is_empty() => {
+            Err(Error::input(format!(
+                "input `{name}` is `{s}`, longer than 24 hours; give at most `24h` (`86400`)"
+            )))
+        }
+        _ => Err(Error::input(format!(
+            "input `{name}` is `{s}`; give seconds (`300`) or a number with a unit (`90s`, `5m`)"
+        ))),
+    }
+}
+
+/// The longest duration an input may ask for: a day (a GitHub-hosted job stops after six hours).
+const MAX_DURATION_SECS: u64 = 24 * 3600;
+
+/// A token input: surrounding whitespace (a pasted newline) is dropped; any other
+/// control character is refused without showing the value.
+fn secret(name: &str, value: Option<String>) -> Result<Option<Secret>> {
+    let Some(value) = value else { return Ok(None) };
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Ok(None);
+    }
+    if let Some(pos) = trimmed.chars().position(char::is_control) {
+        return Err(Error::input(format!(
+            "input `{name}` contains a control character (at character {}); set the secret again without line breaks or other control characters",
+            pos + 1
+        )));
+    }
+    Ok(Some(Secret::new(trimmed)))
 }
 
 impl Inputs {
@@ -302,9 +367,10 @@ impl Inputs {
             Some(t) => parse_duration("timeout", &t)?,
             None => Duration::from_secs(300),
         };
-        let token = clean(args.token)
-            .or_else(|| env.get("GITHUB_TOKEN").cloned().filter(|s| !s.is_empty()))
-            .map(Secret::new);
+        let token = match clean(args.token) {
+            Some(t) => secret("token", Some(t))?,
+            None => secret("GITHUB_TOKEN", env.get("GITHUB_TOKEN").cloned())?,
+        };
         let inputs = Inputs {
             command,
             service: ev(args.service, "service"),
@@ -336,7 +402,7 @@ impl Inputs {
             wait: parse_bool("wait", clean(args.wait))?,
             timeout,
             argocd_server: clean(args.argocd_server).map(|s| s.trim_end_matches('/').to_string()),
-            argocd_token: clean(args.argocd_token).map(Secret::new),
+            argocd_token: secret("argocd-token", clean(args.argocd_token))?,
             argocd_app: clean(args.argocd_app),
             status_context: clean(args.status_context),
             rollback_on_failure: parse_bool("rollback-on-failure", clean(args.rollback_on_failure))?,
@@ -390,6 +456,7 @@ mod tests {
         let event = Event {
             name: "repository_dispatch".into(),
             payload: serde_json::json!({"client_payload": {"service": "payments", "version": "1.2.3"}}),
+            ..Event::default()
         };
         let i = Inputs::resolve(args, &env(&[]), &event).unwrap();
         assert_eq!(i.service.as_deref(), Some("payments"));
@@ -398,11 +465,64 @@ mod tests {
     }
 
     #[test]
+    fn tokens_are_trimmed_and_control_characters_refused() {
+        let t = secret("token", Some("ghs_abc\n".into())).unwrap().unwrap();
+        assert_eq!(t.expose(), "ghs_abc");
+        let t = secret("token", Some("  ghs_abc \r\n".into())).unwrap().unwrap();
+        assert_eq!(t.expose(), "ghs_abc");
+        assert!(secret("token", Some(" \n".into())).unwrap().is_none());
+        for bad in ["ghs_a\nbc", "ghs_\u{1}abc", "ghs_a\tbc", "ghs_abc\u{7f}x"] {
+            let e = secret("token", Some(bad.into())).unwrap_err();
+            assert_eq!(e.exit_code(), 2);
+            let msg = e.to_string();
+            assert!(
+                msg.starts_with("input `token` contains a control character (at character "),
+                "{msg}"
+            );
+            assert!(!msg.contains("ghs_"), "the token leaked: {msg}");
+        }
+    }
+
+    #[test]
+    fn payload_numbers_keep_their_text() {
+        let text =
+            r#"{"client_payload": {"version": 1.10, "service": "payments", "n": 2}, "inputs": {"version": 3.20}}"#;
+        let event = Event {
+            name: "repository_dispatch".into(),
+            payload: serde_json::from_str(text).unwrap(),
+            number_text: number_texts(text),
+        };
+        assert_eq!(event.input("version").as_deref(), Some("1.10"));
+        assert_eq!(event.input("n").as_deref(), Some("2"));
+        assert_eq!(event.input("service").as_deref(), Some("payments"));
+        let event = Event {
+            name: "workflow_dispatch".into(),
+            ..event
+        };
+        assert_eq!(event.input("version").as_deref(), Some("3.20"));
+    }
+
+    #[test]
     fn durations_and_bools() {
         assert_eq!(parse_duration("t", "300").unwrap(), Duration::from_secs(300));
         assert_eq!(parse_duration("t", "90s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("t", "5m").unwrap(), Duration::from_secs(300));
         assert!(parse_duration("t", "soon").is_err());
+        assert_eq!(parse_duration("t", "24h").unwrap(), Duration::from_secs(86400));
+        // Huge numbers are refused as input errors, never an overflow.
+        for huge in [
+            "86401",
+            "18446744073709551615",
+            "18446744073709551615h",
+            "99999999999999999999999m",
+        ] {
+            let e = parse_duration("timeout", huge).unwrap_err();
+            assert_eq!(e.exit_code(), 2);
+            assert_eq!(
+                e.to_string(),
+                format!("input `timeout` is `{huge}`, longer than 24 hours; give at most `24h` (`86400`)")
+            );
+        }
         assert!(parse_bool("x", Some("maybe".into())).is_err());
     }
 

@@ -195,6 +195,9 @@ impl Config {
             source: source.to_string(),
             ..Config::default()
         };
+        // Where each environment and service is written, for collision errors.
+        let mut env_places: Vec<Place> = Vec::new();
+        let mut service_places: BTreeMap<String, Place> = BTreeMap::new();
         if let Some(branch) = raw.branch {
             names::check_ref_name("branch", &branch)?;
             config.branch = Some(branch);
@@ -259,18 +262,7 @@ impl Config {
                     names::check_ref_name("branch", b)
                         .map_err(|err| Error::input_at(format!("{source}: {err}"), at.clone()))?;
                 }
-                if let Some(other) = out
-                    .iter()
-                    .find(|o| o.track == Track::Tag && env.track == Track::Tag && o.tag == env.tag)
-                {
-                    return Err(Error::input_at(
-                        format!(
-                            "{source}: environments `{}` and `{}` use the same tag template `{}`; give each environment its own tag",
-                            other.name, env.name, env.tag
-                        ),
-                        at,
-                    ));
-                }
+                env_places.push(at);
                 out.push(env);
             }
             config.environments = out;
@@ -281,6 +273,7 @@ impl Config {
                 let at = place(source, spanned.referenced);
                 names::check_ref_component("service", &name)
                     .map_err(|err| Error::input_at(format!("{source}: {err}"), at.clone()))?;
+                service_places.insert(name.clone(), at.clone());
                 let raw = spanned.value;
                 let mut service = Service {
                     chart: raw.chart,
@@ -394,19 +387,130 @@ impl Config {
                 ));
             }
         }
+        config.check_collisions(&env_places, &service_places)?;
         Ok(config)
     }
 
-    /// Loads `path` if it exists, else the defaults. `display` names it in messages.
-    pub fn load(path: &std::path::Path, display: &str, must_exist: bool) -> Result<Config> {
-        match std::fs::read(path) {
-            Ok(bytes) => {
-                let text =
-                    String::from_utf8(bytes).map_err(|_| Error::input(format!("{display} is not UTF-8 text")))?;
-                Config::parse(&text, display)
+    /// Refuses what would make two things one: two (service, environment) pairs
+    /// whose tags (or rollback tags) expand to the same name, a rollback tag equal
+    /// to its tag, two branch-tracked environments on one branch. Decided on the
+    /// expanded names, never on template text: the listed services, or (when none
+    /// are listed) any one service name.
+    fn check_collisions(&self, env_places: &[Place], service_places: &BTreeMap<String, Place>) -> Result<()> {
+        let source = &self.source;
+        let env_place = |i: usize| {
+            env_places.get(i).cloned().unwrap_or_else(|| Place {
+                file: source.clone(),
+                ..Place::default()
+            })
+        };
+        for (i, env) in self.environments.iter().enumerate() {
+            if let Some(other) = self.environments[..i]
+                .iter()
+                .find(|o| o.track == Track::Branch && env.track == Track::Branch && o.branch == env.branch)
+            {
+                return Err(Error::input_at(
+                    format!(
+                        "{source}: environments `{}` and `{}` both track branch `{}`; give each environment its own branch",
+                        other.name,
+                        env.name,
+                        env.branch.as_deref().unwrap_or_default()
+                    ),
+                    env_place(i),
+                ));
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => Ok(Config::default()),
-            Err(e) => Err(Error::input(format!("cannot read config {display}: {e}"))),
+        }
+        const ANY: &str = "svc";
+        let services: Vec<&str> = if self.services_listed {
+            self.services.keys().map(String::as_str).collect()
+        } else {
+            vec![ANY]
+        };
+        // Expanded name -> (service, environment index, "tag" | "rollback tag").
+        let mut seen: BTreeMap<String, (&str, usize, &str)> = BTreeMap::new();
+        for (i, env) in self.environments.iter().enumerate() {
+            if env.track != Track::Tag {
+                continue;
+            }
+            for service in &services {
+                let tag = self.tag(env, service)?;
+                let rollback = self.rollback_tag(env, service)?;
+                if tag == rollback {
+                    return Err(Error::input_at(
+                        format!(
+                            "{source}: environment `{}` has a `rollback-tag` that expands to its own tag (`{tag}` for service `{service}`); give the rollback tag its own name (default `{{tag}}-rollback`)",
+                            env.name
+                        ),
+                        env_place(i),
+                    ));
+                }
+                for (name, kind) in [(tag, "tag"), (rollback, "rollback tag")] {
+                    let Some(&(s2, j, k2)) = seen.get(&name) else {
+                        seen.insert(name, (service, i, kind));
+                        continue;
+                    };
+                    let other = &self.environments[j].name;
+                    let message = if !self.services_listed {
+                        format!(
+                            "{source}: environments `{other}` and `{}` give every service the same {} (`{name}` for a service named `{ANY}`); give each environment its own `tag`",
+                            env.name,
+                            if k2 == kind {
+                                kind.to_string()
+                            } else {
+                                format!("name for the {k2} of one and the {kind} of the other")
+                            }
+                        )
+                    } else {
+                        format!(
+                            "{source}: the {k2} of service `{s2}` in `{other}` and the {kind} of service `{service}` in `{}` are both `{name}`: one would move the other's deployment; change the `tag` template (for example `{{service}}/{{env}}`) or a name",
+                            env.name
+                        )
+                    };
+                    let at = if self.services_listed && s2 != *service {
+                        service_places.get(*service).cloned().unwrap_or_else(|| env_place(i))
+                    } else {
+                        env_place(i)
+                    };
+                    return Err(Error::input_at(message, at));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads `name` from the checkout at `root` if it exists, else the defaults. A
+    /// symbolic link that leads out of the checkout is refused without reading it.
+    pub fn load(root: &std::path::Path, name: &str, must_exist: bool) -> Result<Config> {
+        let path = root.join(name);
+        match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => return Ok(Config::default()),
+            Err(e) => return Err(Error::input(format!("cannot read config {name}: {e}"))),
+            Ok(_) => {}
+        }
+        // Resolves links (in the file name and the folders on the way) without
+        // opening the file.
+        let outside = || {
+            Error::input(format!(
+                "config {name} is a symbolic link that leads outside the checkout at {}; gitops-flow does not read it. Put the file itself in the repository (a link to a file inside the repository is fine)",
+                root.display()
+            ))
+        };
+        let target = std::fs::canonicalize(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::input(format!(
+                "config {name} is a symbolic link to a file that does not exist; point it at a file in the repository"
+            )),
+            _ => Error::input(format!("cannot read config {name}: {e}")),
+        })?;
+        let root = std::fs::canonicalize(root).map_err(|e| Error::input(format!("cannot read config {name}: {e}")))?;
+        if !target.starts_with(&root) {
+            return Err(outside());
+        }
+        match std::fs::read(&target) {
+            Ok(bytes) => {
+                let text = String::from_utf8(bytes).map_err(|_| Error::input(format!("{name} is not UTF-8 text")))?;
+                Config::parse(&text, name)
+            }
+            Err(e) => Err(Error::input(format!("cannot read config {name}: {e}"))),
         }
     }
 
@@ -602,7 +706,91 @@ mod tests {
             "c",
         )
         .unwrap_err();
-        assert!(e.to_string().contains("same tag template"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "c: environments `a` and `b` give every service the same tag (`svc` for a service named `svc`); give each environment its own `tag`"
+        );
         assert_eq!(e.place().unwrap().line, Some(3));
+    }
+
+    #[test]
+    fn the_minimal_config_and_the_spelled_out_default_are_accepted() {
+        let c = Config::parse("environments: [{name: staging}, {name: production}]\n", "c").unwrap();
+        assert_eq!(c.env_names(), ["staging", "production"]);
+        let c = Config::parse(
+            "environments:\n  - { name: staging, tag: '{service}-{env}' }\n  - { name: production, tag: '{service}-{env}' }\nservices:\n  payments: {}\n  orders: {}\n",
+            "c",
+        )
+        .unwrap();
+        assert_eq!(
+            c.tag(c.env("production").unwrap(), "orders").unwrap(),
+            "orders-production"
+        );
+        // Fixed tags are fine for one service.
+        Config::parse(
+            "environments:\n  - { name: a, tag: 'x-a' }\n  - { name: b, tag: 'x-b' }\nservices:\n  x: {}\n",
+            "c",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn expanded_tags_may_not_collide() {
+        let e = Config::parse(
+            "environments:\n  - name: prod-eu\n  - name: eu\nservices:\n  a: {}\n  a-prod: {}\n",
+            "c",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "c: the tag of service `a` in `prod-eu` and the tag of service `a-prod` in `eu` are both `a-prod-eu`: one would move the other's deployment; change the `tag` template (for example `{service}/{env}`) or a name"
+        );
+        assert_eq!(e.exit_code(), 2);
+        assert_eq!(e.place().unwrap().line, Some(6));
+        // A tag that is another pair's rollback tag.
+        let e = Config::parse(
+            "environments:\n  - name: x\n  - name: x-rollback\nservices:\n  a: {}\n",
+            "c",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "c: the rollback tag of service `a` in `x` and the tag of service `a` in `x-rollback` are both `a-x-rollback`: one would move the other's deployment; change the `tag` template (for example `{service}/{env}`) or a name"
+        );
+        // File-tracked environments have no tags to collide.
+        Config::parse(
+            "environments:\n  - { name: a, track: file, tag: t }\n  - { name: b, track: file, tag: t }\nservices:\n  s:\n    version:\n      - file: '{env}/v.yaml'\n        key: v\n",
+            "c",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_rollback_tag_equal_to_its_tag_is_refused() {
+        let e = Config::parse("environments:\n  - { name: prod, rollback-tag: '{tag}' }\n", "c").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "c: environment `prod` has a `rollback-tag` that expands to its own tag (`svc-prod` for service `svc`); give the rollback tag its own name (default `{tag}-rollback`)"
+        );
+        assert_eq!(e.place().unwrap().line, Some(2));
+    }
+
+    #[test]
+    fn two_branch_environments_on_one_branch_are_refused() {
+        let e = Config::parse(
+            "environments:\n  - { name: a, track: branch, branch: deploy }\n  - { name: b, track: branch, branch: deploy }\n",
+            "c",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "c: environments `a` and `b` both track branch `deploy`; give each environment its own branch"
+        );
+        assert_eq!(e.place().unwrap().line, Some(3));
+        Config::parse(
+            "environments:\n  - { name: a, track: branch, branch: staging }\n  - { name: b, track: branch, branch: main }\n",
+            "c",
+        )
+        .unwrap();
     }
 }

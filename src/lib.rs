@@ -38,6 +38,13 @@ pub fn run(argv: Vec<OsString>, env: HashMap<String, String>, now: i64) -> u8 {
             .filter(|s| !s.is_empty())
             .map(PathBuf::from),
     };
+    // A deliberate crash, so that tests can see the panic hook at work end to end.
+    if env.get("GITOPS_FLOW_TEST_CRASH").is_some_and(|v| v == "1") {
+        panic!(
+            "test crash requested with token {}",
+            env.get("INPUT_TOKEN").map_or("", String::as_str)
+        );
+    }
     // Clap reads INPUT_* through the process environment; `env` is the same snapshot.
     let args = match Args::try_parse_from(argv) {
         Ok(a) => a,
@@ -62,15 +69,11 @@ pub fn run(argv: Vec<OsString>, env: HashMap<String, String>, now: i64) -> u8 {
             return 2;
         }
     };
-    let secrets: Vec<String> = [
+    let secrets = secrets_of(&[
         args.token.clone(),
         args.argocd_token.clone(),
         env.get("GITHUB_TOKEN").cloned(),
-    ]
-    .into_iter()
-    .flatten()
-    .filter(|s| !s.is_empty())
-    .collect();
+    ]);
     for s in &secrets {
         runner.add_mask(s);
     }
@@ -97,6 +100,61 @@ pub fn run(argv: Vec<OsString>, env: HashMap<String, String>, now: i64) -> u8 {
     }
 }
 
+/// The values to mask and scrub: each secret as given and trimmed (a pasted
+/// trailing newline), longest first so that a longer value is replaced whole.
+pub fn secrets_of(values: &[Option<String>]) -> Vec<String> {
+    let mut out: Vec<String> = values
+        .iter()
+        .flatten()
+        .flat_map(|s| {
+            // Pieces between control characters too: the runner masks line by line.
+            let pieces = s
+                .split(char::is_control)
+                .filter(|p| p.trim().len() >= 4)
+                .map(str::to_string);
+            [s.clone(), s.trim().to_string()].into_iter().chain(pieces)
+        })
+        .filter(|s| !s.trim().is_empty())
+        .collect();
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out.dedup();
+    out
+}
+
+/// The `::error::` line for a panic: what broke and where, never a secret.
+pub fn panic_message(payload: &str, location: Option<String>, secrets: &[String]) -> String {
+    let text = secrets
+        .iter()
+        .fold(payload.to_string(), |m, s| m.replace(s.as_str(), "***"));
+    let at = location.map(|l| format!(" at {l}")).unwrap_or_default();
+    format!(
+        "::error::{}",
+        actions::escape_data(&format!(
+            "gitops-flow crashed (internal error{at}: {text}); nothing after this point ran, re-run the job and report this at the project's issue tracker"
+        ))
+    )
+}
+
+/// Makes a panic a normal failure: an `::error::` line (token-free) and exit 1.
+/// Call once from `main`; `main` catches the unwind and exits 1.
+pub fn install_panic_hook(env: &HashMap<String, String>) {
+    let secrets = secrets_of(&[
+        env.get("INPUT_TOKEN").cloned(),
+        env.get("INPUT_ARGOCD-TOKEN").cloned(),
+        env.get("GITHUB_TOKEN").cloned(),
+    ]);
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
+        println!("{}", panic_message(&payload, location, &secrets));
+    }));
+}
+
 fn finish(runner: &Runner, outcome: &Outcome) -> std::io::Result<()> {
     runner.outputs(&outcome.output_pairs())?;
     if !outcome.summary.is_empty() {
@@ -120,7 +178,7 @@ fn execute(args: Args, env: &HashMap<String, String>, runner: &Runner, now: i64)
     }
     let config_name = inputs.config.clone().unwrap_or_else(|| "gitops-flow.yaml".into());
     crate::names::check_repo_path("config", &config_name)?;
-    let config = Config::load(&inputs.path.join(&config_name), &config_name, inputs.config.is_some())?;
+    let config = Config::load(&inputs.path, &config_name, inputs.config.is_some())?;
     let repo: Box<dyn Repository> = match inputs.backend {
         Backend::Local => Box::new(repo::local::LocalRepo::open(&inputs.path, now)?),
         Backend::GitHub => Box::new(repo::github::GitHubRepo::open(&inputs, env, now)?),
@@ -142,6 +200,9 @@ fn execute(args: Args, env: &HashMap<String, String>, runner: &Runner, now: i64)
     };
     runner.group(&format!("gitops-flow {}", inputs.command));
     let result = commands::run(&ctx);
+    for n in repo.take_notices() {
+        runner.notice(&n);
+    }
     runner.end_group();
     if inputs.dry_run
         && let Ok(o) = &result

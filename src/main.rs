@@ -13,11 +13,14 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .without_time()
         .init();
-    let env = std::env::vars_os()
+    let env: std::collections::HashMap<String, String> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
+    gitops_flow::install_panic_hook(&env);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    ExitCode::from(gitops_flow::run(std::env::args_os().collect(), env, now))
+    let argv = std::env::args_os().collect();
+    // A panic has printed its `::error::` (the hook); it is a failure like any other.
+    std::panic::catch_unwind(move || gitops_flow::run(argv, env, now)).map_or(ExitCode::FAILURE, ExitCode::from)
 }

@@ -113,6 +113,15 @@ pub fn check_version(version: &str) -> Result<()> {
     Ok(())
 }
 
+/// The first seven characters of a commit id (or of whatever a server sent as
+/// one), for messages. Cut on a character boundary, so never panics.
+pub fn short_sha(sha: &str) -> &str {
+    match sha.char_indices().nth(7) {
+        Some((i, _)) => &sha[..i],
+        None => sha,
+    }
+}
+
 /// Checks a 40-hex-digit object id or returns `None` when it is not one.
 pub fn is_full_oid(s: &str) -> bool {
     s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
@@ -139,6 +148,17 @@ mod tests {
         for bad in ["/etc/passwd", "../x", "a/../../b", ".git/config", "a\nb", ""] {
             assert!(check_repo_path("chart", bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn short_shas_cut_on_character_boundaries() {
+        assert_eq!(short_sha("0123456789abcdef"), "0123456");
+        assert_eq!(short_sha("abc"), "abc");
+        assert_eq!(short_sha(""), "");
+        // A multi-byte character straddling byte 7 (`é` is 2 bytes) must not panic.
+        assert_eq!(short_sha("abcdeféxyz"), "abcdefé");
+        assert_eq!(short_sha("ééééééééé"), "ééééééé");
+        assert_eq!(short_sha("日本語のリビジョン"), "日本語のリビジ");
     }
 
     #[test]

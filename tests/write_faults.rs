@@ -111,7 +111,6 @@ fn pull_request_writes_that_landed_before_the_answer_was_lost() {
 }
 
 #[test]
-#[ignore = "issue 9 section 5 (POST /deployments is retried blindly and duplicates); un-ignore with that fix"]
 fn a_deployment_that_landed_before_the_answer_was_lost_is_recorded_once() {
     let (_seed, dir) = scratch("make_tag_repo.sh");
     let fake = FakeGitHub::start(&dir);

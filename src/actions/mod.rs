@@ -9,13 +9,24 @@ use std::io::Write;
 use crate::error::Place;
 
 /// Escapes the data part of a workflow command as the runner expects.
-fn escape_data(s: &str) -> String {
+pub(crate) fn escape_data(s: &str) -> String {
     s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
 }
 
 /// Escapes a property value (`file=`, `title=`) of a workflow command.
 fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// `msg` as one log line that the runner cannot take for a workflow command.
+fn log_line(msg: &str) -> String {
+    let text = msg.trim_start_matches('\n');
+    let blank = &msg[..msg.len() - text.len()];
+    let mut line = escape_data(text);
+    if line.trim_start().starts_with("::") {
+        line = line.replacen("::", "%3A%3A", 1);
+    }
+    format!("{blank}{line}")
 }
 
 /// Writes workflow commands to stdout and files to the runner's paths.
@@ -73,8 +84,11 @@ impl Runner {
         }
     }
 
+    /// A plain log line. Escaped like annotation data, so that text from outside
+    /// (a check name, an Argo CD message) can neither start a line of its own nor
+    /// be read as a workflow command; leading newlines are kept as blank lines.
     pub fn info(&self, msg: &str) {
-        self.line(msg);
+        self.line(&log_line(msg));
     }
 
     /// Appends markdown to the job summary (no-op outside Actions).
@@ -108,5 +122,18 @@ mod tests {
     fn escaping() {
         assert_eq!(escape_data("a%b\r\nc"), "a%25b%0D%0Ac");
         assert_eq!(escape_property("a:b,c"), "a%3Ab%2Cc");
+    }
+
+    #[test]
+    fn log_lines_cannot_be_commands() {
+        assert_eq!(
+            log_line("waiting: x\n::warning::injected"),
+            "waiting: x%0A::warning::injected"
+        );
+        assert_eq!(log_line("a\r\n::set-output name=x::y"), "a%0D%0A::set-output name=x::y");
+        assert_eq!(log_line("::error::x"), "%3A%3Aerror::x");
+        assert_eq!(log_line("  ::error::x"), "  %3A%3Aerror::x");
+        assert_eq!(log_line("\n== title"), "\n== title");
+        assert_eq!(log_line("100% done"), "100%25 done");
     }
 }

@@ -549,9 +549,8 @@ impl Proposal {
     }
 }
 
-pub fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(7)]
-}
+/// Short commit ids in messages: the one helper of the crate, under its old name here.
+pub use crate::names::short_sha as short;
 
 /// Runs one command.
 pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {

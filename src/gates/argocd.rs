@@ -1,9 +1,12 @@
 //! The Argo CD gate: `GET /api/v1/applications/{app}`.
 
+use std::time::{Duration, Instant};
+
 use http::Method;
 
 use super::{Probe, Verdict};
 use crate::error::{Error, Result};
+use crate::names::short_sha;
 use crate::repo::github::{Api, RetryPolicy};
 use crate::repo::{Oid, Repository};
 use crate::secret::Secret;
@@ -46,17 +49,30 @@ impl Probe for ArgoProbe<'_> {
         format!(
             "Argo CD application `{}` healthy and synced at {}",
             self.app,
-            &self.expected[..7.min(self.expected.len())]
+            short_sha(&self.expected)
         )
     }
 
-    fn observe(&mut self) -> Result<Verdict> {
+    fn observe(&mut self, left: Duration) -> Result<Verdict> {
         // The first call asks Argo CD to look at git again, so a just-moved tag is seen.
         let q = if self.first { "?refresh=normal" } else { "" };
         self.first = false;
-        let r = self
-            .api
-            .rest(Method::GET, &format!("/api/v1/applications/{}{q}", self.app), None)?;
+        let deadline = Instant::now() + left;
+        let silent = || Verdict::Waiting("Argo CD did not answer before the timeout".into());
+        if left.is_zero() {
+            return Ok(silent());
+        }
+        // Every request (and its retries) ends when the gate's time is up.
+        let r = match self.api.rest_within(
+            Method::GET,
+            &format!("/api/v1/applications/{}{q}", self.app),
+            None,
+            left,
+        ) {
+            Ok(r) => r,
+            Err(_) if Instant::now() >= deadline => return Ok(silent()),
+            Err(e) => return Err(e),
+        };
         match r.status.as_u16() {
             200 => {}
             401 => return Err(Error::input("Argo CD refused the token (401); check `argocd-token`")),
@@ -93,7 +109,7 @@ impl Probe for ArgoProbe<'_> {
             .unwrap_or("");
         let rev_short = revisions
             .first()
-            .map(|r| r[..7.min(r.len())].to_string())
+            .map(|r| short_sha(r).to_string())
             .unwrap_or_else(|| "none".into());
         let seen = format!(
             "health={health} sync={sync} revision={rev_short}{}",
@@ -113,7 +129,7 @@ impl Probe for ArgoProbe<'_> {
         if !at_expected {
             return Ok(Verdict::Waiting(format!(
                 "{seen} (expected {})",
-                &self.expected[..7.min(self.expected.len())]
+                short_sha(&self.expected)
             )));
         }
         if matches!(phase, "Running" | "Terminating") {

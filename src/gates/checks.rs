@@ -4,6 +4,7 @@
 
 use super::{Probe, Verdict, glob};
 use crate::error::Result;
+use crate::names::short_sha;
 use crate::repo::{CheckState, Oid, Repository};
 
 pub struct ChecksProbe<'a> {
@@ -28,7 +29,7 @@ impl ChecksProbe<'_> {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let at = &sha[..7.min(sha.len())];
+        let at = short_sha(sha);
         if matching.iter().any(|c| c.state == CheckState::Failure) {
             return Ok(Some(Verdict::Failed(format!(
                 "on {at}: failed: {}",
@@ -53,11 +54,11 @@ impl Probe for ChecksProbe<'_> {
         format!(
             "statuses/check runs `{}` on {} or later",
             self.pattern,
-            &self.expected[..7.min(self.expected.len())]
+            short_sha(&self.expected)
         )
     }
 
-    fn observe(&mut self) -> Result<Verdict> {
+    fn observe(&mut self, _left: std::time::Duration) -> Result<Verdict> {
         if let Some(v) = self.verdict_at(&self.expected)? {
             return Ok(v);
         }

@@ -21,7 +21,8 @@ pub enum Verdict {
 }
 
 pub trait Probe {
-    fn observe(&mut self) -> Result<Verdict>;
+    /// One look, taking at most `left` (the time the gate has left).
+    fn observe(&mut self, left: Duration) -> Result<Verdict>;
     fn describe(&self) -> String;
 }
 
@@ -64,7 +65,7 @@ pub fn wait(runner: &Runner, probe: &mut dyn Probe, timeout: Duration, polling: 
         timeout.as_secs()
     ));
     let result = loop {
-        let v = probe.observe()?;
+        let v = probe.observe(timeout.saturating_sub(start.elapsed()))?;
         let t = start.elapsed().as_secs_f32();
         match v {
             Verdict::Healthy(s) => {

@@ -11,6 +11,7 @@ use super::{
     Repository, Write,
 };
 use crate::error::{Error, Result};
+use crate::names::short_sha;
 
 /// Decoded trees by id: path lookups in wide directories (thousands of services)
 /// become hash lookups instead of a linear scan per read.
@@ -27,7 +28,7 @@ pub struct LocalRepo {
 }
 
 pub(crate) fn git_err(what: &str) -> impl Fn(gix::Error) -> Error + '_ {
-    move |e| Error::failed(format!("git: {what}: {e}"))
+    move |e| super::git_errors::failed(what, &e)
 }
 
 fn oid(s: &str) -> Result<gix::ObjectId> {
@@ -91,6 +92,11 @@ impl LocalRepo {
     /// After a failed transaction: a conflict if any ref is no longer where we expected.
     fn classify(&self, updates: &[RefUpdate], e: gix::Error, what: &str) -> Error {
         let names: Vec<String> = updates.iter().map(|u| u.name.clone()).collect();
+        let blocking: Vec<&str> = names.iter().map(String::as_str).collect();
+        let locks = super::git_errors::stale_locks(self.repo.git_dir(), &blocking);
+        if !locks.is_empty() {
+            return super::git_errors::locked(&locks);
+        }
         let now = self.resolve_refs(&names).unwrap_or_default();
         super::conflict(updates, &now, &e, &format!("{what}: "))
             .unwrap_or_else(|| Error::failed(format!("{what}: git: {e}")))
@@ -167,6 +173,23 @@ impl LocalRepo {
             }
         }
         None
+    }
+
+    /// Why a ref does not peel to a commit: it points at a tree or a blob (bad
+    /// input), or an object is missing.
+    fn peel_error(&self, name: &str, e: gix::Error) -> Error {
+        let kind = self
+            .repo
+            .find_reference(name)
+            .ok()
+            .and_then(|mut r| r.peel_to_id().ok().map(|id| id.detach()))
+            .and_then(|id| self.repo.find_header(id).ok().map(|h| (id, h.kind())));
+        match kind {
+            Some((id, k)) if k != gix::object::Kind::Commit => {
+                super::git_errors::not_a_commit(name, &k.to_string(), &id.to_hex().to_string())
+            }
+            _ => git_err("peel reference")(e),
+        }
     }
 
     fn blob_at(&self, tree: &gix::Tree<'_>, path: &str) -> Result<Option<gix::ObjectId>> {
@@ -322,23 +345,24 @@ impl Repository for LocalRepo {
         names
             .iter()
             .map(|n| {
-                let Some(mut r) = self
-                    .repo
-                    .try_find_reference(n.as_str())
-                    .map_err(git_err("find reference"))?
-                else {
+                let found = self.repo.try_find_reference(n.as_str()).map_err(|e| {
+                    if super::git_errors::chain(&e).contains("could not be decoded") {
+                        super::git_errors::corrupt_ref(n, self.repo.git_dir())
+                    } else {
+                        git_err("find reference")(e)
+                    }
+                })?;
+                let Some(mut r) = found else {
                     return Ok(None);
                 };
                 let target = match r.target() {
                     gix::refs::TargetRef::Object(o) => o.to_hex().to_string(),
                     gix::refs::TargetRef::Symbolic(_) => String::new(),
                 };
-                let commit = r
-                    .peel_to_commit()
-                    .map_err(git_err("peel reference"))?
-                    .id
-                    .to_hex()
-                    .to_string();
+                let commit = match r.peel_to_commit() {
+                    Ok(c) => c.id.to_hex().to_string(),
+                    Err(e) => return Err(self.peel_error(n, e)),
+                };
                 let target = if target.is_empty() { commit.clone() } else { target };
                 Ok(Some(RefTarget { target, commit }))
             })
@@ -346,7 +370,16 @@ impl Repository for LocalRepo {
     }
 
     fn resolve_revision(&self, rev: &str) -> Result<Option<Oid>> {
-        match self.repo.rev_parse_single(rev) {
+        let parsed = self.repo.rev_parse_single(rev);
+        if let Err(e) = &parsed {
+            if super::git_errors::chain(e).to_lowercase().contains("ambiguous") {
+                return Err(super::git_errors::ambiguous(rev));
+            }
+            if rev.len() >= 4 && rev.bytes().all(|b| b.is_ascii_hexdigit()) && self.is_shallow() {
+                return Err(super::git_errors::not_in_shallow_clone(rev, &self.path));
+            }
+        }
+        match parsed {
             Ok(id) => {
                 let c = id
                     .object()
@@ -542,8 +575,8 @@ impl Repository for LocalRepo {
             return Err(Error::Conflict(format!(
                 "branch `{}` is at {} but was expected at {}; another writer got there first, nothing was overwritten",
                 req.branch,
-                current.as_ref().map_or("nothing", |c| &c.target[..7]),
-                req.expected_head.as_deref().map_or("nothing", |c| &c[..c.len().min(7)])
+                current.as_ref().map_or("nothing", |c| short_sha(&c.target)),
+                req.expected_head.as_deref().map_or("nothing", short_sha)
             )));
         }
         let mut index = None;

@@ -1,5 +1,6 @@
 //! The repository seam: what the commands read and write, and its two backends.
 
+pub mod git_errors;
 pub mod github;
 pub mod local;
 
@@ -202,6 +203,11 @@ pub trait Repository {
     }
     /// Forgets cached reads, so that polling sees new state.
     fn forget(&self) {}
+    /// Things worth a `::notice::` that happened along the way (auto-merge not
+    /// enabled, and why), each returned once.
+    fn take_notices(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// After a failed ref write: `Error::Conflict` naming the refs when any of them is no

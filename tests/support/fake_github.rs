@@ -40,6 +40,8 @@ pub struct Fault {
     pub when: When,
     /// Only a request whose `METHOD path` line or body contains this text.
     pub matching: Option<String>,
+    /// Headers of the answer besides `retry-after`.
+    pub headers: Vec<(String, String)>,
 }
 
 /// How a fault meets the request it hits.
@@ -51,6 +53,29 @@ pub enum When {
     AfterApply,
     /// Handle the request (the write lands), then drop the connection unanswered.
     DropAfterApply,
+}
+
+/// Repository settings that GraphQL `Repository` reports and auto-merge obeys.
+#[derive(Debug, Clone)]
+pub struct MergeSettings {
+    pub auto_merge_allowed: bool,
+    pub merge_commit_allowed: bool,
+    pub squash_merge_allowed: bool,
+    pub rebase_merge_allowed: bool,
+    /// Pull requests are mergeable at once ("clean status"): GitHub refuses auto-merge.
+    pub clean: bool,
+}
+
+impl Default for MergeSettings {
+    fn default() -> Self {
+        MergeSettings {
+            auto_merge_allowed: true,
+            merge_commit_allowed: true,
+            squash_merge_allowed: true,
+            rebase_merge_allowed: true,
+            clean: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +96,7 @@ pub struct Deployment {
     pub id: u64,
     pub sha: String,
     pub environment: String,
+    pub description: Option<String>,
     pub payload: Value,
     pub statuses: Vec<String>,
 }
@@ -93,6 +119,15 @@ struct State {
     /// Runs once just before a write of this GraphQL field is applied: a concurrent
     /// writer that always comes between the read and the write.
     before_write: Option<(String, BeforeWrite)>,
+    /// Apply the next matching request, then answer with this status instead
+    /// ("the write landed but the answer was lost"): (method, path suffix, status).
+    /// `(method, path suffix, status, applied)`: applied false answers without handling.
+    lose_answers: VecDeque<(String, String, u16, bool)>,
+    /// GraphQL errors to answer the next document naming a field with: (field, type, message).
+    graphql_errors: VecDeque<(String, String, String)>,
+    merge: MergeSettings,
+    /// Auto-merge mutations seen: (pull request number, merge method).
+    auto_merges: Vec<(u64, String)>,
 }
 
 type BeforeWrite = Box<dyn FnOnce() + Send>;
@@ -264,6 +299,7 @@ impl FakeGitHub {
                 body: body.into(),
                 when: When::Instead,
                 matching: None,
+                headers: Vec::new(),
             });
         }
     }
@@ -278,7 +314,59 @@ impl FakeGitHub {
             body: r#"{"message":"Server Error"}"#.into(),
             when,
             matching: Some(matching.into()),
+            headers: Vec::new(),
         });
+    }
+
+    /// The next request is answered with exactly this (and not handled).
+    pub fn fail_next_with(&self, status: u16, headers: &[(&str, &str)], body: &str) {
+        self.state.lock().expect("lock").faults.push_back(Fault {
+            status,
+            retry_after: None,
+            body: body.into(),
+            when: When::Instead,
+            matching: None,
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        });
+    }
+
+    /// The next `method` request whose path ends with `suffix` is applied, then
+    /// answered with `status` (the write landed, the answer was lost).
+    pub fn lose_answer(&self, method: &str, suffix: &str, status: u16) {
+        self.state
+            .lock()
+            .expect("lock")
+            .lose_answers
+            .push_back((method.into(), suffix.into(), status, true));
+    }
+
+    /// The next `method` request whose path ends with `suffix` is answered with
+    /// `status` and not handled (the write did not land).
+    pub fn refuse_next(&self, method: &str, suffix: &str, status: u16) {
+        self.state
+            .lock()
+            .expect("lock")
+            .lose_answers
+            .push_back((method.into(), suffix.into(), status, false));
+    }
+
+    /// The next GraphQL document that selects `field` is answered with this error
+    /// (as GitHub does: HTTP 200, `errors: [{type, message}]`), and not executed.
+    pub fn graphql_error_on(&self, field: &str, kind: &str, message: &str) {
+        self.state
+            .lock()
+            .expect("lock")
+            .graphql_errors
+            .push_back((field.into(), kind.into(), message.into()));
+    }
+
+    pub fn set_merge_settings(&self, m: MergeSettings) {
+        self.state.lock().expect("lock").merge = m;
+    }
+
+    /// Auto-merge enabled so far: (pull request number, merge method).
+    pub fn auto_merges(&self) -> Vec<(u64, String)> {
+        self.state.lock().expect("lock").auto_merges.clone()
     }
 
     pub fn set_latency(&self, ms: u64) {
@@ -499,17 +587,51 @@ fn serve(conn: TcpStream, state: &Arc<Mutex<State>>, bare: &Path, url: &str) {
             if let Some(ra) = f.retry_after {
                 h.push(("retry-after".to_string(), ra.to_string()));
             }
-            if f.status == 403 {
+            if f.status == 403 && f.headers.is_empty() {
                 h.push(("x-ratelimit-remaining".to_string(), "4999".to_string()));
             }
+            h.extend(f.headers);
             (f.status, f.body, h)
         } else if !authorized(&req) {
             (401, r#"{"message":"Bad credentials"}"#.to_string(), Vec::new())
         } else {
-            let (st, b) = handle(&req, &body_json, state, bare, url, &mut graphql_fields);
-            match &fault {
-                Some(f) if f.when == When::AfterApply => (f.status, f.body.clone(), Vec::new()),
-                _ => (st, b.to_string(), Vec::new()),
+            if req.path == "/api/graphql"
+                && let Some((_, kind, message)) = {
+                    let mut s = state.lock().expect("lock");
+                    let query = body_json["query"].as_str().unwrap_or_default();
+                    let i = s
+                        .graphql_errors
+                        .iter()
+                        .position(|(f, ..)| query.contains(&format!("{f}(")) || query.contains(&format!("{f} ")));
+                    i.and_then(|i| s.graphql_errors.remove(i))
+                }
+            {
+                let b = json!({"data": null, "errors": [{"type": kind, "path": [], "locations": [{"line": 1, "column": 1}], "message": message}]});
+                (200, b.to_string(), Vec::new())
+            } else {
+                let lost = {
+                    let mut s = state.lock().expect("lock");
+                    let i = s
+                        .lose_answers
+                        .iter()
+                        .position(|(m, suffix, ..)| *m == req.method && req.path.ends_with(suffix.as_str()));
+                    i.and_then(|i| s.lose_answers.remove(i))
+                };
+                let server_error = r#"{"message":"Server Error"}"#.to_string();
+                match lost {
+                    Some((_, _, status, false)) => (status, server_error, Vec::new()),
+                    Some((_, _, status, true)) => {
+                        handle(&req, &body_json, state, bare, url, &mut graphql_fields);
+                        (status, server_error, Vec::new())
+                    }
+                    None => {
+                        let (st, b) = handle(&req, &body_json, state, bare, url, &mut graphql_fields);
+                        match &fault {
+                            Some(f) if f.when == When::AfterApply => (f.status, f.body.clone(), Vec::new()),
+                            _ => (st, b.to_string(), Vec::new()),
+                        }
+                    }
+                }
             }
         };
         if fault.as_ref().is_some_and(|f| f.when == When::DropAfterApply) {
@@ -856,6 +978,18 @@ fn rest(
                 .collect();
             (200, Value::Array(list))
         }
+        ("get", "/repos/{owner}/{repo}/deployments") => {
+            let s = state.lock().expect("lock");
+            let list: Vec<Value> = s
+                .deployments
+                .iter()
+                .rev()
+                .filter(|d| req.query.get("sha").is_none_or(|x| *x == d.sha))
+                .filter(|d| req.query.get("environment").is_none_or(|x| *x == d.environment))
+                .map(|d| json!({"id": d.id, "node_id": format!("DE_{}", d.id), "sha": d.sha, "ref": d.sha, "task": "deploy", "environment": d.environment, "description": d.description, "payload": d.payload, "url": format!("{url}/api/v3/repos/{OWNER}/{REPO}/deployments/{}", d.id)}))
+                .collect();
+            (200, Value::Array(list))
+        }
         ("post", "/repos/{owner}/{repo}/deployments") => {
             let Some(sha) = sha_of(bare, body["ref"].as_str().unwrap_or_default()) else {
                 return (422, json!({"message": "No ref found"}));
@@ -867,6 +1001,7 @@ fn rest(
                 id,
                 sha: sha.clone(),
                 environment: env.clone(),
+                description: body["description"].as_str().map(String::from),
                 payload: body["payload"].clone(),
                 statuses: Vec::new(),
             });
@@ -1077,6 +1212,16 @@ impl Exec<'_> {
             }
             (Obj::Repository, "id") => json!(REPO_ID),
             (Obj::Repository, "nameWithOwner") => json!(format!("{OWNER}/{REPO}")),
+            (Obj::Repository, "autoMergeAllowed") => json!(self.state.lock().expect("lock").merge.auto_merge_allowed),
+            (Obj::Repository, "mergeCommitAllowed") => {
+                json!(self.state.lock().expect("lock").merge.merge_commit_allowed)
+            }
+            (Obj::Repository, "squashMergeAllowed") => {
+                json!(self.state.lock().expect("lock").merge.squash_merge_allowed)
+            }
+            (Obj::Repository, "rebaseMergeAllowed") => {
+                json!(self.state.lock().expect("lock").merge.rebase_merge_allowed)
+            }
             (Obj::Repository, "defaultBranchRef") => {
                 let sha = sha_of(self.bare, "refs/heads/main").unwrap_or_default();
                 self.sub(Some(Obj::Ref("refs/heads/main".into(), sha)), f)
@@ -1298,11 +1443,35 @@ impl Exec<'_> {
 
     fn auto_merge(&mut self, input: &Value) -> Result<Value, String> {
         let node = input["pullRequestId"].as_str().unwrap_or_default();
+        // GitHub's default merge method is MERGE.
+        let method = input["mergeMethod"].as_str().unwrap_or("MERGE").to_string();
         let mut s = self.state.lock().expect("lock");
+        let m = s.merge.clone();
         let Some(pr) = s.pulls.iter_mut().find(|p| format!("PR_kwDO{}", p.number) == node) else {
             return Err(format!("Could not resolve to a node with the global id of '{node}'"));
         };
+        // GitHub's own refusals, worded as GitHub words them.
+        if !m.auto_merge_allowed {
+            return Err("Pull request Auto merge is not allowed for this repository".into());
+        }
+        let allowed = match method.as_str() {
+            "MERGE" => m.merge_commit_allowed,
+            "SQUASH" => m.squash_merge_allowed,
+            "REBASE" => m.rebase_merge_allowed,
+            _ => false,
+        };
+        if !allowed {
+            return Err(format!(
+                "Merge method {} merging is not allowed on this repository",
+                method.to_lowercase()
+            ));
+        }
+        if m.clean {
+            return Err("Pull request is in clean status".into());
+        }
         pr.auto_merge = true;
-        Ok(json!({"pullRequest": {"__pull": pr.number}, "clientMutationId": null}))
+        let n = pr.number;
+        s.auto_merges.push((n, method));
+        Ok(json!({"pullRequest": {"__pull": n}, "clientMutationId": null}))
     }
 }

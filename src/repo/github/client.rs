@@ -1,5 +1,6 @@
-//! The HTTP side of the GitHub backend: octocrab as transport, our own bounded
-//! retries (5xx, secondary rate limits, timeouts), REST and GraphQL helpers.
+//! The HTTP side of the GitHub backend (and of the Argo CD gate): octocrab as
+//! transport, every attempt bounded in time, retries decided by `retry::RetryPolicy`,
+//! REST and GraphQL helpers.
 
 use std::time::{Duration, Instant};
 
@@ -7,28 +8,9 @@ use http::StatusCode;
 use octocrab::Octocrab;
 use serde_json::Value;
 
+use super::retry::{Answer, Attempt, Decision, RetryPolicy};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
-
-/// Bounds of the retry loop.
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    pub attempts: u32,
-    pub base: Duration,
-    pub max_wait: Duration,
-    pub budget: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            attempts: 6,
-            base: Duration::from_millis(250),
-            max_wait: Duration::from_secs(30),
-            budget: Duration::from_secs(120),
-        }
-    }
-}
 
 pub struct Api {
     octo: Octocrab,
@@ -36,6 +18,13 @@ pub struct Api {
     pub graphql_url: String,
     policy: RetryPolicy,
     rt: tokio::runtime::Runtime,
+}
+
+/// The result of a request whose outcome may be unknown.
+pub enum Sent {
+    Answer(Response),
+    /// No usable answer (a 5xx, a lost connection): the request may have landed.
+    Unknown(String),
 }
 
 pub struct Response {
@@ -117,84 +106,108 @@ impl Api {
         })
     }
 
-    /// How long to wait before retrying this response, or None when it is final.
-    fn retry_after(&self, r: &Response, attempt: u32) -> Option<Duration> {
-        let header = |n: &str| r.headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let backoff = self.policy.base * 2u32.saturating_pow(attempt);
-        if let Some(s) = header("retry-after").and_then(|s| s.trim().parse::<u64>().ok()) {
-            return Some(Duration::from_secs(s));
-        }
-        let limited = r.status == StatusCode::TOO_MANY_REQUESTS
-            || (r.status == StatusCode::FORBIDDEN
-                && (header("x-ratelimit-remaining").as_deref() == Some("0")
-                    || r.text.to_lowercase().contains("secondary rate limit")));
-        if limited {
-            if let Some(reset) = header("x-ratelimit-reset").and_then(|s| s.parse::<u64>().ok()) {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
-                return Some(Duration::from_secs(reset.saturating_sub(now).max(1)));
-            }
-            return Some(backoff.max(Duration::from_secs(1)));
-        }
-        if r.status.is_server_error() {
-            return Some(backoff);
-        }
-        None
-    }
-
-    /// Sends a request with bounded retries. Writes are retried too: every write
-    /// gitops-flow makes is a compare-and-swap, and callers check whether a write
-    /// that "failed" after a retry had in fact landed.
-    pub async fn send(&self, method: http::Method, url: &str, body: Option<&Value>) -> Result<Response> {
+    /// Sends a request, retrying as the policy decides, within `budget` in all
+    /// (each attempt is cut off when the budget runs out). Repeatable requests are
+    /// retried after an unknown outcome (every write gitops-flow makes that way is a
+    /// compare-and-swap, and callers check whether an earlier attempt landed); for
+    /// the others an unknown outcome is returned as `Sent::Unknown`.
+    pub async fn send(
+        &self,
+        method: http::Method,
+        url: &str,
+        body: Option<&Value>,
+        repeatable: bool,
+        budget: Duration,
+    ) -> Result<Sent> {
         let start = Instant::now();
-        let mut attempt = 0;
+        let mut attempt = 0u32;
         loop {
-            let result = self.once(&method, url, body).await;
-            let wait = match &result {
-                Ok(r) => self.retry_after(r, attempt),
-                Err(_) => Some(self.policy.base * 2u32.saturating_pow(attempt)),
+            let left = budget.saturating_sub(start.elapsed());
+            let result = match tokio::time::timeout(left, self.once(&method, url, body)).await {
+                Ok(r) => r,
+                Err(_) => Err(format!("no answer within {}s", budget.as_secs_f32().ceil() as u64)),
             };
-            let last = attempt + 1 >= self.policy.attempts;
-            match (result, wait) {
-                (Ok(r), None) => return Ok(r),
-                (res, Some(w)) if !last && start.elapsed() + w <= self.policy.budget && w <= self.policy.max_wait => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let answer = match &result {
+                Ok(r) => Answer::Response {
+                    status: r.status,
+                    headers: &r.headers,
+                    body: &r.text,
+                },
+                Err(e) => Answer::NoAnswer(e),
+            };
+            let decision = self.policy.decide(&Attempt {
+                method: &method,
+                repeatable,
+                answer,
+                attempt,
+                elapsed: start.elapsed(),
+                budget,
+                now,
+            });
+            match (decision, result) {
+                (Decision::Done, Ok(r)) => return Ok(Sent::Answer(r)),
+                (Decision::Retry(wait), res) => {
                     let what = match &res {
                         Ok(r) => format!("HTTP {}", r.status.as_u16()),
                         Err(e) => e.clone(),
                     };
-                    tracing::warn!("{method} {} failed ({what}); retrying in {:?}", path_of(url), w);
-                    tokio::time::sleep(w).await;
-                    attempt += 1;
+                    tracing::warn!("{method} {} failed ({what}); retrying in {wait:?}", path_of(url));
+                    tokio::time::sleep(wait).await;
+                    attempt = attempt.saturating_add(1);
                 }
-                (Ok(r), Some(_)) => {
-                    let msg = r
-                        .body
-                        .get("message")
-                        .and_then(|m| m.as_str())
-                        .unwrap_or("no message")
-                        .to_string();
-                    return Err(Error::failed(format!(
-                        "{method} {} failed after {} attempts: HTTP {} {msg}; GitHub may be degraded, re-run the job to finish (every step is safe to repeat)",
-                        path_of(url),
-                        attempt + 1,
-                        r.status.as_u16()
-                    )));
+                (Decision::Unknown(what), _) => return Ok(Sent::Unknown(what)),
+                (Decision::GiveUp(g), _) => {
+                    return Err(Error::failed(format!("{method} {} {}", path_of(url), g.message())));
                 }
-                (Err(e), _) => {
-                    return Err(Error::failed(format!(
-                        "{method} {} failed after {} attempts: {e}",
-                        path_of(url),
-                        attempt + 1
-                    )));
+                (Decision::Done, Err(e)) => {
+                    return Err(Error::failed(format!("{method} {} failed: {e}", path_of(url))));
                 }
             }
         }
     }
 
+    /// The wait before attempt `attempt + 1` of a request the caller repeats itself.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        self.policy.backoff(attempt)
+    }
+
+    /// A repeatable request within the policy's budget.
+    async fn send_repeatable(&self, method: http::Method, url: &str, body: Option<&Value>) -> Result<Response> {
+        match self.send(method, url, body, true, self.policy.budget).await? {
+            Sent::Answer(r) => Ok(r),
+            Sent::Unknown(what) => Err(Error::failed(format!("{} failed: {what}", path_of(url)))),
+        }
+    }
+
+    /// A REST call that may be repeated, finishing within `budget`.
+    pub fn rest_within(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<&Value>,
+        budget: Duration,
+    ) -> Result<Response> {
+        let url = format!("{}{path}", self.rest_base);
+        match self.block_on(self.send(method, &url, body, true, budget))? {
+            Sent::Answer(r) => Ok(r),
+            Sent::Unknown(what) => Err(Error::failed(format!("{path} failed: {what}"))),
+        }
+    }
+
+    /// A REST call that must not simply be sent again: one attempt (rate limits
+    /// aside, which GitHub did not process); an unknown outcome is for the caller
+    /// to look into.
+    pub fn rest_unrepeatable(&self, method: http::Method, path: &str, body: Option<&Value>) -> Result<Sent> {
+        let url = format!("{}{path}", self.rest_base);
+        self.block_on(self.send(method, &url, body, false, self.policy.budget))
+    }
+
     pub fn rest(&self, method: http::Method, path: &str, body: Option<&Value>) -> Result<Response> {
         let url = format!("{}{path}", self.rest_base);
-        self.block_on(self.send(method, &url, body))
+        self.block_on(self.send_repeatable(method, &url, body))
     }
 
     /// A REST call that must succeed (2xx); errors name the call and, for 403/404,
@@ -209,7 +222,7 @@ impl Api {
 
     pub fn graphql(&self, query: &str, variables: Value) -> Result<Value> {
         let body = serde_json::json!({ "query": query, "variables": variables });
-        let r = self.block_on(self.send(http::Method::POST, &self.graphql_url, Some(&body)))?;
+        let r = self.block_on(self.send_repeatable(http::Method::POST, &self.graphql_url, Some(&body)))?;
         if !r.status.is_success() {
             return Err(api_error(&http::Method::POST, "graphql", &r));
         }
@@ -219,11 +232,7 @@ impl Api {
             .and_then(|e| e.as_array())
             .filter(|e| !e.is_empty())
         {
-            let msgs: Vec<String> = errors
-                .iter()
-                .filter_map(|e| e.get("message").and_then(|m| m.as_str()).map(String::from))
-                .collect();
-            return Err(Error::Failed(format!("GraphQL: {}", msgs.join("; "))));
+            return Err(graphql_error(errors));
         }
         Ok(r.body.get("data").cloned().unwrap_or(Value::Null))
     }
@@ -235,13 +244,9 @@ fn path_of(url: &str) -> &str {
         .unwrap_or(url)
 }
 
-pub fn api_error(method: &http::Method, path: &str, r: &Response) -> Error {
-    let msg = r
-        .body
-        .get("message")
-        .and_then(|m| m.as_str())
-        .unwrap_or(r.text.as_str());
-    let hint = match r.status.as_u16() {
+/// What a person can do about an error status, the same for REST and GraphQL.
+fn hint(status: u16) -> &'static str {
+    match status {
         401 => "; the token is invalid or expired",
         403 => {
             "; the token lacks a permission: give the workflow `permissions: contents: write` (and `pull-requests: write`, `deployments: write`, `statuses: read` as the command needs)"
@@ -249,9 +254,66 @@ pub fn api_error(method: &http::Method, path: &str, r: &Response) -> Error {
         404 => "; the repository or object was not found, or the token cannot see it (`permissions: contents: read`)",
         422 => "; GitHub refused the request as invalid",
         _ => "",
-    };
+    }
+}
+
+pub fn api_error(method: &http::Method, path: &str, r: &Response) -> Error {
+    let msg = r
+        .body
+        .get("message")
+        .and_then(|m| m.as_str())
+        .unwrap_or(r.text.as_str());
     Error::failed(format!(
-        "GitHub API {method} {path} returned {}: {msg}{hint}",
-        r.status.as_u16()
+        "GitHub API {method} {path} returned {}: {msg}{}",
+        r.status.as_u16(),
+        hint(r.status.as_u16())
     ))
+}
+
+/// The `errors` of a GraphQL answer, with the permission hints of REST 403/404
+/// for `FORBIDDEN` ("Resource not accessible by integration") and `NOT_FOUND`.
+pub fn graphql_error(errors: &[Value]) -> Error {
+    let msgs: Vec<&str> = errors
+        .iter()
+        .filter_map(|e| e.get("message").and_then(|m| m.as_str()))
+        .collect();
+    let has = |t: &str| errors.iter().any(|e| e.get("type").and_then(|v| v.as_str()) == Some(t));
+    let status = if has("FORBIDDEN") {
+        403
+    } else if has("NOT_FOUND") {
+        404
+    } else {
+        0
+    };
+    Error::failed(format!("GitHub GraphQL API: {}{}", msgs.join("; "), hint(status)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn graphql_errors_carry_the_rest_hints() {
+        let e = graphql_error(&[
+            json!({"type": "FORBIDDEN", "path": ["updateRefs"], "message": "Resource not accessible by integration"}),
+        ]);
+        assert_eq!(
+            e.to_string(),
+            "GitHub GraphQL API: Resource not accessible by integration; the token lacks a permission: give the workflow `permissions: contents: write` (and `pull-requests: write`, `deployments: write`, `statuses: read` as the command needs)"
+        );
+        assert_eq!(e.exit_code(), 1);
+        let e = graphql_error(&[
+            json!({"type": "NOT_FOUND", "message": "Could not resolve to a Repository with the name 'acme/nope'."}),
+        ]);
+        assert_eq!(
+            e.to_string(),
+            "GitHub GraphQL API: Could not resolve to a Repository with the name 'acme/nope'.; the repository or object was not found, or the token cannot see it (`permissions: contents: read`)"
+        );
+        let e = graphql_error(&[
+            json!({"message": "a"}),
+            json!({"type": "UNPROCESSABLE", "message": "b"}),
+        ]);
+        assert_eq!(e.to_string(), "GitHub GraphQL API: a; b");
+    }
 }

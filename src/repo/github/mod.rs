@@ -6,6 +6,7 @@
 //! pull requests.
 
 mod client;
+pub mod retry;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -14,7 +15,8 @@ use base64::Engine;
 use http::Method;
 use serde_json::{Value, json};
 
-pub use client::{Api, RetryPolicy};
+pub use client::{Api, Sent};
+pub use retry::RetryPolicy;
 
 use super::local::LocalRepo;
 use super::{Check, CheckState, DeploymentSpec, Journal, Write};
@@ -37,6 +39,35 @@ pub struct GitHubRepo {
     /// Refs read in this run; cleared after a failed write, updated after a good one.
     refs: RefCell<HashMap<String, Option<RefTarget>>>,
     journal: Journal,
+    /// What the repository allows for merging (read with the repository id).
+    merge: RefCell<Option<MergeSettings>>,
+    notices: RefCell<Vec<String>>,
+}
+
+/// The repository's merge settings, as GraphQL `Repository` reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MergeSettings {
+    pub auto_merge_allowed: bool,
+    pub merge_commit_allowed: bool,
+    pub squash_merge_allowed: bool,
+    pub rebase_merge_allowed: bool,
+}
+
+impl MergeSettings {
+    /// The merge method for auto-merge: squash (one commit per promotion) when
+    /// allowed, else a merge commit, else rebase.
+    pub fn method(&self) -> Option<&'static str> {
+        if self.squash_merge_allowed {
+            Some("SQUASH")
+        } else if self.merge_commit_allowed {
+            Some("MERGE")
+        } else if self.rebase_merge_allowed {
+            Some("REBASE")
+        } else {
+            None
+        }
+    }
 }
 
 /// Percent-encodes a path segment for a URL.
@@ -104,6 +135,8 @@ impl GitHubRepo {
             default_branch: RefCell::new(None),
             refs: RefCell::new(HashMap::new()),
             journal: Journal::default(),
+            merge: RefCell::new(None),
+            notices: RefCell::new(Vec::new()),
         })
     }
 
@@ -169,7 +202,7 @@ impl GitHubRepo {
             vars[format!("r{i}")] = json!(n);
         }
         let query = format!(
-            "{decl}) {{ repository(owner: $owner, name: $name) {{ id defaultBranchRef {{ name target {{ oid }} }}{body} }} }}"
+            "{decl}) {{ repository(owner: $owner, name: $name) {{ id autoMergeAllowed mergeCommitAllowed squashMergeAllowed rebaseMergeAllowed defaultBranchRef {{ name target {{ oid }} }}{body} }} }}"
         );
         let data = self.api.graphql(&query, vars)?;
         let repo = data.get("repository").filter(|r| !r.is_null()).ok_or_else(|| {
@@ -179,6 +212,7 @@ impl GitHubRepo {
             ))
         })?;
         *self.repo_id.borrow_mut() = repo.get("id").and_then(|v| v.as_str()).map(String::from);
+        *self.merge.borrow_mut() = serde_json::from_value(repo.clone()).ok();
         *self.default_branch.borrow_mut() = repo
             .pointer("/defaultBranchRef/name")
             .and_then(|v| v.as_str())
@@ -275,6 +309,69 @@ impl GitHubRepo {
             .and_then(|v| v.as_str())
             .map(String::from)
             .ok_or_else(|| Error::failed("createCommitOnBranch returned no commit"))
+    }
+
+    /// A deployment of `d.sha` to `d.environment` with the same description and
+    /// payload as `d`, newest first: one that an earlier attempt created.
+    fn find_deployment(&self, d: &DeploymentSpec) -> Result<Option<u64>> {
+        let list = self.api.rest_ok(
+            Method::GET,
+            &format!(
+                "{}/deployments?sha={}&environment={}&per_page=100",
+                self.repo_path(),
+                enc(&d.sha),
+                enc(&d.environment)
+            ),
+            None,
+        )?;
+        Ok(list.as_array().into_iter().flatten().find_map(|x| {
+            (x.get("payload") == Some(&d.payload)
+                && x.get("description").and_then(|v| v.as_str()) == Some(d.description.as_str()))
+            .then(|| x.get("id").and_then(|i| i.as_u64()))
+            .flatten()
+        }))
+    }
+
+    /// Turns on auto-merge with a merge method the repository allows. Where GitHub
+    /// will not (auto-merge disabled, the pull request already mergeable), the pull
+    /// request stays open and a notice says what to do.
+    fn enable_auto_merge(&self, number: u64, node: &str) -> Result<()> {
+        if self.merge.borrow().is_none() {
+            self.repo_id.borrow_mut().take();
+            self.fetch_refs(&[])?;
+        }
+        let settings = *self.merge.borrow();
+        let Some(settings) = settings else {
+            return Err(Error::failed("GitHub did not report the repository's merge settings"));
+        };
+        let notice = |why: &str| {
+            self.notices
+                .borrow_mut()
+                .push(format!("auto-merge not enabled on pull request #{number}: {why}"));
+            Ok(())
+        };
+        if !settings.auto_merge_allowed {
+            return notice(
+                "the repository does not allow auto-merge; merge the pull request yourself, or turn on \"Allow auto-merge\" in the repository settings",
+            );
+        }
+        let Some(method) = settings.method() else {
+            return notice("the repository allows no merge method; merge the pull request yourself");
+        };
+        let result = self.api.graphql(
+            "mutation($input: EnablePullRequestAutoMergeInput!) { enablePullRequestAutoMerge(input: $input) { pullRequest { number } } }",
+            json!({ "input": { "pullRequestId": node, "mergeMethod": method } }),
+        );
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.to_string().contains("clean status") => notice(
+                "it can be merged right now (GitHub calls this \"clean status\" and enables auto-merge only on pull requests that wait for checks or reviews); merge it, or protect the branch with required checks",
+            ),
+            Err(e) if e.to_string().contains("Auto merge is not allowed") => notice(
+                "the repository does not allow auto-merge; merge the pull request yourself, or turn on \"Allow auto-merge\" in the repository settings",
+            ),
+            Err(e) => Err(e),
+        }
     }
 
     /// After a failed commit: did an earlier attempt of ours land (a retried request)?
@@ -743,10 +840,7 @@ impl Repository for GitHubRepo {
                 && pr.get("auto_merge").is_none_or(|a| a.is_null())
                 && let Some(node) = pr.get("node_id").and_then(|v| v.as_str())
             {
-                self.api.graphql(
-                        "mutation($input: EnablePullRequestAutoMergeInput!) { enablePullRequestAutoMerge(input: $input) { pullRequest { number } } }",
-                        json!({ "input": { "pullRequestId": node, "mergeMethod": "SQUASH" } }),
-                    )?;
+                self.enable_auto_merge(n, node)?;
             }
         }
         Ok(PullRequest { number, url, created })
@@ -793,6 +887,10 @@ impl Repository for GitHubRepo {
         self.forget_refs();
     }
 
+    fn take_notices(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notices.borrow_mut())
+    }
+
     fn commit_checks(&self, sha: &Oid) -> Result<Vec<Check>> {
         let str_of = |v: &Value, k: &str| v.get(k).and_then(|c| c.as_str()).map(String::from);
         let mut out = Vec::new();
@@ -831,14 +929,36 @@ impl Repository for GitHubRepo {
             "required_contexts": [],
             "production_environment": d.production,
         });
-        let r = self
-            .api
-            .rest_ok(Method::POST, &format!("{}/deployments", self.repo_path()), Some(&body))?;
-        let id = r.get("id").and_then(|i| i.as_u64());
-        if let Some(id) = id {
-            self.journal.record(Write::Deployment { id });
+        let path = format!("{}/deployments", self.repo_path());
+        // Creating a deployment is not safe to repeat: after an unknown outcome,
+        // look whether it landed before creating it again.
+        const TRIES: u32 = 3;
+        for attempt in 0..TRIES {
+            match self.api.rest_unrepeatable(Method::POST, &path, Some(&body))? {
+                Sent::Answer(r) if r.status.is_success() => {
+                    let id = r.body.get("id").and_then(|i| i.as_u64());
+                    if let Some(id) = id {
+                        self.journal.record(Write::Deployment { id });
+                    }
+                    return Ok(id);
+                }
+                Sent::Answer(r) => return Err(client::api_error(&Method::POST, "deployments", &r)),
+                Sent::Unknown(what) => {
+                    if let Some(id) = self.find_deployment(d)? {
+                        self.journal.record(Write::Deployment { id });
+                        return Ok(Some(id));
+                    }
+                    if attempt + 1 == TRIES {
+                        return Err(Error::failed(format!(
+                            "POST deployments failed {TRIES} times ({what}) and GitHub lists no such deployment; re-run the job to record it"
+                        )));
+                    }
+                    tracing::warn!("POST deployments: {what}; it did not land, creating it again");
+                    std::thread::sleep(self.api.backoff(attempt));
+                }
+            }
         }
-        Ok(id)
+        unreachable!("the loop returns on its last attempt")
     }
 
     fn deployment_status(
