@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 use support::fake_argocd::{ARGO_TOKEN, AppState, FakeArgo};
@@ -69,11 +69,11 @@ impl World {
         event_file(&dir, fixture, patch)
     }
 
-    fn run(&self, event: &PathBuf, inputs: &[(&str, &str)]) -> Run {
+    fn run(&self, event: &Path, inputs: &[(&str, &str)]) -> Run {
         self.run_as("pull_request", event, inputs)
     }
 
-    fn run_as(&self, name: &str, event: &PathBuf, inputs: &[(&str, &str)]) -> Run {
+    fn run_as(&self, name: &str, event: &Path, inputs: &[(&str, &str)]) -> Run {
         let mut all = vec![
             ("command", "preview"),
             ("service", "web"),
@@ -160,7 +160,10 @@ fn lifecycle_label_push_unlabel_label_close() {
     let d = &w.fake.deployments()[0];
     assert_eq!((d.environment.as_str(), d.sha.as_str()), (ENV, head1.as_str()));
     assert!(d.transient && !d.production);
-    assert_eq!(d.payload, json!({"service": "web", "number": 1, "branch": BRANCH, "command": "preview"}));
+    assert_eq!(
+        d.payload,
+        json!({"service": "web", "number": 1, "branch": BRANCH, "command": "preview"})
+    );
     assert_eq!(d.statuses, s(&["in_progress", "success"]));
     let log = format!("{}/acme/gitops/actions/runs/4242", w.fake.url);
     assert_eq!(d.status_bodies[0]["log_url"], json!(log));
@@ -169,7 +172,11 @@ fn lifecycle_label_push_unlabel_label_close() {
         d.status_bodies[1]["environment_url"],
         json!(format!("https://{SLUG}.acme.inc"))
     );
-    assert!(a.requests().iter().all(|p| p.starts_with(&format!("/api/v1/applications/{APP}"))));
+    assert!(
+        a.requests()
+            .iter()
+            .all(|p| p.starts_with(&format!("/api/v1/applications/{APP}")))
+    );
 
     // A push: a new deployment for the new head; the old one becomes inactive.
     let head2 = w.push("v2\n");
@@ -267,10 +274,12 @@ fn degraded_is_failure_and_missing_application_or_argo_error_is_error() {
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert_eq!(r.out("state"), "failure");
     assert_eq!(w.fake.deployments()[0].statuses, s(&["in_progress", "failure"]));
-    assert!(w.fake.deployments()[0].status_bodies[1]["description"]
-        .as_str()
-        .unwrap()
-        .contains("health=Degraded"));
+    assert!(
+        w.fake.deployments()[0].status_bodies[1]["description"]
+            .as_str()
+            .unwrap()
+            .contains("health=Degraded")
+    );
 
     // The application never appears (Argo CD answers 403 for an unknown one): error.
     let other = FakeArgo::start("someone-else", vec![healthy(&head)]);
@@ -310,7 +319,8 @@ fn without_argocd_success_at_once_with_a_notice() {
     assert_eq!(r.out("state"), "success");
     assert_eq!(r.out("url"), "");
     assert!(
-        r.stdout.contains("::notice::preview: no `argocd-server` given, so nothing was checked"),
+        r.stdout
+            .contains("::notice::preview: no `argocd-server` given, so nothing was checked"),
         "{}",
         r.stdout
     );
@@ -329,7 +339,10 @@ fn rerun_of_the_same_event_is_idempotent() {
     w.fake.clear_log();
     let r = w.run(&ev, &with_argo(&a, &[]));
     r.assert_ok();
-    assert_eq!((r.out("changed"), r.out("state"), r.out("deployment-id")), ("false", "success", "1"));
+    assert_eq!(
+        (r.out("changed"), r.out("state"), r.out("deployment-id")),
+        ("false", "success", "1")
+    );
     assert_eq!(w.fake.deployments().len(), 1);
     assert!(w.writes().is_empty(), "{:?}", w.writes());
     // pull_request_target carries the same payload.
@@ -367,7 +380,12 @@ fn two_runs_racing_for_an_old_and_a_new_head() {
     let r_old = std::thread::scope(|scope| {
         let old = scope.spawn(|| w.run(&old_event, &with_argo(&slow, &[("timeout", "20")])));
         let t0 = std::time::Instant::now();
-        while !w.fake.deployments().first().is_some_and(|d| d.state() == Some("in_progress")) {
+        while w
+            .fake
+            .deployments()
+            .first()
+            .is_none_or(|d| d.state() != Some("in_progress"))
+        {
             assert!(t0.elapsed().as_secs() < 20, "the old run never started");
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
@@ -393,7 +411,12 @@ fn two_runs_racing_for_an_old_and_a_new_head() {
 #[test]
 fn other_labels_and_unlabelled_pull_requests_are_no_ops() {
     let (w, _, _) = World::new(&["bug"]);
-    for (action, label) in [("opened", None), ("synchronize", None), ("labeled", Some("bug")), ("unlabeled", Some("bug"))] {
+    for (action, label) in [
+        ("opened", None),
+        ("synchronize", None),
+        ("labeled", Some("bug")),
+        ("unlabeled", Some("bug")),
+    ] {
         let r = w.run(&w.event(action, label, None), &[]);
         r.assert_ok();
         assert_eq!(r.out("changed"), "false");
@@ -426,7 +449,10 @@ fn bad_input_is_exit_2_before_any_write() {
     for (inputs, needle) in [
         (vec![("environment", "preview-{nope}")], "uses `{nope}`"),
         (vec![("url", "{slug}.acme.inc")], "not an http(s) URL"),
-        (vec![("argocd-app", "{branch}")], "cannot be an Argo CD application name"),
+        (
+            vec![("argocd-app", "{branch}")],
+            "cannot be an Argo CD application name",
+        ),
         (vec![("argocd-server", "http://127.0.0.1:9")], "`argocd-token` is not"),
         (vec![("backend", "local")], "use `backend: github`"),
     ] {

@@ -215,8 +215,11 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
             }
         )));
     }
-    let ev: PullRequestEvent = serde_json::from_value(ctx.event.payload.clone())
-        .map_err(|e| Error::input(format!("the pull_request event payload at GITHUB_EVENT_PATH is incomplete: {e}")))?;
+    let ev: PullRequestEvent = serde_json::from_value(ctx.event.payload.clone()).map_err(|e| {
+        Error::input(format!(
+            "the pull_request event payload at GITHUB_EVENT_PATH is incomplete: {e}"
+        ))
+    })?;
     if ctx.inputs.backend != Backend::GitHub {
         return Err(Error::input(
             "`preview` reads the pull request and records GitHub deployments: use `backend: github`",
@@ -348,7 +351,10 @@ fn deploy(ctx: &Ctx<'_>, names: &Names, probe: Option<ArgoProbe<'_>>, out: &mut 
     }
     let env = &names.environment;
     let existing = ctx.repo.list_deployments(env)?;
-    let mine = existing.iter().find(|d| d.sha.eq_ignore_ascii_case(&names.sha)).cloned();
+    let mine = existing
+        .iter()
+        .find(|d| d.sha.eq_ignore_ascii_case(&names.sha))
+        .cloned();
     if ctx.inputs.dry_run {
         let older = existing.iter().filter(|d| d.sha != names.sha && d.is_active()).count();
         out.deployment_id = mine.as_ref().map(|d| d.id);
@@ -420,7 +426,8 @@ fn deploy(ctx: &Ctx<'_>, names: &Names, probe: Option<ArgoProbe<'_>>, out: &mut 
             short(&names.sha)
         ));
         out.state = Some("success".into());
-        out.summary.push_str("Recorded **success** before; nothing to gate again.\n");
+        out.summary
+            .push_str("Recorded **success** before; nothing to gate again.\n");
         return Ok(());
     }
     if mine.as_ref().and_then(|d| d.state.as_deref()) != Some("in_progress") {
@@ -542,7 +549,16 @@ mod tests {
 
     #[test]
     fn defaults_and_templates() {
-        let n = Names::new("web", 7, "Feature/Login_Page", SHA, None, Some("https://{slug}.acme.inc"), None).unwrap();
+        let n = Names::new(
+            "web",
+            7,
+            "Feature/Login_Page",
+            SHA,
+            None,
+            Some("https://{slug}.acme.inc"),
+            None,
+        )
+        .unwrap();
         assert_eq!(n.slug, "feature-login-page");
         assert_eq!(n.environment, "preview-feature-login-page");
         assert_eq!(n.url.as_deref(), Some("https://feature-login-page.acme.inc"));

@@ -161,7 +161,10 @@ mod tests {
         assert_eq!(branch_slug("Feature/Login-Page"), "feature-login-page");
         assert_eq!(branch_slug("fix/JIRA-42_null.pointer"), "fix-jira-42-null-pointer");
         assert_eq!(branch_slug("release/v1.2.3"), "release-v1-2-3");
-        assert_eq!(branch_slug("dependabot/npm_and_yarn/lodash-4.17.21"), "dependabot-npm-and-yarn-lodash-4-17-21");
+        assert_eq!(
+            branch_slug("dependabot/npm_and_yarn/lodash-4.17.21"),
+            "dependabot-npm-and-yarn-lodash-4-17-21"
+        );
         assert_eq!(branch_slug("feature/überprüfung-straße"), "feature-uberprufung-strasse");
         assert_eq!(branch_slug("feat/🚀-launch"), "feat-launch");
         // 80 characters, cut at the last `-` at or before 50.

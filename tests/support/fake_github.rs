@@ -396,10 +396,21 @@ impl FakeGitHub {
         let idx_s = idx.display().to_string();
         let env = [("GIT_INDEX_FILE", idx_s.as_str())];
         git_in(&self.bare, &["read-tree", &parent], None, &env).expect("read-tree");
-        let blob = git_in(&self.bare, &["hash-object", "-w", "--stdin"], Some(content.as_bytes()), &[]).expect("blob");
+        let blob = git_in(
+            &self.bare,
+            &["hash-object", "-w", "--stdin"],
+            Some(content.as_bytes()),
+            &[],
+        )
+        .expect("blob");
         git_in(
             &self.bare,
-            &["update-index", "--add", "--cacheinfo", &format!("100644,{},{file}", blob.trim())],
+            &[
+                "update-index",
+                "--add",
+                "--cacheinfo",
+                &format!("100644,{},{file}", blob.trim()),
+            ],
             None,
             &env,
         )
@@ -414,14 +425,27 @@ impl FakeGitHub {
         ];
         let c = git_in(
             &self.bare,
-            &["commit-tree", tree.trim(), "-p", &parent, "-m", &format!("change {file}")],
+            &[
+                "commit-tree",
+                tree.trim(),
+                "-p",
+                &parent,
+                "-m",
+                &format!("change {file}"),
+            ],
             None,
             &cenv,
         )
         .expect("commit-tree")
         .trim()
         .to_string();
-        git_in(&self.bare, &["update-ref", &format!("refs/heads/{branch}"), &c], None, &[]).expect("update-ref");
+        git_in(
+            &self.bare,
+            &["update-ref", &format!("refs/heads/{branch}"), &c],
+            None,
+            &[],
+        )
+        .expect("update-ref");
         c
     }
 
@@ -947,9 +971,7 @@ fn rest(
                 status_bodies: Vec::new(),
                 transient: body["transient_environment"].as_bool().unwrap_or(false),
                 // GitHub's default: true for `production`, false otherwise.
-                production: body["production_environment"]
-                    .as_bool()
-                    .unwrap_or(env == "production"),
+                production: body["production_environment"].as_bool().unwrap_or(env == "production"),
                 description: body["description"].as_str().unwrap_or_default().into(),
             };
             s.deployments.push(d.clone());
@@ -1012,7 +1034,8 @@ fn rest(
                         && o.statuses.last().is_some_and(|x| x == "success")
                 }) {
                     o.statuses.push("inactive".into());
-                    o.status_bodies.push(json!({"state": "inactive", "description": "auto_inactive"}));
+                    o.status_bodies
+                        .push(json!({"state": "inactive", "description": "auto_inactive"}));
                 }
             }
             (201, out)
