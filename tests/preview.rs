@@ -314,6 +314,12 @@ fn degraded_is_failure_and_missing_application_or_argo_error_is_error() {
 #[test]
 fn without_argocd_success_at_once_with_a_notice() {
     let (w, head, _) = World::new(&["preview"]);
+    // dry-run first: reads, reports, writes nothing.
+    let r = w.run(&w.event("opened", None, None), &[("dry-run", "true")]);
+    r.assert_ok();
+    assert_eq!((r.out("changed"), r.out("environment")), ("false", ENV));
+    assert!(r.summary.contains("Would create the deployment"), "{}", r.summary);
+    assert!(w.writes().is_empty(), "{:?}", w.writes());
     let r = w.run(&w.event("opened", None, None), &[("url", "")]);
     r.assert_ok();
     assert_eq!(r.out("state"), "success");
