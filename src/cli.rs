@@ -35,6 +35,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "health gate: wait until a service is healthy in an environment at the expected revision",
     ),
     (
+        "preview",
+        "pull_request events: GitHub deployment of a labelled pull request's preview, gated on Argo CD",
+    ),
+    (
         "report",
         "what runs where: services x environments as a table and as JSON",
     ),
@@ -133,6 +137,12 @@ pub struct Args {
     /// Record GitHub deployments and their statuses
     #[arg(long, env = "INPUT_DEPLOYMENTS", hide_env = true, num_args = 0..=1, default_missing_value = "true")]
     pub deployments: Option<String>,
+    /// preview: the pull-request label that asks for a preview (default `preview`)
+    #[arg(long, env = "INPUT_LABEL", hide_env = true)]
+    pub label: Option<String>,
+    /// preview: environment URL template (`https://{slug}.example.com`)
+    #[arg(long, env = "INPUT_URL", hide_env = true)]
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,6 +186,10 @@ pub struct Inputs {
     pub status_context: Option<String>,
     pub rollback_on_failure: bool,
     pub deployments: bool,
+    /// preview: the label that asks for a preview.
+    pub label: String,
+    /// preview: the environment URL template.
+    pub url: Option<String>,
 }
 
 /// The triggering event (`GITHUB_EVENT_NAME`, `GITHUB_EVENT_PATH`).
@@ -332,10 +346,10 @@ impl Inputs {
         let ev = |v: Option<String>, name: &str| clean(v).or_else(|| event.input(name));
         let command = clean(args.command)
             .or_else(|| event.input("command"))
-            .ok_or_else(|| Error::input("no command given; pass one of stage, deploy, promote, rollback, status, report, demo (input `command`)"))?;
+            .ok_or_else(|| Error::input("no command given; pass one of stage, deploy, promote, rollback, status, preview, report, demo (input `command`)"))?;
         if !COMMANDS.iter().any(|(n, _)| *n == command) {
             return Err(Error::input(format!(
-                "unknown command `{command}`; use one of stage, deploy, promote, rollback, status, report, demo"
+                "unknown command `{command}`; use one of stage, deploy, promote, rollback, status, preview, report, demo"
             )));
         }
         let on_actions = env.get("GITHUB_ACTIONS").is_some_and(|v| v == "true");
@@ -407,15 +421,19 @@ impl Inputs {
             status_context: clean(args.status_context),
             rollback_on_failure: parse_bool("rollback-on-failure", clean(args.rollback_on_failure))?,
             deployments: parse_bool("deployments", clean(args.deployments))?,
+            label: clean(args.label).map_or_else(|| "preview".to_string(), |l| l.trim().to_string()),
+            url: clean(args.url),
         };
         if let Some(v) = &inputs.version {
             crate::names::check_version(v)?;
         }
+        // preview's `environment` is a template, checked once expanded.
+        let environment = (inputs.command != "preview").then_some(&inputs.environment);
         for (kind, v) in [
             ("service", &inputs.service),
             ("from", &inputs.from),
             ("to", &inputs.to),
-            ("environment", &inputs.environment),
+            ("environment", environment.unwrap_or(&None)),
         ] {
             if let Some(v) = v {
                 crate::names::check_ref_component(kind, v)?;

@@ -15,6 +15,7 @@ pub mod manifest;
 pub mod names;
 pub mod repo;
 pub mod secret;
+pub mod slug;
 
 use std::collections::HashMap;
 use std::ffi::OsString;

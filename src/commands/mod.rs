@@ -2,6 +2,7 @@
 
 pub mod demo;
 pub mod deploy;
+pub mod preview;
 pub mod promote;
 pub mod report;
 pub mod rollback;
@@ -49,6 +50,12 @@ pub struct Outcome {
     pub pull_request_number: Option<u64>,
     pub pull_request_url: Option<String>,
     pub report: Option<serde_json::Value>,
+    /// `preview`: the environment URL.
+    pub url: Option<String>,
+    /// `preview`: the GitHub deployment it recorded or acted on.
+    pub deployment_id: Option<u64>,
+    /// `preview`: the deployment state it set (`success`, `failure`, `error`, `inactive`).
+    pub state: Option<String>,
     #[serde(skip)]
     pub summary: String,
     /// The environment runs a new revision without this run having moved it (the
@@ -96,6 +103,12 @@ impl Outcome {
                 "report".into(),
                 self.report.as_ref().map(|r| r.to_string()).unwrap_or_default(),
             ),
+            ("url".into(), s(&self.url)),
+            (
+                "deployment-id".into(),
+                self.deployment_id.map(|n| n.to_string()).unwrap_or_default(),
+            ),
+            ("state".into(), s(&self.state)),
         ];
         pairs.push((
             "result".into(),
@@ -565,6 +578,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
         "promote" => promote::run(ctx),
         "rollback" => rollback::run(ctx),
         "status" => status::run(ctx),
+        "preview" => preview::run(ctx),
         "report" => report::run(ctx),
         other => Err(Error::input(format!("unknown command `{other}`"))),
     };
@@ -653,6 +667,10 @@ fn failed_after_writes(ctx: &Ctx<'_>, e: Error) -> Result<Outcome> {
 /// GitHub backend can read them (and the default branch) in one query.
 pub fn ref_hints(inputs: &Inputs, config: &Config) -> Vec<String> {
     let mut out = Vec::new();
+    if inputs.command == "preview" {
+        // Runs in the application repository: no gitops-flow refs to read.
+        return out;
+    }
     if let Some(b) = inputs.branch.as_ref().or(config.branch.as_ref()) {
         out.push(format!("refs/heads/{b}"));
     }

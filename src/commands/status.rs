@@ -302,6 +302,7 @@ pub fn after_move(ctx: &Ctx<'_>, out: &mut Outcome) -> Result<()> {
                     "command": ctx.inputs.command,
                 }),
                 production: ctx.config.last_env().name == env.name,
+                transient: false,
             };
             let id = ctx.repo.create_deployment(&spec)?;
             if let Some(id) = id {

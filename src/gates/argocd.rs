@@ -17,6 +17,23 @@ pub struct ArgoProbe<'a> {
     expected: Oid,
     repo: &'a dyn Repository,
     first: bool,
+    /// Preview mode: the application may not exist yet, and only the expected
+    /// commit itself counts (the generator sets `targetRevision` to the head).
+    preview: bool,
+    seen: Seen,
+}
+
+/// What the last observation was (for `preview`: `failure` or `error` on timeout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Seen {
+    #[default]
+    Nothing,
+    /// 403/404: no such application (Argo CD answers 403 for an unknown one).
+    Missing,
+    /// Argo CD answered something else than the application.
+    ApiError,
+    /// The application, in whatever state.
+    App,
 }
 
 impl<'a> ArgoProbe<'a> {
@@ -29,7 +46,24 @@ impl<'a> ArgoProbe<'a> {
             expected,
             repo,
             first: true,
+            preview: false,
+            seen: Seen::Nothing,
         })
+    }
+
+    /// The preview gate: an application that is not there (yet) is waited for, and
+    /// the synced revision must be the expected commit exactly.
+    pub fn for_preview(mut self) -> Self {
+        self.preview = true;
+        self
+    }
+
+    pub fn seen(&self) -> Seen {
+        self.seen
+    }
+
+    pub fn app(&self) -> &str {
+        &self.app
     }
 
     /// The synced revision runs our change when it is the expected commit or a later one containing it.
@@ -37,7 +71,7 @@ impl<'a> ArgoProbe<'a> {
         if revision.eq_ignore_ascii_case(&self.expected) {
             return Ok(true);
         }
-        if !crate::names::is_full_oid(revision) {
+        if self.preview || !crate::names::is_full_oid(revision) {
             return Ok(false);
         }
         self.repo.is_ancestor(&self.expected, &revision.to_lowercase())
@@ -73,8 +107,22 @@ impl Probe for ArgoProbe<'_> {
             Err(_) if Instant::now() >= deadline => return Ok(silent()),
             Err(e) => return Err(e),
         };
+        self.seen = match r.status.as_u16() {
+            200 => Seen::App,
+            403 | 404 => Seen::Missing,
+            _ => Seen::ApiError,
+        };
         match r.status.as_u16() {
             200 => {}
+            403 | 404 if self.preview => {
+                // The generator makes the application on its next poll (or webhook).
+                self.first = true;
+                return Ok(Verdict::Waiting(format!(
+                    "Argo CD application `{}` not found ({}); the pull-request generator has not made it yet, or the token may not read it",
+                    self.app,
+                    r.status.as_u16()
+                )));
+            }
             401 => return Err(Error::input("Argo CD refused the token (401); check `argocd-token`")),
             403 | 404 => {
                 return Err(Error::input(format!(

@@ -100,6 +100,54 @@ pub struct DeploymentSpec {
     pub description: String,
     pub payload: serde_json::Value,
     pub production: bool,
+    /// GitHub's `transient_environment`: the environment goes away (previews).
+    pub transient: bool,
+}
+
+/// A pull request as the API reports it now (`preview` checks it before writing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullRequestState {
+    pub number: u64,
+    pub head_sha: Oid,
+    pub open: bool,
+    pub labels: Vec<String>,
+}
+
+/// A recorded deployment and the state of its latest status (`None`: no status yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentInfo {
+    pub id: u64,
+    pub sha: Oid,
+    pub state: Option<String>,
+}
+
+impl DeploymentInfo {
+    /// Whether GitHub shows it as (about to be) live: no status yet, or its latest
+    /// is `success`, `in_progress`, `queued` or `pending`.
+    pub fn is_active(&self) -> bool {
+        matches!(
+            self.state.as_deref(),
+            None | Some("success" | "in_progress" | "queued" | "pending")
+        )
+    }
+}
+
+/// One deployment status to write.
+#[derive(Debug, Clone)]
+pub struct DeploymentStatusSpec<'a> {
+    pub state: &'a str,
+    /// At most 140 characters (GitHub's limit); longer text is cut.
+    pub description: &'a str,
+    pub environment_url: Option<&'a str>,
+    pub log_url: Option<&'a str>,
+    /// GitHub's `auto_inactive` (only ever acts on non-transient environments).
+    pub auto_inactive: bool,
+}
+
+fn needs_github(what: &str) -> crate::error::Error {
+    crate::error::Error::input(format!(
+        "{what} reads pull requests and records deployments through the GitHub API: use `backend: github`"
+    ))
 }
 
 /// One write that reached the repository (or the forge), in the order made: what a
@@ -200,6 +248,18 @@ pub trait Repository {
         _log_url: Option<&str>,
     ) -> Result<()> {
         Ok(())
+    }
+    /// The pull request `number` as it is now.
+    fn pull_request_state(&self, _number: u64) -> Result<PullRequestState> {
+        Err(needs_github("`preview`"))
+    }
+    /// The deployments of `environment`, newest first, each with its latest state.
+    fn list_deployments(&self, _environment: &str) -> Result<Vec<DeploymentInfo>> {
+        Err(needs_github("`preview`"))
+    }
+    /// Writes one status of a deployment.
+    fn set_deployment_status(&self, _id: u64, _status: &DeploymentStatusSpec<'_>) -> Result<()> {
+        Err(needs_github("`preview`"))
     }
     /// Forgets cached reads, so that polling sees new state.
     fn forget(&self) {}

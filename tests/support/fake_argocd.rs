@@ -32,6 +32,8 @@ impl AppState {
 pub struct FakeArgo {
     pub url: String,
     pub requests: Arc<Mutex<Vec<String>>>,
+    app: String,
+    script: Arc<Mutex<(Vec<AppState>, usize)>>,
 }
 
 /// The application JSON for one scripted state, shaped like Argo CD's `v1alpha1Application`.
@@ -71,6 +73,7 @@ impl FakeArgo {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let (reqs, app) = (requests.clone(), app.to_string());
         let script = Arc::new(Mutex::new((script, 0usize)));
+        let (app_kept, script_kept) = (app.clone(), script.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
                 let (reqs, app, script) = (reqs.clone(), app.clone(), script.clone());
@@ -130,7 +133,18 @@ impl FakeArgo {
                 });
             }
         });
-        FakeArgo { url, requests }
+        FakeArgo {
+            url,
+            requests,
+            app: app_kept,
+            script: script_kept,
+        }
+    }
+
+    /// Replaces the script (from its first state on), e.g. when a sync finishes.
+    pub fn set_script(&self, script: Vec<AppState>) {
+        check_against_swagger(&self.app, &script);
+        *self.script.lock().unwrap() = (script, 0);
     }
 
     pub fn requests(&self) -> Vec<String> {

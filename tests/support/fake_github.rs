@@ -98,7 +98,74 @@ pub struct Deployment {
     pub environment: String,
     pub description: Option<String>,
     pub payload: Value,
+    /// The states of its statuses, oldest first.
     pub statuses: Vec<String>,
+    /// Each status as sent (`state`, `description`, `environment_url`, `log_url`...), oldest first.
+    pub status_bodies: Vec<Value>,
+    pub transient: bool,
+    pub production: bool,
+}
+
+impl Deployment {
+    pub fn state(&self) -> Option<&str> {
+        self.statuses.last().map(String::as_str)
+    }
+}
+
+/// A deployment as GitHub's REST API returns it (`deployment` schema).
+fn deployment_json(url: &str, d: &Deployment) -> Value {
+    json!({
+        "url": format!("{url}/api/v3/repos/{OWNER}/{REPO}/deployments/{}", d.id),
+        "id": d.id,
+        "node_id": format!("DE_kwDO{}", d.id),
+        "sha": d.sha,
+        "ref": d.sha,
+        "task": "deploy",
+        "payload": d.payload,
+        "original_environment": d.environment,
+        "environment": d.environment,
+        "description": d.description,
+        "creator": {"login": "github-actions[bot]", "id": 41898282, "type": "Bot"},
+        "created_at": "2024-01-01T00:00:00Z",
+        "updated_at": "2024-01-01T00:00:00Z",
+        "statuses_url": format!("{url}/api/v3/repos/{OWNER}/{REPO}/deployments/{}/statuses", d.id),
+        "repository_url": format!("{url}/api/v3/repos/{OWNER}/{REPO}"),
+        "transient_environment": d.transient,
+        "production_environment": d.production,
+    })
+}
+
+/// A deployment status as GitHub's REST API returns it (`deployment-status` schema).
+fn status_json(url: &str, d: &Deployment, i: usize) -> Value {
+    let b = &d.status_bodies[i];
+    let s = |k: &str| b.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    json!({
+        "url": format!("{url}/api/v3/repos/{OWNER}/{REPO}/deployments/{}/statuses/{}", d.id, d.id * 100 + i as u64 + 1),
+        "id": d.id * 100 + i as u64 + 1,
+        "node_id": format!("DES_kwDO{}", d.id * 100 + i as u64 + 1),
+        "state": d.statuses[i],
+        "creator": {"login": "github-actions[bot]", "id": 41898282, "type": "Bot"},
+        "description": s("description"),
+        "environment": d.environment,
+        "target_url": s("log_url"),
+        "log_url": s("log_url"),
+        "environment_url": s("environment_url"),
+        "created_at": "2024-01-01T00:00:00Z",
+        "updated_at": "2024-01-01T00:00:00Z",
+        "deployment_url": format!("{url}/api/v3/repos/{OWNER}/{REPO}/deployments/{}", d.id),
+        "repository_url": format!("{url}/api/v3/repos/{OWNER}/{REPO}"),
+    })
+}
+
+/// `page` / `per_page` of a listing (GitHub's defaults: 1 and 30).
+fn page_of<T: Clone>(items: &[T], req_query: &HashMap<String, String>) -> Vec<T> {
+    let page: usize = req_query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1).max(1);
+    let per: usize = req_query
+        .get("per_page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(30)
+        .clamp(1, 100);
+    items.iter().skip((page - 1) * per).take(per).cloned().collect()
 }
 
 #[derive(Default)]
@@ -412,6 +479,107 @@ impl FakeGitHub {
             .entry(sha.into())
             .or_default()
             .push((name.into(), status.into(), conclusion.map(String::from)));
+    }
+
+    /// Opens a pull request from `head` (which must exist) into `base` with `labels`.
+    pub fn open_pull(&self, head: &str, base: &str, labels: &[&str]) -> u64 {
+        let mut s = self.state.lock().expect("lock");
+        let number = s.pulls.len() as u64 + 1;
+        s.pulls.push(Pull {
+            number,
+            title: format!("Change {head}"),
+            body: String::new(),
+            head: head.into(),
+            base: base.into(),
+            state: "open".into(),
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+            auto_merge: false,
+            merge_commit_sha: None,
+        });
+        number
+    }
+
+    pub fn set_labels(&self, number: u64, labels: &[&str]) {
+        let mut s = self.state.lock().expect("lock");
+        let pr = s.pulls.iter_mut().find(|p| p.number == number).expect("pull exists");
+        pr.labels = labels.iter().map(|l| l.to_string()).collect();
+    }
+
+    pub fn close_pull(&self, number: u64) {
+        let mut s = self.state.lock().expect("lock");
+        let pr = s.pulls.iter_mut().find(|p| p.number == number).expect("pull exists");
+        pr.state = "closed".into();
+    }
+
+    /// A push to `branch` (created from `from` when missing): one commit writing `file`.
+    pub fn push_commit(&self, branch: &str, from: &str, file: &str, content: &str) -> String {
+        let _guard = self.state.lock().expect("lock");
+        let parent = self
+            .rev(&format!("refs/heads/{branch}"))
+            .or_else(|| self.rev(from))
+            .expect("parent exists");
+        let idx = self.bare.join(format!("index-push-{}", std::process::id()));
+        let idx_s = idx.display().to_string();
+        let env = [("GIT_INDEX_FILE", idx_s.as_str())];
+        git_in(&self.bare, &["read-tree", &parent], None, &env).expect("read-tree");
+        let blob = git_in(
+            &self.bare,
+            &["hash-object", "-w", "--stdin"],
+            Some(content.as_bytes()),
+            &[],
+        )
+        .expect("blob");
+        git_in(
+            &self.bare,
+            &[
+                "update-index",
+                "--add",
+                "--cacheinfo",
+                &format!("100644,{},{file}", blob.trim()),
+            ],
+            None,
+            &env,
+        )
+        .expect("update-index");
+        let tree = git_in(&self.bare, &["write-tree"], None, &env).expect("write-tree");
+        let _ = std::fs::remove_file(&idx);
+        let cenv = [
+            ("GIT_AUTHOR_NAME", "Dev"),
+            ("GIT_AUTHOR_EMAIL", "dev@example.com"),
+            ("GIT_COMMITTER_NAME", "Dev"),
+            ("GIT_COMMITTER_EMAIL", "dev@example.com"),
+        ];
+        let c = git_in(
+            &self.bare,
+            &[
+                "commit-tree",
+                tree.trim(),
+                "-p",
+                &parent,
+                "-m",
+                &format!("change {file}"),
+            ],
+            None,
+            &cenv,
+        )
+        .expect("commit-tree")
+        .trim()
+        .to_string();
+        git_in(
+            &self.bare,
+            &["update-ref", &format!("refs/heads/{branch}"), &c],
+            None,
+            &[],
+        )
+        .expect("update-ref");
+        c
+    }
+
+    /// The pull request as a `pull_request` event payload carries it.
+    pub fn pull_payload(&self, number: u64) -> Value {
+        let s = self.state.lock().expect("lock");
+        let pr = s.pulls.iter().find(|p| p.number == number).expect("pull");
+        pull_json(&self.url, pr, &self.bare)
     }
 
     /// Merges an open pull request the way GitHub's "squash and merge" does:
@@ -978,18 +1146,6 @@ fn rest(
                 .collect();
             (200, Value::Array(list))
         }
-        ("get", "/repos/{owner}/{repo}/deployments") => {
-            let s = state.lock().expect("lock");
-            let list: Vec<Value> = s
-                .deployments
-                .iter()
-                .rev()
-                .filter(|d| req.query.get("sha").is_none_or(|x| *x == d.sha))
-                .filter(|d| req.query.get("environment").is_none_or(|x| *x == d.environment))
-                .map(|d| json!({"id": d.id, "node_id": format!("DE_{}", d.id), "sha": d.sha, "ref": d.sha, "task": "deploy", "environment": d.environment, "description": d.description, "payload": d.payload, "url": format!("{url}/api/v3/repos/{OWNER}/{REPO}/deployments/{}", d.id)}))
-                .collect();
-            (200, Value::Array(list))
-        }
         ("post", "/repos/{owner}/{repo}/deployments") => {
             let Some(sha) = sha_of(bare, body["ref"].as_str().unwrap_or_default()) else {
                 return (422, json!({"message": "No ref found"}));
@@ -997,18 +1153,54 @@ fn rest(
             let mut s = state.lock().expect("lock");
             let id = s.deployments.len() as u64 + 1;
             let env = body["environment"].as_str().unwrap_or("production").to_string();
-            s.deployments.push(Deployment {
+            let d = Deployment {
                 id,
                 sha: sha.clone(),
                 environment: env.clone(),
                 description: body["description"].as_str().map(String::from),
                 payload: body["payload"].clone(),
                 statuses: Vec::new(),
-            });
-            (
-                201,
-                json!({"id": id, "node_id": format!("DE_{id}"), "sha": sha, "ref": body["ref"], "environment": env, "payload": body["payload"], "url": format!("{url}/api/v3/repos/{OWNER}/{REPO}/deployments/{id}")}),
-            )
+                status_bodies: Vec::new(),
+                transient: body["transient_environment"].as_bool().unwrap_or(false),
+                // GitHub's default: true for `production`, false otherwise.
+                production: body["production_environment"].as_bool().unwrap_or(env == "production"),
+            };
+            s.deployments.push(d.clone());
+            let mut out = deployment_json(url, &d);
+            out["ref"] = body["ref"].clone();
+            (201, out)
+        }
+        ("get", "/repos/{owner}/{repo}/deployments") => {
+            let s = state.lock().expect("lock");
+            let q = |k: &str| req.query.get(k).filter(|v| !v.is_empty());
+            // Newest first, as GitHub lists them.
+            let list: Vec<Value> = s
+                .deployments
+                .iter()
+                .rev()
+                .filter(|d| q("environment").is_none_or(|e| *e == d.environment))
+                .filter(|d| q("sha").is_none_or(|x| *x == d.sha))
+                .filter(|_| q("task").is_none_or(|t| t == "deploy"))
+                .map(|d| deployment_json(url, d))
+                .collect();
+            (200, Value::Array(page_of(&list, &req.query)))
+        }
+        ("get", "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses") => {
+            let id: u64 = p["deployment_id"].parse().unwrap_or(0);
+            let s = state.lock().expect("lock");
+            let Some(d) = s.deployments.iter().find(|d| d.id == id) else {
+                return not_found();
+            };
+            let list: Vec<Value> = (0..d.statuses.len()).rev().map(|i| status_json(url, d, i)).collect();
+            (200, Value::Array(page_of(&list, &req.query)))
+        }
+        ("get", "/repos/{owner}/{repo}/pulls/{pull_number}") => {
+            let n: u64 = p["pull_number"].parse().unwrap_or(0);
+            let s = state.lock().expect("lock");
+            match s.pulls.iter().find(|x| x.number == n) {
+                Some(pr) => (200, pull_json(url, pr, bare)),
+                None => not_found(),
+            }
         }
         ("post", "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses") => {
             let id: u64 = p["deployment_id"].parse().unwrap_or(0);
@@ -1018,10 +1210,26 @@ fn rest(
             };
             let st = body["state"].as_str().unwrap_or_default().to_string();
             d.statuses.push(st.clone());
-            (
-                201,
-                json!({"id": id * 100 + d.statuses.len() as u64, "state": st, "environment_url": body["environment_url"], "log_url": body["log_url"]}),
-            )
+            d.status_bodies.push(body.clone());
+            let out = status_json(url, d, d.statuses.len() - 1);
+            // GitHub's auto_inactive (default true) on success: prior deployments of the
+            // same environment that are neither transient nor production and whose
+            // latest state is success get an inactive status.
+            if st == "success" && body["auto_inactive"].as_bool().unwrap_or(true) {
+                let env = d.environment.clone();
+                for o in s.deployments.iter_mut().filter(|o| {
+                    o.id < id
+                        && o.environment == env
+                        && !o.transient
+                        && !o.production
+                        && o.statuses.last().is_some_and(|x| x == "success")
+                }) {
+                    o.statuses.push("inactive".into());
+                    o.status_bodies
+                        .push(json!({"state": "inactive", "description": "auto_inactive"}));
+                }
+            }
+            (201, out)
         }
         ("get", "/repos/{owner}/{repo}/commits/{ref}/status") => {
             let sha = sha_of(bare, &p["ref"]).unwrap_or_default();

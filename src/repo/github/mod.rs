@@ -19,7 +19,9 @@ pub use client::{Api, Sent};
 pub use retry::RetryPolicy;
 
 use super::local::LocalRepo;
-use super::{Check, CheckState, DeploymentSpec, Journal, Write};
+use super::{
+    Check, CheckState, DeploymentInfo, DeploymentSpec, DeploymentStatusSpec, Journal, PullRequestState, Write,
+};
 use super::{
     CommitRequest, HistoryEntry, Oid, PullRequest, PullRequestInfo, PullRequestSpec, RefTarget, RefUpdate, Repository,
 };
@@ -85,6 +87,40 @@ fn enc(s: &str) -> String {
 /// Encodes a repository path, keeping its slashes.
 fn enc_path(p: &str) -> String {
     p.split('/').map(enc).collect::<Vec<_>>().join("/")
+}
+
+/// Deserialises an API answer into its typed shape; a missing field is an error naming it.
+fn typed<T: serde::de::DeserializeOwned>(v: Value, what: &str) -> Result<T> {
+    serde_json::from_value(v).map_err(|e| Error::failed(format!("GitHub's answer to {what} is not as documented: {e}")))
+}
+
+#[derive(serde::Deserialize)]
+struct ApiPull {
+    number: u64,
+    state: String,
+    head: ApiPullHead,
+    labels: Vec<ApiLabel>,
+}
+
+#[derive(serde::Deserialize)]
+struct ApiPullHead {
+    sha: String,
+}
+
+#[derive(serde::Deserialize)]
+struct ApiLabel {
+    name: String,
+}
+
+#[derive(serde::Deserialize)]
+struct ApiDeployment {
+    id: u64,
+    sha: String,
+}
+
+#[derive(serde::Deserialize)]
+struct ApiDeploymentStatus {
+    state: String,
 }
 
 const REFS_QUERY_HEAD: &str = "query($owner: String!, $name: String!";
@@ -928,6 +964,7 @@ impl Repository for GitHubRepo {
             "auto_merge": false,
             "required_contexts": [],
             "production_environment": d.production,
+            "transient_environment": d.transient,
         });
         let path = format!("{}/deployments", self.repo_path());
         // Creating a deployment is not safe to repeat: after an unknown outcome,
@@ -959,6 +996,70 @@ impl Repository for GitHubRepo {
             }
         }
         unreachable!("the loop returns on its last attempt")
+    }
+
+    fn pull_request_state(&self, number: u64) -> Result<PullRequestState> {
+        let v = self
+            .api
+            .rest_ok(Method::GET, &format!("{}/pulls/{number}", self.repo_path()), None)?;
+        let p: ApiPull = typed(v, "GET pulls/{number}")?;
+        Ok(PullRequestState {
+            number: p.number,
+            head_sha: p.head.sha,
+            open: p.state == "open",
+            labels: p.labels.into_iter().map(|l| l.name).collect(),
+        })
+    }
+
+    fn list_deployments(&self, environment: &str) -> Result<Vec<DeploymentInfo>> {
+        let mut out = Vec::new();
+        for page in 1..=10 {
+            let v = self.api.rest_ok(
+                Method::GET,
+                &format!(
+                    "{}/deployments?environment={}&per_page=100&page={page}",
+                    self.repo_path(),
+                    enc(environment)
+                ),
+                None,
+            )?;
+            let items: Vec<ApiDeployment> = typed(v, "GET deployments")?;
+            let last = items.len() < 100;
+            for d in items {
+                let v = self.api.rest_ok(
+                    Method::GET,
+                    &format!("{}/deployments/{}/statuses?per_page=1", self.repo_path(), d.id),
+                    None,
+                )?;
+                let statuses: Vec<ApiDeploymentStatus> = typed(v, "GET deployments/{id}/statuses")?;
+                out.push(DeploymentInfo {
+                    id: d.id,
+                    sha: d.sha,
+                    state: statuses.into_iter().next().map(|s| s.state),
+                });
+            }
+            if last {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn set_deployment_status(&self, id: u64, st: &DeploymentStatusSpec<'_>) -> Result<()> {
+        let description: String = st.description.chars().take(140).collect();
+        let mut body = json!({ "state": st.state, "description": description, "auto_inactive": st.auto_inactive });
+        if let Some(u) = st.environment_url {
+            body["environment_url"] = json!(u);
+        }
+        if let Some(u) = st.log_url {
+            body["log_url"] = json!(u);
+        }
+        self.api.rest_ok(
+            Method::POST,
+            &format!("{}/deployments/{id}/statuses", self.repo_path()),
+            Some(&body),
+        )?;
+        Ok(())
     }
 
     fn deployment_status(
