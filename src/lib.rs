@@ -185,7 +185,7 @@ fn execute(args: Args, env: &HashMap<String, String>, runner: &Runner, now: i64)
         Backend::GitHub => Box::new(repo::github::GitHubRepo::open(&inputs, env, now)?),
     };
     // One round trip for every ref the command will read (GitHub backend).
-    repo.prefetch(&commands::ref_hints(&inputs, &config))?;
+    repo.prefetch(&commands::read_plan(&inputs, &config))?;
     let branch = match inputs.branch.clone().or_else(|| config.branch.clone()) {
         Some(b) => b,
         None => repo.default_branch()?,

@@ -160,3 +160,54 @@ fn github_rollback_reads_first_parent_history() {
     assert_eq!(r.out("version"), "1.0.0", "{}", r.stdout);
     fake.assert_clean();
 }
+
+/// Issue 11: a file-mode rollback on a shallow checkout with 100 commits of history on
+/// the file costs at most 3 requests (refs, the history with contents, the commit),
+/// and a second page is read only when the first-parent chain leaves the first.
+#[test]
+fn github_rollback_with_a_long_history_costs_three_requests() {
+    let (_seed, dir) = scratch("make_file_repo.sh");
+    let file = "overlays/dev/payments/values.yaml";
+    let text = std::fs::read_to_string(dir.join(file)).unwrap();
+    // 100 commits that each change the file: unrelated replica counts, then a bump.
+    for i in 0..99 {
+        std::fs::write(
+            dir.join(file),
+            text.replace("replicaCount: 2", &format!("replicaCount: {}", i + 3)),
+        )
+        .unwrap();
+        git(&dir, &["commit", "-q", "-am", &format!("scale {i}")]);
+    }
+    let bumped = text
+        .replace("replicaCount: 2", "replicaCount: 101")
+        .replace("tag: \"1.0.0\"", "tag: \"1.3.0\"");
+    std::fs::write(dir.join(file), bumped).unwrap();
+    // The bump as gitops-flow commits it (a commit without trailers costs one more
+    // request: the merged pull request that may have hidden them).
+    git(
+        &dir,
+        &[
+            "commit",
+            "-q",
+            "-am",
+            "Promote payments 1.3.0 to dev\n\nGitops-Flow-Command: stage\nGitops-Flow-Service: payments\nGitops-Flow-Environment: dev\nGitops-Flow-Version: 1.3.0",
+        ],
+    );
+    let fake = FakeGitHub::start(&dir);
+    let jobs = Jobs::new(&fake);
+    fake.clear_log();
+    let r = jobs.run(
+        &[("command", "rollback"), ("service", "payments"), ("environment", "dev")],
+        &[],
+    );
+    r.assert_ok();
+    let n = fake.requests().len();
+    assert_eq!(r.out("previous-version"), "1.3.0");
+    assert_eq!(r.out("version"), "1.0.0", "{}", r.stdout);
+    assert!(
+        n <= 3,
+        "{n} requests: {:?}",
+        fake.requests().iter().map(|q| q.path.clone()).collect::<Vec<_>>()
+    );
+    fake.assert_clean();
+}

@@ -137,7 +137,7 @@ fn reads() {
     let mut dir_list = repo.list_dir(&main, "charts").unwrap();
     dir_list.sort();
     assert_eq!(dir_list, ["orders", "payments"]);
-    let h = repo.file_history(&main, "README.md", 10).unwrap();
+    let h = repo.file_history(&main, "README.md", 10, &mut |_| false).unwrap();
     assert_eq!(h.len(), 2);
     assert_eq!(h[0].commit, main);
     assert_eq!(h[1].content.as_deref(), Some(&b"# acme/gitops\n"[..]));

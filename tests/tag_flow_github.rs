@@ -336,3 +336,66 @@ fn bad_input_on_github_writes_nothing() {
     assert_eq!(s.writes(), 0);
     s.fake.assert_clean();
 }
+
+/// Issue 11: the normal case — staging's tag behind main — costs one read and one
+/// atomic write, with the `version` and `previous-version` outputs filled in; so do
+/// `deploy` and `rollback`.
+#[test]
+fn tag_promote_deploy_rollback_in_two_requests_when_the_tag_is_behind_main() {
+    let s = setup();
+    let j = s.jobs();
+    let initial = s.fake.rev("payments-staging").unwrap();
+    let head = s.fake.rev("main").unwrap();
+    s.fake.clear_log();
+    let d = j.run(
+        &[("command", "deploy"), ("service", "payments"), ("revision", &head)],
+        &[],
+    );
+    d.assert_ok();
+    let deploy = s.fake.requests().len();
+    // main moves on: staging's tag is now behind main.
+    let tree = s.fake.git(&["rev-parse", &format!("{head}^{{tree}}")]);
+    let next = s.fake.git(&[
+        "-c",
+        "user.name=x",
+        "-c",
+        "user.email=x@example.com",
+        "commit-tree",
+        &tree,
+        "-p",
+        &head,
+        "-m",
+        "later",
+    ]);
+    s.fake.git(&["update-ref", "refs/heads/main", &next]);
+
+    s.fake.clear_log();
+    let p = j.run(&[("command", "promote"), ("service", "payments")], &[]);
+    p.assert_ok();
+    let promote = s.fake.requests().len();
+    assert_eq!(p.out("changed"), "true");
+    assert_eq!(p.out("revision"), head);
+    assert_eq!(p.out("version"), "1.0.0");
+    assert_eq!(p.out("previous-version"), "1.0.0");
+    assert_eq!(s.fake.rev("payments-production").unwrap(), head);
+    assert_eq!(s.fake.rev("payments-production-rollback").unwrap(), initial);
+
+    s.fake.clear_log();
+    let rb = j.run(&[("command", "rollback"), ("service", "payments")], &[]);
+    rb.assert_ok();
+    let rollback = s.fake.requests().len();
+    assert_eq!(rb.out("revision"), initial);
+    assert_eq!(s.fake.rev("payments-production").unwrap(), initial);
+
+    let log: Vec<String> = s
+        .fake
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    println!("requests: deploy={deploy} promote={promote} rollback={rollback}");
+    assert!(promote <= 2, "promote: {promote} requests");
+    assert!(deploy <= 2, "deploy: {deploy} requests");
+    assert!(rollback <= 2, "rollback: {rollback} requests: {log:?}");
+    s.fake.assert_clean();
+}

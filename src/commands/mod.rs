@@ -18,7 +18,7 @@ use crate::cli::{Event, Inputs};
 use crate::config::{Config, Environment, Track};
 use crate::error::{Error, Result};
 use crate::manifest;
-use crate::repo::{CommitRequest, FileChange, Oid, PullRequestSpec, RefUpdate, Repository, Write};
+use crate::repo::{CommitRequest, FileChange, Oid, PullRequestSpec, ReadPlan, RefUpdate, Repository, Write};
 
 /// Everything a command needs; nothing is read from the process globally.
 pub struct Ctx<'a> {
@@ -167,13 +167,11 @@ impl Ctx<'_> {
     }
 
     /// Reads the main branch and the tags of `service` in `envs` in one go.
+    /// Reads what a command needs for `service` in `envs` at once (see [`plan_for`]);
+    /// what was read at start-up already is not read again.
     pub fn prefetch(&self, service: &str, envs: &[&Environment]) -> Result<()> {
-        let mut names = vec![self.main_ref()];
-        for env in envs.iter().filter(|e| is_tag(e)) {
-            names.push(format!("refs/tags/{}", self.config.tag(env, service)?));
-            names.push(format!("refs/tags/{}", self.config.rollback_tag(env, service)?));
-        }
-        self.repo.prefetch(&names)
+        let plan = plan_for(self.config, service, envs, Some(self.main_ref()), None);
+        self.repo.prefetch(&plan)
     }
 
     /// The pushed commit: `GITHUB_SHA`, else the push payload's `after`.
@@ -663,37 +661,90 @@ fn failed_after_writes(ctx: &Ctx<'_>, e: Error) -> Result<Outcome> {
     Ok(out)
 }
 
-/// The refs a command is likely to read, known from the inputs alone, so that the
-/// GitHub backend can read them (and the default branch) in one query.
-pub fn ref_hints(inputs: &Inputs, config: &Config) -> Vec<String> {
-    let mut out = Vec::new();
+/// What a command will read, known from the inputs alone, so that the GitHub
+/// backend reads it (and the default branch) in one query: the one place that
+/// derives the reads of every command.
+pub fn read_plan(inputs: &Inputs, config: &Config) -> ReadPlan {
     if inputs.command == "preview" {
         // Runs in the application repository: no gitops-flow refs to read.
-        return out;
+        return ReadPlan::default();
     }
-    if let Some(b) = inputs.branch.as_ref().or(config.branch.as_ref()) {
-        out.push(format!("refs/heads/{b}"));
-    }
-    let Some(service) = &inputs.service else { return out };
+    let main = inputs
+        .branch
+        .as_ref()
+        .or(config.branch.as_ref())
+        .map(|b| format!("refs/heads/{b}"));
+    let Some(service) = &inputs.service else {
+        return ReadPlan {
+            refs: main.iter().cloned().collect(),
+            main,
+            ..ReadPlan::default()
+        };
+    };
     if crate::names::check_ref_component("service", service).is_err() {
-        return out;
+        return ReadPlan {
+            refs: main.iter().cloned().collect(),
+            main,
+            ..ReadPlan::default()
+        };
     }
-    for env in &config.environments {
+    let envs: Vec<&Environment> = config.environments.iter().collect();
+    plan_for(config, service, &envs, main, Some(inputs.command.as_str()))
+}
+
+/// The reads of a command on `service` in `envs`: the main branch; per tag
+/// environment its tag and rollback tag, the chart at their commits and whether they
+/// are on the main branch; per file environment its pull-request branch; per branch
+/// environment its branch and its version files there.
+pub fn plan_for(
+    config: &Config,
+    service: &str,
+    envs: &[&Environment],
+    main: Option<String>,
+    command: Option<&str>,
+) -> ReadPlan {
+    let mut plan = ReadPlan {
+        refs: main.iter().cloned().collect(),
+        main,
+        ..ReadPlan::default()
+    };
+    let add_file = |plan: &mut ReadPlan, f: String| {
+        if !plan.files.contains(&f) {
+            plan.files.push(f);
+        }
+    };
+    for env in envs {
         match env.track {
             Track::Tag => {
                 if let (Ok(t), Ok(r)) = (config.tag(env, service), config.rollback_tag(env, service)) {
-                    out.push(format!("refs/tags/{t}"));
-                    out.push(format!("refs/tags/{r}"));
+                    for name in [format!("refs/tags/{t}"), format!("refs/tags/{r}")] {
+                        plan.refs.push(name.clone());
+                        plan.file_refs.push(name.clone());
+                        plan.on_main.push(name);
+                    }
+                    if let Ok(chart) = config.chart_dir(service) {
+                        add_file(&mut plan, format!("{chart}/Chart.yaml"));
+                    }
                 }
             }
-            Track::File => out.push(format!("refs/heads/gitops-flow/{}/{service}", env.name)),
-            Track::Branch => out.extend(env.branch.as_ref().map(|b| format!("refs/heads/{b}"))),
+            Track::File => plan.refs.push(format!("refs/heads/gitops-flow/{}/{service}", env.name)),
+            Track::Branch => {
+                if let Some(b) = &env.branch {
+                    plan.refs.push(format!("refs/heads/{b}"));
+                    plan.file_refs.push(format!("refs/heads/{b}"));
+                    for l in config.locations(env, service).unwrap_or_default() {
+                        add_file(&mut plan, l.file);
+                    }
+                }
+            }
         }
     }
-    if inputs.command == "stage" {
-        out.push(format!("refs/heads/gitops-flow/stage/{service}"));
+    if command == Some("stage") {
+        plan.refs.push(format!("refs/heads/gitops-flow/stage/{service}"));
     }
-    out
+    let mut seen = std::collections::HashSet::new();
+    plan.refs.retain(|r| seen.insert(r.clone()));
+    plan
 }
 
 /// The next environment after `from`, if any.

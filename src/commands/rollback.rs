@@ -140,7 +140,15 @@ fn rollback_file(ctx: &Ctx<'_>, service: &str, env: &Environment, to: &Target, m
     let target = match &to.version {
         Some(v) => v.clone(),
         None => {
-            let history = ctx.repo.file_history(&main_head, &loc.file, 100)?;
+            // Read back only until a value other than the current one shows up.
+            let differs = |h: &crate::repo::HistoryEntry| {
+                h.content
+                    .as_deref()
+                    .and_then(|c| std::str::from_utf8(c).ok())
+                    .and_then(|t| crate::manifest::read(t, loc).ok())
+                    .is_some_and(|v| v != now)
+            };
+            let history = ctx.repo.file_history(&main_head, &loc.file, 100, &mut |h| differs(h))?;
             // This service's value after each change of the file, newest first.
             let values: Vec<Option<String>> = history
                 .iter()

@@ -76,7 +76,7 @@ pub fn expected_revision(ctx: &Ctx<'_>, service: &str, env: &Environment) -> Res
         Track::File => {
             let main = ctx.main_head()?;
             let locs = ctx.config.locations(env, service)?;
-            let h = ctx.repo.file_history(&main, &locs[0].file, 1)?;
+            let h = ctx.repo.file_history(&main, &locs[0].file, 1, &mut |_| true)?;
             Ok(h.first().map(|e| e.commit.clone()).unwrap_or(main))
         }
         Track::Branch => {

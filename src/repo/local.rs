@@ -488,7 +488,13 @@ impl Repository for LocalRepo {
             .collect())
     }
 
-    fn file_history(&self, head: &Oid, path: &str, limit: usize) -> Result<Vec<HistoryEntry>> {
+    fn file_history(
+        &self,
+        head: &Oid,
+        path: &str,
+        limit: usize,
+        enough: &mut dyn FnMut(&HistoryEntry) -> bool,
+    ) -> Result<Vec<HistoryEntry>> {
         let walk = self
             .repo
             .rev_walk([oid(head)?])
@@ -516,7 +522,7 @@ impl Repository for LocalRepo {
                     message: pmsg,
                     content,
                 });
-                if out.len() >= limit {
+                if out.len() >= limit || out.last().is_some_and(|e| enough(e)) {
                     return Ok(out);
                 }
             }

@@ -9,6 +9,32 @@ use crate::error::Result;
 /// A 40-hex-digit git object id.
 pub type Oid = String;
 
+/// What a command will read, known before it starts: refs, files at those refs'
+/// commits, and whether those commits are on the main branch. The GitHub backend
+/// answers all of it with one GraphQL query; later reads are served from memory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadPlan {
+    /// Full ref names.
+    pub refs: Vec<String>,
+    /// Files to read at the commit of each ref in `file_refs`.
+    pub files: Vec<String>,
+    /// The refs (a subset of `refs`) whose commits' `files` are read.
+    pub file_refs: Vec<String>,
+    /// Refs (a subset of `refs`) to check for being on the main branch.
+    pub on_main: Vec<String>,
+    /// The main branch's full ref name, when known (else the default branch).
+    pub main: Option<String>,
+}
+
+impl ReadPlan {
+    pub fn refs(names: &[String]) -> ReadPlan {
+        ReadPlan {
+            refs: names.to_vec(),
+            ..ReadPlan::default()
+        }
+    }
+}
+
 /// Where a ref points: its own target (for compare-and-swap) and the commit it peels to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefTarget {
@@ -200,9 +226,9 @@ pub trait Repository {
     fn has_checks(&self) -> bool {
         false
     }
-    /// Reads several refs at once so later lookups are served from memory (one
-    /// round trip on the GitHub backend; nothing to do locally).
-    fn prefetch(&self, _names: &[String]) -> Result<()> {
+    /// Reads everything in `plan` at once so later lookups are served from memory
+    /// (one round trip on the GitHub backend; nothing to do locally).
+    fn prefetch(&self, _plan: &ReadPlan) -> Result<()> {
         Ok(())
     }
     /// Looks up several full ref names at once; `None` for a ref that does not exist.
@@ -219,8 +245,16 @@ pub trait Repository {
     fn is_ancestor(&self, ancestor: &Oid, descendant: &Oid) -> Result<bool>;
     /// Paths changed by a commit relative to its first parent.
     fn changed_paths(&self, commit: &Oid) -> Result<Vec<String>>;
-    /// First-parent history of `path` from `head`, newest first, at most `limit` changes.
-    fn file_history(&self, head: &Oid, path: &str, limit: usize) -> Result<Vec<HistoryEntry>>;
+    /// First-parent history of `path` from `head`, newest first: at most `limit`
+    /// changes, read lazily — it stops as soon as `enough` says so for an entry (the
+    /// GitHub backend then reads no further page).
+    fn file_history(
+        &self,
+        head: &Oid,
+        path: &str,
+        limit: usize,
+        enough: &mut dyn FnMut(&HistoryEntry) -> bool,
+    ) -> Result<Vec<HistoryEntry>>;
     /// Moves several refs at once, all or nothing; `Error::Conflict` when one is not
     /// at its expected value.
     fn update_refs(&self, updates: &[RefUpdate], message: &str) -> Result<()>;

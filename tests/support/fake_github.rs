@@ -889,6 +889,20 @@ fn handle(
     rest(&method, &template, &params, req, body, state, bare, url)
 }
 
+/// The raw stdout of a git command (empty on failure).
+fn git_bytes(dir: &Path, args: &[&str]) -> Vec<u8> {
+    Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| o.stdout)
+        .unwrap_or_default()
+}
+
 fn sha_of(bare: &Path, r: &str) -> Option<String> {
     git_in(
         bare,
@@ -1299,6 +1313,13 @@ enum Obj {
     Tag(String, String),
     Payload(Value),
     PullRequest(u64),
+    /// A comparison of a base ref's commit with a head: `AHEAD`, `BEHIND`, `DIVERGED`, `IDENTICAL`.
+    Comparison(String),
+    /// A tree entry: (blob or tree id, path).
+    TreeEntry(String, String),
+    Blob(String),
+    /// A connection: its nodes, whether there is a next page, and the end cursor.
+    Connection(Vec<Obj>, bool, String),
 }
 
 fn typename(o: &Obj) -> &'static str {
@@ -1310,6 +1331,10 @@ fn typename(o: &Obj) -> &'static str {
         Obj::Tag(..) => "Tag",
         Obj::Payload(_) => "Payload",
         Obj::PullRequest(_) => "PullRequest",
+        Obj::Comparison(_) => "Comparison",
+        Obj::TreeEntry(..) => "TreeEntry",
+        Obj::Blob(_) => "Blob",
+        Obj::Connection(..) => "CommitHistoryConnection",
     }
 }
 
@@ -1377,7 +1402,8 @@ impl Exec<'_> {
                 q::Selection::InlineFragment(fr) => {
                     let applies = match &fr.type_condition {
                         Some(q::TypeCondition::On(t)) => {
-                            t == typename(obj) || (t == "GitObject" && matches!(obj, Obj::Commit(_) | Obj::Tag(..)))
+                            t == typename(obj)
+                                || (t == "GitObject" && matches!(obj, Obj::Commit(_) | Obj::Tag(..) | Obj::Blob(_)))
                         }
                         None => true,
                     };
@@ -1456,7 +1482,115 @@ impl Exec<'_> {
             }
             (Obj::Commit(s), "oid") | (Obj::Tag(s, _), "oid") => json!(s),
             (Obj::Commit(s), "url") => json!(format!("{}/{OWNER}/{REPO}/commit/{s}", self.url)),
+            (Obj::Repository, "object") => {
+                let oid = arg("oid").as_str().unwrap_or_default().to_string();
+                let kind = git_in(self.bare, &["cat-file", "-t", &oid], None, &[]).unwrap_or_default();
+                match kind.trim() {
+                    "commit" => self.sub(Some(Obj::Commit(oid)), f),
+                    "blob" => self.sub(Some(Obj::Blob(oid)), f),
+                    _ => Value::Null,
+                }
+            }
+            (Obj::Commit(c), "message") => json!(
+                git_in(self.bare, &["log", "-1", "--format=%B", c], None, &[])
+                    .unwrap_or_default()
+                    .trim_end_matches('\n')
+            ),
+            (Obj::Commit(c), "parents") => {
+                let first = arg("first").as_u64().unwrap_or(100) as usize;
+                let line = git_in(self.bare, &["rev-list", "--parents", "-n", "1", c], None, &[]).unwrap_or_default();
+                let parents: Vec<Obj> = line
+                    .split_whitespace()
+                    .skip(1)
+                    .take(first)
+                    .map(|p| Obj::Commit(p.to_string()))
+                    .collect();
+                self.sub(Some(Obj::Connection(parents, false, String::new())), f)
+            }
+            (Obj::Commit(c), "history") => {
+                // As GitHub: every commit reachable from this one, newest first (not
+                // first-parent); `after` is the cursor of the previous page's end.
+                let first = arg("first").as_u64().unwrap_or(100).min(100) as usize;
+                let skip: usize = arg("after").as_str().and_then(|a| a.parse().ok()).unwrap_or(0);
+                let list = git_in(self.bare, &["rev-list", c], None, &[]).unwrap_or_default();
+                let all: Vec<&str> = list.lines().collect();
+                let page: Vec<Obj> = all
+                    .iter()
+                    .skip(skip)
+                    .take(first)
+                    .map(|x| Obj::Commit(x.to_string()))
+                    .collect();
+                let next = skip + page.len() < all.len();
+                self.sub(Some(Obj::Connection(page, next, (skip + first).to_string())), f)
+            }
+            (Obj::Connection(items, ..), "nodes") => {
+                let items = items.clone();
+                Value::Array(items.iter().map(|o| self.select(o, &f.selection_set)).collect())
+            }
+            (Obj::Connection(_, next, cursor), "pageInfo") => {
+                let p = json!({"hasNextPage": next, "endCursor": cursor});
+                self.sub(Some(Obj::Payload(p)), f)
+            }
             (Obj::Tag(_, p), "target") => self.sub(Some(Obj::Commit(p.clone())), f),
+            (Obj::Ref(_, t), "compare") => {
+                // As GitHub: the ref is the base, `headRef` the head.
+                let head = arg("headRef").as_str().unwrap_or_default().to_string();
+                let peel = |r: &str| sha_of(self.bare, r);
+                let (Some(base), Some(head)) = (peel(t), peel(&head)) else {
+                    return Value::Null;
+                };
+                let anc =
+                    |a: &str, d: &str| git_in(self.bare, &["merge-base", "--is-ancestor", a, d], None, &[]).is_ok();
+                let status = if base == head {
+                    "IDENTICAL"
+                } else if anc(&head, &base) {
+                    "BEHIND"
+                } else if anc(&base, &head) {
+                    "AHEAD"
+                } else {
+                    "DIVERGED"
+                };
+                self.sub(Some(Obj::Comparison(status.into())), f)
+            }
+            (Obj::Comparison(st), "status") => json!(st),
+            (Obj::Commit(c), "file") => {
+                let path = arg("path").as_str().unwrap_or_default().to_string();
+                let entry = git_in(
+                    self.bare,
+                    &["rev-parse", "--verify", "-q", &format!("{c}:{path}")],
+                    None,
+                    &[],
+                )
+                .ok()
+                .map(|s| s.trim().to_string());
+                self.sub(entry.map(|e| Obj::TreeEntry(e, path)), f)
+            }
+            (Obj::TreeEntry(oid, _), "oid") => json!(oid),
+            (Obj::TreeEntry(_, p), "path") => json!(p),
+            (Obj::TreeEntry(oid, _), "object") => {
+                let kind = git_in(self.bare, &["cat-file", "-t", oid], None, &[]).unwrap_or_default();
+                match kind.trim() {
+                    "blob" => self.sub(Some(Obj::Blob(oid.clone())), f),
+                    _ => json!({}),
+                }
+            }
+            (Obj::Blob(oid), "oid") => json!(oid),
+            (Obj::Blob(oid), "text") => {
+                let bytes = git_bytes(self.bare, &["cat-file", "blob", oid]);
+                match String::from_utf8(bytes) {
+                    // GitHub truncates large blobs' text; so does the fake, past 512 KiB.
+                    Ok(t) if t.len() > 512 * 1024 => json!(t[..512 * 1024].to_string()),
+                    Ok(t) => json!(t),
+                    Err(_) => Value::Null,
+                }
+            }
+            (Obj::Blob(oid), "byteSize") => json!(git_bytes(self.bare, &["cat-file", "blob", oid]).len()),
+            (Obj::Blob(oid), "isTruncated") => {
+                json!(git_bytes(self.bare, &["cat-file", "blob", oid]).len() > 512 * 1024)
+            }
+            (Obj::Blob(oid), "isBinary") => {
+                json!(String::from_utf8(git_bytes(self.bare, &["cat-file", "blob", oid])).is_err())
+            }
             (Obj::Payload(v), name) => match v.get(name) {
                 Some(Value::Object(m)) if m.contains_key("__commit") => {
                     self.sub(Some(Obj::Commit(m["__commit"].as_str().unwrap_or_default().into())), f)

@@ -20,7 +20,7 @@ pub use retry::RetryPolicy;
 
 use super::local::LocalRepo;
 use super::{
-    Check, CheckState, DeploymentInfo, DeploymentSpec, DeploymentStatusSpec, Journal, PullRequestState, Write,
+    Check, CheckState, DeploymentInfo, DeploymentSpec, DeploymentStatusSpec, Journal, PullRequestState, ReadPlan, Write,
 };
 use super::{
     CommitRequest, HistoryEntry, Oid, PullRequest, PullRequestInfo, PullRequestSpec, RefTarget, RefUpdate, Repository,
@@ -40,6 +40,10 @@ pub struct GitHubRepo {
     default_branch: RefCell<Option<String>>,
     /// Refs read in this run; cleared after a failed write, updated after a good one.
     refs: RefCell<HashMap<String, Option<RefTarget>>>,
+    /// Files read in this run: (commit, path) → content (`None`: no such file).
+    files: RefCell<HashMap<(Oid, String), Option<Vec<u8>>>>,
+    /// Ancestry answered in this run: (ancestor, descendant) → is an ancestor.
+    ancestry: RefCell<HashMap<(Oid, Oid), bool>>,
     journal: Journal,
     /// What the repository allows for merging (read with the repository id).
     merge: RefCell<Option<MergeSettings>>,
@@ -170,6 +174,8 @@ impl GitHubRepo {
             repo_id: RefCell::new(None),
             default_branch: RefCell::new(None),
             refs: RefCell::new(HashMap::new()),
+            files: RefCell::new(HashMap::new()),
+            ancestry: RefCell::new(HashMap::new()),
             journal: Journal::default(),
             merge: RefCell::new(None),
             notices: RefCell::new(Vec::new()),
@@ -218,11 +224,19 @@ impl GitHubRepo {
         l.gix().has_object(id).then_some(l)
     }
 
-    /// One GraphQL query for the repository id, default branch and any refs not cached.
+    /// Refs only (see [`GitHubRepo::fetch`]).
     fn fetch_refs(&self, names: &[String]) -> Result<()> {
+        self.fetch(&ReadPlan::refs(names))
+    }
+
+    /// One GraphQL query for the repository id, merge settings, default branch and
+    /// every ref of `plan` not cached yet, with the plan's files at those refs'
+    /// commits (`Commit.file(path:)`) and whether those commits are on the main
+    /// branch (`Ref.compare(headRef:)` on the main branch).
+    fn fetch(&self, plan: &ReadPlan) -> Result<()> {
         let missing: Vec<&String> = {
             let cache = self.refs.borrow();
-            names.iter().filter(|n| !cache.contains_key(*n)).collect()
+            plan.refs.iter().filter(|n| !cache.contains_key(*n)).collect()
         };
         if missing.is_empty() && self.repo_id.borrow().is_some() {
             return Ok(());
@@ -230,15 +244,41 @@ impl GitHubRepo {
         let mut decl = String::from(REFS_QUERY_HEAD);
         let mut body = String::new();
         let mut vars = json!({ "owner": self.owner, "name": self.name });
+        let mut files_sel = String::new();
+        for (j, f) in plan.files.iter().enumerate() {
+            decl.push_str(&format!(", $p{j}: String!"));
+            vars[format!("p{j}")] = json!(f);
+            files_sel.push_str(&format!(
+                " f{j}: file(path: $p{j}) {{ object {{ ... on Blob {{ oid text isTruncated isBinary }} }} }}"
+            ));
+        }
+        let mut compare_sel = String::new();
         for (i, n) in missing.iter().enumerate() {
             decl.push_str(&format!(", $r{i}: String!"));
-            body.push_str(&format!(
-                " r{i}: ref(qualifiedName: $r{i}) {{ target {{ oid ... on Tag {{ target {{ oid }} }} }} }}"
-            ));
             vars[format!("r{i}")] = json!(n);
+            let files = if plan.file_refs.contains(n) && !files_sel.is_empty() {
+                format!(" ... on Commit {{{files_sel} }}")
+            } else {
+                String::new()
+            };
+            body.push_str(&format!(
+                " r{i}: ref(qualifiedName: $r{i}) {{ target {{ oid{files} ... on Tag {{ target {{ oid{files} }} }} }} }}"
+            ));
+            if plan.on_main.contains(n) {
+                compare_sel.push_str(&format!(" c{i}: compare(headRef: $r{i}) {{ status }}"));
+            }
         }
+        let main_sel = match &plan.main {
+            Some(m) if !compare_sel.is_empty() => {
+                decl.push_str(", $main: String!");
+                vars["main"] = json!(m);
+                format!(" main: ref(qualifiedName: $main) {{ target {{ oid }}{compare_sel} }}")
+            }
+            _ => String::new(),
+        };
+        let default_compare = if plan.main.is_none() { compare_sel.as_str() } else { "" };
         let query = format!(
-            "{decl}) {{ repository(owner: $owner, name: $name) {{ id autoMergeAllowed mergeCommitAllowed squashMergeAllowed rebaseMergeAllowed defaultBranchRef {{ name target {{ oid }} }}{body} }} }}"
+            "{decl}) {{ repository(owner: $owner, name: $name) {{ id autoMergeAllowed mergeCommitAllowed squashMergeAllowed rebaseMergeAllowed defaultBranchRef {{ name target {{ oid }}{default_compare} }}{main_sel}{body} }} }}"
         );
         let data = self.api.graphql(&query, vars)?;
         let repo = data.get("repository").filter(|r| !r.is_null()).ok_or_else(|| {
@@ -265,6 +305,17 @@ impl GitHubRepo {
                 })
             });
         }
+        // The main branch's commit, that the comparisons were made against.
+        let (base, base_commit) = match &plan.main {
+            Some(_) => (repo.get("main"), repo.pointer("/main/target/oid")),
+            None => (
+                repo.get("defaultBranchRef"),
+                repo.pointer("/defaultBranchRef/target/oid"),
+            ),
+        };
+        let base_commit = base_commit.and_then(|v| v.as_str()).map(String::from);
+        let mut files = self.files.borrow_mut();
+        let mut ancestry = self.ancestry.borrow_mut();
         for (i, n) in missing.iter().enumerate() {
             let r = repo.get(format!("r{i}")).filter(|v| !v.is_null());
             let t = r.and_then(|r| {
@@ -276,6 +327,46 @@ impl GitHubRepo {
                     .unwrap_or_else(|| target.clone());
                 Some(RefTarget { target, commit })
             });
+            if let (Some(r), Some(t)) = (r, &t) {
+                // The files sit on the commit: directly under `target`, or under a tag's target.
+                let commit_obj = r
+                    .pointer("/target/target")
+                    .filter(|v| v.get("oid").is_some())
+                    .or_else(|| r.get("target"));
+                if plan.file_refs.contains(n)
+                    && let Some(c) = commit_obj
+                {
+                    for (j, f) in plan.files.iter().enumerate() {
+                        let entry = c.get(format!("f{j}"));
+                        match entry {
+                            // No such file at that commit.
+                            Some(Value::Null) => {
+                                files.insert((t.commit.clone(), f.clone()), None);
+                            }
+                            Some(e) => {
+                                let blob = e.get("object");
+                                let complete = blob.is_some_and(|b| {
+                                    b.get("isTruncated") == Some(&json!(false))
+                                        && b.get("isBinary") != Some(&json!(true))
+                                });
+                                if let (true, Some(text)) =
+                                    (complete, blob.and_then(|b| b.get("text")).and_then(|v| v.as_str()))
+                                {
+                                    files.insert((t.commit.clone(), f.clone()), Some(text.as_bytes().to_vec()));
+                                }
+                                // Truncated or binary: read through the REST blob API when needed.
+                            }
+                            None => {}
+                        }
+                    }
+                }
+                if let (Some(base), Some(bc)) = (base, &base_commit)
+                    && let Some(status) = base.pointer(&format!("/c{i}/status")).and_then(|v| v.as_str())
+                {
+                    // base = main, head = this ref: BEHIND or IDENTICAL means it is on main.
+                    ancestry.insert((t.commit.clone(), bc.clone()), matches!(status, "BEHIND" | "IDENTICAL"));
+                }
+            }
             cache.insert((*n).clone(), t);
         }
         Ok(())
@@ -448,8 +539,8 @@ impl Repository for GitHubRepo {
         Some(self.web.clone())
     }
 
-    fn prefetch(&self, names: &[String]) -> Result<()> {
-        self.fetch_refs(names)
+    fn prefetch(&self, plan: &ReadPlan) -> Result<()> {
+        self.fetch(plan)
     }
 
     fn written(&self) -> Vec<Write> {
@@ -503,6 +594,9 @@ impl Repository for GitHubRepo {
     }
 
     fn read_file(&self, commit: &Oid, path: &str) -> Result<Option<Vec<u8>>> {
+        if let Some(c) = self.files.borrow().get(&(commit.clone(), path.to_string())) {
+            return Ok(c.clone());
+        }
         if let Some(l) = self.local_has(commit) {
             return l.read_file(commit, path);
         }
@@ -595,6 +689,9 @@ impl Repository for GitHubRepo {
         if ancestor == descendant {
             return Ok(true);
         }
+        if let Some(known) = self.ancestry.borrow().get(&(ancestor.clone(), descendant.clone())) {
+            return Ok(*known);
+        }
         if let (Some(l), Some(_)) = (self.local_has(ancestor), self.local_has(descendant)) {
             // A found ancestry is real even in a shallow clone; "not found" is only
             // trusted with the full history.
@@ -640,56 +737,100 @@ impl Repository for GitHubRepo {
             .unwrap_or_default())
     }
 
-    fn file_history(&self, head: &Oid, path: &str, limit: usize) -> Result<Vec<HistoryEntry>> {
+    fn file_history(
+        &self,
+        head: &Oid,
+        path: &str,
+        limit: usize,
+        enough: &mut dyn FnMut(&HistoryEntry) -> bool,
+    ) -> Result<Vec<HistoryEntry>> {
         if let Some(l) = self.local_has(head)
             && !l.is_shallow()
         {
-            return l.file_history(head, path, limit);
+            return l.file_history(head, path, limit, enough);
         }
         // First-parent history, as the local backend reads it: a path-filtered
         // listing would follow merged feature branches into values main never ran.
-        let r = self.api.rest_ok(
-            Method::GET,
-            &format!("{}/commits?sha={head}&per_page=100", self.repo_path()),
-            None,
-        )?;
-        let mut commits: HashMap<String, (String, Option<String>)> = HashMap::new();
-        for c in r.as_array().cloned().unwrap_or_default() {
-            let Some(sha) = c.get("sha").and_then(|s| s.as_str()) else {
-                continue;
-            };
-            let message = c
-                .pointer("/commit/message")
-                .and_then(|m| m.as_str())
-                .unwrap_or_default()
-                .to_string();
-            let first_parent = c.pointer("/parents/0/sha").and_then(|p| p.as_str()).map(String::from);
-            commits.insert(sha.to_string(), (message, first_parent));
-        }
+        // One GraphQL query reads 100 commits with their first parent and the file's
+        // text at each (`Commit.history` + `Commit.file`); the first-parent chain is
+        // followed through them, a page more only when it leaves the page.
+        const QUERY: &str = "query($owner: String!, $name: String!, $head: GitObjectID!, $path: String!, $after: String) { repository(owner: $owner, name: $name) { object(oid: $head) { ... on Commit { history(first: 100, after: $after) { pageInfo { hasNextPage endCursor } nodes { oid message parents(first: 1) { nodes { oid } } file(path: $path) { object { ... on Blob { text isTruncated isBinary } } } } } } } } }";
+        // sha -> (message, first parent, content or None when absent; Err when only REST can read it)
+        type Node = (String, Option<String>, std::result::Result<Option<Vec<u8>>, ()>);
+        let mut commits: HashMap<String, Node> = HashMap::new();
+        let mut after: Option<String> = None;
         let mut out = Vec::new();
         let mut prev: Option<(Oid, String, Option<Vec<u8>>)> = None;
         let mut cur = Some(head.clone());
         let mut root = false;
-        while let Some(sha) = cur.take() {
-            let Some((message, parent)) = commits.get(&sha).cloned() else {
-                break;
-            };
-            let content = self.read_file(&sha, path)?;
-            if let Some((pid, pmsg, pcontent)) = prev.take()
-                && pcontent != content
-            {
-                out.push(HistoryEntry {
-                    commit: pid,
-                    message: pmsg,
-                    content: pcontent,
-                });
-                if out.len() >= limit {
-                    return Ok(out);
-                }
+        for _page in 0..10 {
+            let vars = json!({"owner": self.owner, "name": self.name, "head": head, "path": path, "after": after});
+            let data = self.api.graphql(QUERY, vars)?;
+            let history = data.pointer("/repository/object/history").ok_or_else(|| {
+                Error::failed(format!(
+                    "GitHub returned no history for {}",
+                    crate::names::short_sha(head)
+                ))
+            })?;
+            for n in history.get("nodes").and_then(|n| n.as_array()).into_iter().flatten() {
+                let (Some(sha), Some(message)) = (
+                    n.get("oid").and_then(|v| v.as_str()),
+                    n.get("message").and_then(|v| v.as_str()),
+                ) else {
+                    return Err(Error::failed("GitHub's history answer lacks `oid` or `message`"));
+                };
+                let parent = n
+                    .pointer("/parents/nodes/0/oid")
+                    .and_then(|v| v.as_str())
+                    .map(String::from);
+                let content = match n.get("file") {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(f) => {
+                        let blob = f.get("object");
+                        let whole = blob.is_some_and(|b| {
+                            b.get("isTruncated") == Some(&json!(false)) && b.get("isBinary") != Some(&json!(true))
+                        });
+                        match blob.and_then(|b| b.get("text")).and_then(|t| t.as_str()) {
+                            Some(t) if whole => Ok(Some(t.as_bytes().to_vec())),
+                            _ => Err(()),
+                        }
+                    }
+                };
+                commits.insert(sha.to_string(), (message.to_string(), parent, content));
             }
-            root = parent.is_none();
-            prev = Some((sha, message, content));
-            cur = parent;
+            // Follow the first-parent chain as far as this page reaches.
+            while let Some(sha) = cur.clone() {
+                let Some((message, parent, content)) = commits.get(&sha).cloned() else {
+                    break;
+                };
+                let content = match content {
+                    Ok(c) => c,
+                    Err(()) => self.read_file(&sha, path)?,
+                };
+                if let Some((pid, pmsg, pcontent)) = prev.take()
+                    && pcontent != content
+                {
+                    out.push(HistoryEntry {
+                        commit: pid,
+                        message: pmsg,
+                        content: pcontent,
+                    });
+                    if out.len() >= limit || out.last().is_some_and(|e| enough(e)) {
+                        return Ok(out);
+                    }
+                }
+                root = parent.is_none();
+                prev = Some((sha, message, content));
+                cur = parent;
+            }
+            let more = history.pointer("/pageInfo/hasNextPage").and_then(|v| v.as_bool()) == Some(true);
+            if cur.is_none() || !more {
+                break;
+            }
+            after = history
+                .pointer("/pageInfo/endCursor")
+                .and_then(|v| v.as_str())
+                .map(String::from);
         }
         if root && let Some((pid, pmsg, Some(c))) = prev {
             out.push(HistoryEntry {
