@@ -522,7 +522,7 @@ impl Repository for LocalRepo {
                     message: pmsg,
                     content,
                 });
-                if out.len() >= limit || out.last().is_some_and(|e| enough(e)) {
+                if out.len() >= limit || out.last().is_some_and(&mut *enough) {
                     return Ok(out);
                 }
             }

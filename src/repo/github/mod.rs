@@ -41,7 +41,7 @@ pub struct GitHubRepo {
     /// Refs read in this run; cleared after a failed write, updated after a good one.
     refs: RefCell<HashMap<String, Option<RefTarget>>>,
     /// Files read in this run: (commit, path) → content (`None`: no such file).
-    files: RefCell<HashMap<(Oid, String), Option<Vec<u8>>>>,
+    files: RefCell<FileCache>,
     /// Ancestry answered in this run: (ancestor, descendant) → is an ancestor.
     ancestry: RefCell<HashMap<(Oid, Oid), bool>>,
     journal: Journal,
@@ -126,6 +126,9 @@ struct ApiDeployment {
 struct ApiDeploymentStatus {
     state: String,
 }
+
+/// Files read in a run, by (commit, path); `None`: no such file at that commit.
+type FileCache = HashMap<(Oid, String), Option<Vec<u8>>>;
 
 const REFS_QUERY_HEAD: &str = "query($owner: String!, $name: String!";
 
@@ -815,7 +818,7 @@ impl Repository for GitHubRepo {
                         message: pmsg,
                         content: pcontent,
                     });
-                    if out.len() >= limit || out.last().is_some_and(|e| enough(e)) {
+                    if out.len() >= limit || out.last().is_some_and(&mut *enough) {
                         return Ok(out);
                     }
                 }
