@@ -3,7 +3,7 @@
 mod support;
 
 use support::fake_github::FakeGitHub;
-use support::{Jobs, scratch};
+use support::{Jobs, git, scratch};
 
 struct Setup {
     fake: FakeGitHub,
@@ -398,4 +398,111 @@ fn tag_promote_deploy_rollback_in_two_requests_when_the_tag_is_behind_main() {
     assert!(deploy <= 2, "deploy: {deploy} requests");
     assert!(rollback <= 2, "rollback: {rollback} requests: {log:?}");
     s.fake.assert_clean();
+}
+
+/// Issue 11: `report` reads every cell's chart in batches (250 files a GraphQL
+/// request), not one request per cell: at most 1 + ⌈cells / 100⌉ requests on a
+/// shallow, tag-less checkout.
+#[test]
+fn report_reads_cells_in_batches() {
+    let (_seed, dir) = scratch("make_tag_repo.sh");
+    let n: usize = 120;
+    let write = |minor: usize| {
+        for i in 0..n {
+            let chart = dir.join(format!("charts/svc{i}"));
+            std::fs::create_dir_all(&chart).unwrap();
+            std::fs::write(
+                chart.join("Chart.yaml"),
+                format!("apiVersion: v2\nname: svc{i}\nversion: 0.1.0\nappVersion: \"{i}.{minor}.0\"\n"),
+            )
+            .unwrap();
+        }
+        git(&dir, &["add", "-A"]);
+        git(
+            &dir,
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@example.com",
+                "commit",
+                "-qm",
+                &format!("charts {minor}"),
+            ],
+        );
+        support::rev(&dir, "HEAD")
+    };
+    let (old, new) = (write(0), write(1));
+    for i in 0..n {
+        git(&dir, &["tag", &format!("svc{i}-staging"), &new]);
+        git(&dir, &["tag", &format!("svc{i}-production"), &old]);
+    }
+    git(&dir, &["tag", "-d", "svc0-production"]);
+    let fake = FakeGitHub::start(&dir);
+    let j = Jobs::new(&fake);
+    fake.clear_log();
+    let r = j.run(&[("command", "report")], &[]);
+    r.assert_ok();
+    let requests = fake.requests().len();
+    let report: serde_json::Value = serde_json::from_str(r.out("report")).unwrap();
+    assert_eq!(report["svc7"]["staging"]["version"], "7.1.0");
+    assert_eq!(report["svc7"]["production"]["version"], "7.0.0");
+    assert_eq!(report["svc0"]["production"]["missing"], true);
+    let cells = (n + 2) * 2;
+    assert!(
+        requests <= 1 + cells.div_ceil(100),
+        "{requests} requests for {cells} cells"
+    );
+    fake.assert_clean();
+}
+
+/// Issue 11: a file over 1 MB, which the contents API sends without content, is read
+/// through the blob API — never taken for an empty file.
+#[test]
+fn a_chart_over_one_megabyte_is_read_whole() {
+    let (_seed, dir) = scratch("make_tag_repo.sh");
+    let chart = dir.join("charts/payments/Chart.yaml");
+    let text = std::fs::read_to_string(&chart).unwrap();
+    let padding: String = (0..30_000)
+        .map(|i| format!("# padding line {i:08} of a very long comment\n"))
+        .collect();
+    std::fs::write(&chart, format!("{padding}{}", text.replace("1.0.0", "1.5.0"))).unwrap();
+    git(
+        &dir,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "-qam",
+            "big chart",
+        ],
+    );
+    let head = support::rev(&dir, "HEAD");
+    git(&dir, &["tag", "-f", "payments-staging", &head]);
+    // main moves on, so the staging tag's commit is not in the shallow checkout.
+    std::fs::write(dir.join("README.md"), "later\n").unwrap();
+    git(
+        &dir,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "-qam",
+            "later",
+        ],
+    );
+    let fake = FakeGitHub::start(&dir);
+    let j = Jobs::new(&fake);
+    let p = j.run(&[("command", "promote"), ("service", "payments")], &[]);
+    p.assert_ok();
+    assert_eq!(p.out("version"), "1.5.0");
+    assert!(
+        fake.requests().iter().any(|r| r.path.contains("/git/blobs/")),
+        "read through the blob API"
+    );
+    fake.assert_clean();
 }

@@ -238,6 +238,11 @@ pub trait Repository {
     /// The first parent of a commit (`None` for a root commit).
     fn first_parent(&self, commit: &Oid) -> Result<Option<Oid>>;
     fn read_file(&self, commit: &Oid, path: &str) -> Result<Option<Vec<u8>>>;
+    /// Reads several files at several commits at once (batched on the GitHub
+    /// backend, 250 a request); later `read_file`s of them are served from memory.
+    fn read_files(&self, reads: &[(Oid, String)]) -> Result<Vec<Option<Vec<u8>>>> {
+        reads.iter().map(|(c, p)| self.read_file(c, p)).collect()
+    }
     /// Names of the entries of a directory at a commit (empty when absent).
     fn list_dir(&self, commit: &Oid, path: &str) -> Result<Vec<String>>;
     /// All refs under a prefix such as `refs/tags/`.

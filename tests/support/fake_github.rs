@@ -1007,10 +1007,16 @@ fn rest(
                         .current_dir(bare)
                         .output()
                         .expect("git");
-                    let content = base64::engine::general_purpose::STANDARD.encode(&out.stdout);
+                    let sha = git_in(bare, &["rev-parse", &spec], None, &[]).unwrap_or_default();
+                    // As GitHub: over 1 MB the content is left out (`encoding: none`).
+                    let (encoding, content) = if out.stdout.len() > 1024 * 1024 {
+                        ("none", String::new())
+                    } else {
+                        ("base64", base64::engine::general_purpose::STANDARD.encode(&out.stdout))
+                    };
                     (
                         200,
-                        json!({"type": "file", "encoding": "base64", "path": p["path"], "name": p["path"].rsplit('/').next(), "content": content, "size": out.stdout.len()}),
+                        json!({"type": "file", "encoding": encoding, "path": p["path"], "name": p["path"].rsplit('/').next(), "content": content, "size": out.stdout.len(), "sha": sha.trim()}),
                     )
                 }
                 Ok("tree") => {
@@ -1023,6 +1029,17 @@ fn rest(
                 }
                 _ => not_found(),
             }
+        }
+        ("get", "/repos/{owner}/{repo}/git/blobs/{file_sha}") => {
+            let sha = &p["file_sha"];
+            if git_in(bare, &["cat-file", "-t", sha], None, &[]).map(|t| t.trim() == "blob") != Ok(true) {
+                return not_found();
+            }
+            let bytes = git_bytes(bare, &["cat-file", "blob", sha]);
+            (
+                200,
+                json!({"sha": sha, "node_id": "B", "size": bytes.len(), "url": format!("{url}/api/v3/repos/{OWNER}/{REPO}/git/blobs/{sha}"), "content": base64::engine::general_purpose::STANDARD.encode(&bytes), "encoding": "base64"}),
+            )
         }
         ("get", "/repos/{owner}/{repo}/git/matching-refs/{ref}") => {
             let prefix = format!("refs/{}", p["ref"]);
@@ -1483,7 +1500,13 @@ impl Exec<'_> {
             (Obj::Commit(s), "oid") | (Obj::Tag(s, _), "oid") => json!(s),
             (Obj::Commit(s), "url") => json!(format!("{}/{OWNER}/{REPO}/commit/{s}", self.url)),
             (Obj::Repository, "object") => {
-                let oid = arg("oid").as_str().unwrap_or_default().to_string();
+                let oid = match arg("expression").as_str() {
+                    Some(e) => match git_in(self.bare, &["rev-parse", "--verify", "-q", e], None, &[]) {
+                        Ok(o) => o.trim().to_string(),
+                        Err(_) => return Value::Null,
+                    },
+                    None => arg("oid").as_str().unwrap_or_default().to_string(),
+                };
                 let kind = git_in(self.bare, &["cat-file", "-t", &oid], None, &[]).unwrap_or_default();
                 match kind.trim() {
                     "commit" => self.sub(Some(Obj::Commit(oid)), f),

@@ -605,14 +605,37 @@ impl Repository for GitHubRepo {
         }
         match self.contents(commit, path)? {
             Some(body) => {
-                let content = body
-                    .get("content")
-                    .and_then(|c| c.as_str())
-                    .unwrap_or_default()
-                    .replace(['\n', '\r'], "");
                 if body.get("type").and_then(|t| t.as_str()) != Some("file") {
                     return Ok(None);
                 }
+                // Over 1 MB the contents API sends no content (`encoding: none`): read
+                // the blob itself instead of taking it for an empty file.
+                if body.get("encoding").and_then(|e| e.as_str()) == Some("none")
+                    || (body.get("content").is_none_or(|c| c.as_str() == Some(""))
+                        && body.get("size").and_then(|s| s.as_u64()).unwrap_or(0) > 0)
+                {
+                    let sha = body
+                        .get("sha")
+                        .and_then(|s| s.as_str())
+                        .ok_or_else(|| Error::failed(format!("GitHub's contents answer for {path} lacks `sha`")))?;
+                    let blob = self
+                        .api
+                        .rest_ok(Method::GET, &format!("{}/git/blobs/{sha}", self.repo_path()), None)?;
+                    let content = blob
+                        .get("content")
+                        .and_then(|c| c.as_str())
+                        .ok_or_else(|| Error::failed(format!("GitHub's blob answer for {path} lacks `content`")))?
+                        .replace(['\n', '\r'], "");
+                    return base64::engine::general_purpose::STANDARD
+                        .decode(content)
+                        .map(Some)
+                        .map_err(|e| Error::failed(format!("GitHub returned undecodable content for {path}: {e}")));
+                }
+                let content = body
+                    .get("content")
+                    .and_then(|c| c.as_str())
+                    .ok_or_else(|| Error::failed(format!("GitHub's contents answer for {path} lacks `content`")))?
+                    .replace(['\n', '\r'], "");
                 base64::engine::general_purpose::STANDARD
                     .decode(content)
                     .map(Some)
@@ -620,6 +643,49 @@ impl Repository for GitHubRepo {
             }
             None => Ok(None),
         }
+    }
+
+    fn read_files(&self, reads: &[(Oid, String)]) -> Result<Vec<Option<Vec<u8>>>> {
+        // What neither the cache nor the checkout has, once each.
+        let mut wanted: Vec<(Oid, String)> = Vec::new();
+        for (c, p) in reads {
+            let key = (c.clone(), p.clone());
+            if !self.files.borrow().contains_key(&key) && self.local_has(c).is_none() && !wanted.contains(&key) {
+                wanted.push(key);
+            }
+        }
+        for chunk in wanted.chunks(250) {
+            let mut decl = String::from(REFS_QUERY_HEAD);
+            let mut body = String::new();
+            let mut vars = json!({ "owner": self.owner, "name": self.name });
+            for (i, (c, p)) in chunk.iter().enumerate() {
+                decl.push_str(&format!(", $e{i}: String!"));
+                vars[format!("e{i}")] = json!(format!("{c}:{p}"));
+                body.push_str(&format!(
+                    " e{i}: object(expression: $e{i}) {{ ... on Blob {{ text isTruncated isBinary }} }}"
+                ));
+            }
+            let query = format!("{decl}) {{ repository(owner: $owner, name: $name) {{{body} }} }}");
+            let data = self.api.graphql(&query, vars)?;
+            let repo = data.get("repository").cloned().unwrap_or(Value::Null);
+            let mut files = self.files.borrow_mut();
+            for (i, key) in chunk.iter().enumerate() {
+                match repo.get(format!("e{i}")) {
+                    None | Some(Value::Null) => {
+                        files.insert(key.clone(), None);
+                    }
+                    Some(b) => {
+                        let whole =
+                            b.get("isTruncated") == Some(&json!(false)) && b.get("isBinary") != Some(&json!(true));
+                        if let (true, Some(t)) = (whole, b.get("text").and_then(|t| t.as_str())) {
+                            files.insert(key.clone(), Some(t.as_bytes().to_vec()));
+                        }
+                        // Large or binary: `read_file` goes through the REST blob API.
+                    }
+                }
+            }
+        }
+        reads.iter().map(|(c, p)| self.read_file(c, p)).collect()
     }
 
     fn list_dir(&self, commit: &Oid, path: &str) -> Result<Vec<String>> {
