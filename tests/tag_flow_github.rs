@@ -406,7 +406,8 @@ fn tag_promote_deploy_rollback_in_two_requests_when_the_tag_is_behind_main() {
 #[test]
 fn report_reads_cells_in_batches() {
     let (_seed, dir) = scratch("make_tag_repo.sh");
-    let n: usize = 120;
+    // More charts than the contents API lists (1,000).
+    let n: usize = 1001;
     let write = |minor: usize| {
         for i in 0..n {
             let chart = dir.join(format!("charts/svc{i}"));
@@ -433,11 +434,18 @@ fn report_reads_cells_in_batches() {
         support::rev(&dir, "HEAD")
     };
     let (old, new) = (write(0), write(1));
-    for i in 0..n {
-        git(&dir, &["tag", &format!("svc{i}-staging"), &new]);
-        git(&dir, &["tag", &format!("svc{i}-production"), &old]);
-    }
-    git(&dir, &["tag", "-d", "svc0-production"]);
+    let refs: String = (1..n)
+        .map(|i| format!("create refs/tags/svc{i}-staging {new}\ncreate refs/tags/svc{i}-production {old}\n"))
+        .collect::<String>()
+        + &format!("create refs/tags/svc0-staging {new}\n");
+    let mut update = std::process::Command::new("git")
+        .args(["update-ref", "--stdin"])
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(update.stdin.as_mut().unwrap(), refs.as_bytes()).unwrap();
+    assert!(update.wait().unwrap().success());
     let fake = FakeGitHub::start(&dir);
     let j = Jobs::new(&fake);
     fake.clear_log();

@@ -1335,6 +1335,7 @@ enum Obj {
     /// A tree entry: (blob or tree id, path).
     TreeEntry(String, String),
     Blob(String),
+    Tree(String),
     /// A connection: its nodes, whether there is a next page, and the end cursor.
     Connection(Vec<Obj>, bool, String),
 }
@@ -1351,6 +1352,7 @@ fn typename(o: &Obj) -> &'static str {
         Obj::Comparison(_) => "Comparison",
         Obj::TreeEntry(..) => "TreeEntry",
         Obj::Blob(_) => "Blob",
+        Obj::Tree(_) => "Tree",
         Obj::Connection(..) => "CommitHistoryConnection",
     }
 }
@@ -1511,6 +1513,7 @@ impl Exec<'_> {
                 match kind.trim() {
                     "commit" => self.sub(Some(Obj::Commit(oid)), f),
                     "blob" => self.sub(Some(Obj::Blob(oid)), f),
+                    "tree" => self.sub(Some(Obj::Tree(oid)), f),
                     _ => Value::Null,
                 }
             }
@@ -1598,6 +1601,21 @@ impl Exec<'_> {
                 }
             }
             (Obj::Blob(oid), "oid") => json!(oid),
+            (Obj::Tree(oid), "entries") => {
+                let list = git_in(self.bare, &["ls-tree", oid], None, &[]).unwrap_or_default();
+                let entries: Vec<Obj> = list
+                    .lines()
+                    .filter_map(|l| {
+                        let (meta, name) = l.split_once('\t')?;
+                        Some(Obj::TreeEntry(
+                            meta.split_whitespace().nth(2)?.to_string(),
+                            name.to_string(),
+                        ))
+                    })
+                    .collect();
+                Value::Array(entries.iter().map(|o| self.select(o, &f.selection_set)).collect())
+            }
+            (Obj::TreeEntry(_, p), "name") => json!(p.rsplit('/').next()),
             (Obj::Blob(oid), "text") => {
                 let bytes = git_bytes(self.bare, &["cat-file", "blob", oid]);
                 match String::from_utf8(bytes) {

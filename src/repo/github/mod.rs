@@ -106,12 +106,26 @@ struct ApiPull {
     labels: Vec<ApiLabel>,
 }
 
+/// A pull request as the REST API returns it: the fields gitops-flow relies on are
+/// required, so a missing `number` is an error naming it, never `PATCH /pulls/0`.
+#[derive(serde::Deserialize, Clone)]
+struct ApiPr {
+    number: u64,
+    html_url: String,
+    node_id: String,
+    title: String,
+    body: Option<String>,
+    #[serde(default)]
+    labels: Vec<ApiLabel>,
+    auto_merge: Option<Value>,
+}
+
 #[derive(serde::Deserialize)]
 struct ApiPullHead {
     sha: String,
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Clone)]
 struct ApiLabel {
     name: String,
 }
@@ -692,14 +706,20 @@ impl Repository for GitHubRepo {
         if let Some(l) = self.local_has(commit) {
             return l.list_dir(commit, path);
         }
-        let names = self.contents(commit, path)?.and_then(|body| {
-            body.as_array().map(|a| {
+        // GraphQL `Tree.entries`: every entry, where the contents API stops at 1,000.
+        let data = self.api.graphql(
+            "query($owner: String!, $name: String!, $e: String!) { repository(owner: $owner, name: $name) { object(expression: $e) { ... on Tree { entries { name } } } } }",
+            json!({"owner": self.owner, "name": self.name, "e": format!("{commit}:{}", path.trim_end_matches('/'))}),
+        )?;
+        Ok(data
+            .pointer("/repository/object/entries")
+            .and_then(|e| e.as_array())
+            .map(|a| {
                 a.iter()
                     .filter_map(|e| e.get("name")?.as_str().map(String::from))
                     .collect()
             })
-        });
-        Ok(names.unwrap_or_default())
+            .unwrap_or_default())
     }
 
     fn list_refs(&self, prefix: &str) -> Result<Vec<(String, RefTarget)>> {
@@ -793,17 +813,26 @@ impl Repository for GitHubRepo {
         {
             return Ok(p);
         }
-        let r = self
-            .api
-            .rest_ok(Method::GET, &format!("{}/commits/{commit}", self.repo_path()), None)?;
-        Ok(r.get("files")
-            .and_then(|f| f.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|f| f.get("filename")?.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default())
+        // A commit's file list comes 300 a page (3,000 at most): read every page.
+        let mut out = Vec::new();
+        for page in 1..=10 {
+            let r = self.api.rest_ok(
+                Method::GET,
+                &format!("{}/commits/{commit}?per_page=300&page={page}", self.repo_path()),
+                None,
+            )?;
+            let files = r.get("files").and_then(|f| f.as_array()).cloned().unwrap_or_default();
+            let n = files.len();
+            out.extend(
+                files
+                    .iter()
+                    .filter_map(|f| f.get("filename")?.as_str().map(String::from)),
+            );
+            if n < 300 {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     fn file_history(
@@ -1009,22 +1038,21 @@ impl Repository for GitHubRepo {
             None,
         )?;
         let existing = list.as_array().and_then(|a| a.first()).cloned();
-        let (pr, created) = match existing {
+        let (pr, created): (ApiPr, bool) = match existing {
             Some(pr) => {
-                let same = pr.get("title").and_then(|t| t.as_str()) == Some(spec.title.as_str())
-                    && pr.get("body").and_then(|t| t.as_str()) == Some(spec.body.as_str());
-                if same {
+                let pr: ApiPr = typed(pr, "GET pulls")?;
+                if pr.title == spec.title && pr.body.as_deref() == Some(spec.body.as_str()) {
                     (pr, false)
                 } else {
-                    let n = pr.get("number").and_then(|n| n.as_u64()).unwrap_or_default();
                     let updated = self.api.rest_ok(
                         Method::PATCH,
-                        &format!("{}/pulls/{n}", self.repo_path()),
+                        &format!("{}/pulls/{}", self.repo_path(), pr.number),
                         Some(&json!({ "title": spec.title, "body": spec.body })),
                     )?;
+                    let updated: ApiPr = typed(updated, "PATCH pulls/{number}")?;
                     self.journal.record(Write::PullRequest {
-                        number: Some(n),
-                        url: updated.get("html_url").and_then(|n| n.as_str()).map(String::from),
+                        number: Some(updated.number),
+                        url: Some(updated.html_url.clone()),
                     });
                     (updated, false)
                 }
@@ -1035,7 +1063,7 @@ impl Repository for GitHubRepo {
                     .api
                     .rest(Method::POST, &format!("{}/pulls", self.repo_path()), Some(&body))?;
                 if r.status.is_success() {
-                    (r.body, true)
+                    (typed(r.body, "POST pulls")?, true)
                 } else if r.status.as_u16() == 422 && r.text.contains("already exists") {
                     // A retried create whose first attempt landed.
                     let list = self.api.rest_ok(
@@ -1048,48 +1076,44 @@ impl Repository for GitHubRepo {
                         ),
                         None,
                     )?;
-                    (
-                        list.as_array()
-                            .and_then(|a| a.first())
-                            .cloned()
-                            .ok_or_else(|| client::api_error(&Method::POST, "pulls", &r))?,
-                        true,
-                    )
+                    let found = list
+                        .as_array()
+                        .and_then(|a| a.first())
+                        .cloned()
+                        .ok_or_else(|| client::api_error(&Method::POST, "pulls", &r))?;
+                    (typed(found, "GET pulls")?, true)
                 } else {
                     return Err(client::api_error(&Method::POST, "pulls", &r));
                 }
             }
         };
-        let number = pr.get("number").and_then(|n| n.as_u64());
-        let url = pr.get("html_url").and_then(|n| n.as_str()).map(String::from);
+        let n = pr.number;
         if created {
             self.journal.record(Write::PullRequest {
-                number,
-                url: url.clone(),
+                number: Some(n),
+                url: Some(pr.html_url.clone()),
             });
         }
-        if let Some(n) = number {
-            let have: Vec<&str> = pr
-                .get("labels")
-                .and_then(|l| l.as_array())
-                .map(|a| a.iter().filter_map(|l| l.get("name")?.as_str()).collect())
-                .unwrap_or_default();
-            let missing: Vec<&String> = spec.labels.iter().filter(|l| !have.contains(&l.as_str())).collect();
-            if !missing.is_empty() {
-                self.api.rest_ok(
-                    Method::POST,
-                    &format!("{}/issues/{n}/labels", self.repo_path()),
-                    Some(&json!({ "labels": missing })),
-                )?;
-            }
-            if spec.auto_merge
-                && pr.get("auto_merge").is_none_or(|a| a.is_null())
-                && let Some(node) = pr.get("node_id").and_then(|v| v.as_str())
-            {
-                self.enable_auto_merge(n, node)?;
-            }
+        let missing: Vec<&String> = spec
+            .labels
+            .iter()
+            .filter(|l| !pr.labels.iter().any(|have| have.name == **l))
+            .collect();
+        if !missing.is_empty() {
+            self.api.rest_ok(
+                Method::POST,
+                &format!("{}/issues/{n}/labels", self.repo_path()),
+                Some(&json!({ "labels": missing })),
+            )?;
         }
-        Ok(PullRequest { number, url, created })
+        if spec.auto_merge && pr.auto_merge.as_ref().is_none_or(|a| a.is_null()) {
+            self.enable_auto_merge(n, &pr.node_id)?;
+        }
+        Ok(PullRequest {
+            number: Some(n),
+            url: Some(pr.html_url),
+            created,
+        })
     }
 
     fn pull_request_for_commit(&self, sha: &Oid) -> Result<Option<PullRequestInfo>> {
