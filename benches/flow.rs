@@ -62,58 +62,145 @@ fn github_env(fake: &FakeGitHub, ws: &Path, inputs: &[(&str, &str)]) -> Vec<(Str
 }
 
 fn requests(tmp: &Path) {
-    println!("\n### API requests per command (github backend, fake GitHub, fresh shallow checkout per job)\n");
+    println!("\n### API requests per command (github backend, fake GitHub, fresh shallow tag-less checkout per job)\n");
     println!("| command | requests | target |\n|---|---|---|");
     let (_s, seed) = support::scratch("make_tag_repo.sh");
     let fake = FakeGitHub::start(&seed);
     let mut n = 0;
-    let mut job = |inputs: &[(&str, &str)], extra: &[(&str, &str)]| {
+    let mut job = |fake: &FakeGitHub, inputs: &[(&str, &str)], extra: &[(&str, &str)]| {
         n += 1;
         let ws = tmp.join(format!("req{n}"));
         fake.checkout(&ws);
         fake.clear_log();
-        let mut env = github_env(&fake, &ws, inputs);
+        let mut env = github_env(fake, &ws, inputs);
         env.extend(extra.iter().map(|(a, b)| (a.to_string(), b.to_string())));
-        let (code, ..) = timed(&[], &env);
-        assert_eq!(code, 0, "{inputs:?}");
+        let (code, .., out) = timed(&[], &env);
+        assert_eq!(code, 0, "{inputs:?}: {out}");
         fake.requests().len()
     };
     let stage = job(
+        &fake,
         &[("command", "stage"), ("service", "payments"), ("version", "1.2.0")],
         &[],
     );
-    println!("| stage (tag mode, new branch + pull request) | {stage} | <= 6 |");
-    let merged = fake.merge_pull(1);
+    println!("| tag `stage` (new branch + pull request) | {stage} | |");
+    fake.merge_pull(1);
     let ev = tmp.join("ev.json");
     std::fs::write(&ev, fake.pull_event(1).to_string()).unwrap();
     let evs = ev.display().to_string();
     let deploy = job(
+        &fake,
         &[("command", "deploy")],
         &[("GITHUB_EVENT_NAME", "pull_request"), ("GITHUB_EVENT_PATH", &evs)],
     );
-    println!("| deploy (pull_request closed+merged) | {deploy} | <= 3 |");
-    let _ = merged;
-    let promote = job(&[("command", "promote"), ("service", "payments")], &[]);
-    println!("| promote | {promote} | <= 3 |");
-    let rollback = job(&[("command", "rollback"), ("service", "payments")], &[]);
-    println!("| rollback | {rollback} | <= 3 |");
+    println!("| tag `deploy` (pull_request closed+merged) | {deploy} | <= 2 |");
+    // The normal case: main moves on, staging's tag is behind it.
+    let head = fake.rev("main").unwrap();
+    let tree = fake.git(&["rev-parse", &format!("{head}^{{tree}}")]);
+    let next = fake.git(&[
+        "-c",
+        "user.name=b",
+        "-c",
+        "user.email=b@example.com",
+        "commit-tree",
+        &tree,
+        "-p",
+        &head,
+        "-m",
+        "later",
+    ]);
+    fake.git(&["update-ref", "refs/heads/main", &next]);
+    let promote = job(&fake, &[("command", "promote"), ("service", "payments")], &[]);
+    println!("| tag `promote`, source tag behind main, with version outputs | {promote} | <= 2 |");
+    let rollback = job(&fake, &[("command", "rollback"), ("service", "payments")], &[]);
+    println!("| tag `rollback` | {rollback} | <= 2 |");
 
     let (_s2, seed2) = support::scratch("make_file_repo.sh");
     let fake2 = FakeGitHub::start(&seed2);
-    let mut m = 0;
-    let mut job2 = |inputs: &[(&str, &str)]| {
-        m += 1;
-        let ws = tmp.join(format!("freq{m}"));
-        fake2.checkout(&ws);
-        fake2.clear_log();
-        let (code, ..) = timed(&[], &github_env(&fake2, &ws, inputs));
-        assert_eq!(code, 0, "{inputs:?}");
-        fake2.requests().len()
-    };
-    let st = job2(&[("command", "stage"), ("service", "payments"), ("version", "1.2.0")]);
-    println!("| stage (file mode, direct commit) | {st} | |");
-    let pr = job2(&[("command", "promote"), ("service", "payments")]);
-    println!("| promote (file mode, pull request with auto-merge) | {pr} | <= 6 |");
+    let st = job(
+        &fake2,
+        &[("command", "stage"), ("service", "payments"), ("version", "1.2.0")],
+        &[],
+    );
+    println!("| file-mode `stage`, direct | {st} | <= 2 |");
+    let pr = job(&fake2, &[("command", "promote"), ("service", "payments")], &[]);
+    println!("| file-mode `promote` through a pull request (branch, commit, PR, labels, auto-merge) | {pr} | <= 5 |");
+    let argo = support::fake_argocd::FakeArgo::start(
+        "payments-dev",
+        vec![support::fake_argocd::AppState::new(
+            "Healthy",
+            "Synced",
+            &fake2.rev("main").unwrap(),
+            "Succeeded",
+        )],
+    );
+    let status = job(
+        &fake2,
+        &[
+            ("command", "status"),
+            ("service", "payments"),
+            ("environment", "dev"),
+            ("argocd-server", &argo.url),
+            ("argocd-token", support::fake_argocd::ARGO_TOKEN),
+        ],
+        &[],
+    );
+    println!("| `status`, one poll, file mode (Argo CD gate) | {status} | <= 2 |");
+
+    // 100 commits of history on the file, the last one a bump.
+    let (_s3, seed3) = support::scratch("make_file_repo.sh");
+    let file = "overlays/dev/payments/values.yaml";
+    let text = std::fs::read_to_string(seed3.join(file)).unwrap();
+    for i in 0..99 {
+        std::fs::write(
+            seed3.join(file),
+            text.replace("replicaCount: 2", &format!("replicaCount: {}", i + 3)),
+        )
+        .unwrap();
+        support::git(&seed3, &["commit", "-q", "-am", &format!("scale {i}")]);
+    }
+    std::fs::write(seed3.join(file), text.replace("tag: \"1.0.0\"", "tag: \"1.3.0\"")).unwrap();
+    support::git(
+        &seed3,
+        &[
+            "commit",
+            "-q",
+            "-am",
+            "Stage payments 1.3.0\n\nGitops-Flow-Command: stage\nGitops-Flow-Service: payments\nGitops-Flow-Environment: dev\nGitops-Flow-Version: 1.3.0",
+        ],
+    );
+    let fake3 = FakeGitHub::start(&seed3);
+    let rb = job(
+        &fake3,
+        &[("command", "rollback"), ("service", "payments"), ("environment", "dev")],
+        &[],
+    );
+    println!("| file-mode `rollback`, 100 commits of history on the file | {rb} | <= 3 |");
+}
+
+/// `report` of 2,000 services x 3 environments on the github backend from a shallow,
+/// tag-less checkout, with 100 ms latency per request.
+fn github_report(tmp: &Path) {
+    let n = 2000;
+    println!("\n### report, {n} services x 3 environments, github backend, shallow tag-less checkout\n");
+    let repo = tmp.join("ghreport");
+    big_tag_repo(&repo, n);
+    let fake = FakeGitHub::start(&repo);
+    let ws = tmp.join("ghreport-ws");
+    fake.checkout(&ws);
+    let cells = n * 3;
+    println!("| latency per request | requests | wall time | peak RSS | target |\n|---|---|---|---|---|");
+    for ms in [0, 100] {
+        fake.set_latency(ms);
+        fake.clear_log();
+        let (code, t, mb, out) = timed(&[], &github_env(&fake, &ws, &[("command", "report")]));
+        assert_eq!(code, 0, "{out}");
+        println!(
+            "| {ms} ms | {} | {t:.2} s | {mb:.1} MB | <= {} requests, < 5 s at 100 ms |",
+            fake.requests().len(),
+            1 + cells.div_ceil(100)
+        );
+    }
 }
 
 fn latency(tmp: &Path) {
@@ -132,6 +219,21 @@ fn latency(tmp: &Path) {
         ),
     );
     assert_eq!(code, 0);
+    // The normal case: main has moved on since staging was deployed.
+    let tree = fake.git(&["rev-parse", &format!("{head}^{{tree}}")]);
+    let next = fake.git(&[
+        "-c",
+        "user.name=b",
+        "-c",
+        "user.email=b@example.com",
+        "commit-tree",
+        &tree,
+        "-p",
+        &head,
+        "-m",
+        "later",
+    ]);
+    fake.git(&["update-ref", "refs/heads/main", &next]);
     fake.set_latency(100);
     let mut times = Vec::new();
     for i in 0..5 {
@@ -389,12 +491,13 @@ fn edits(out: &Path) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     // `cargo bench` passes `--bench`; pick sections with GITOPS_FLOW_BENCH.
-    let which = std::env::var("GITOPS_FLOW_BENCH").unwrap_or_else(|_| "requests,latency,scale,edits".into());
+    let which = std::env::var("GITOPS_FLOW_BENCH").unwrap_or_else(|_| "requests,latency,ghreport,scale,edits".into());
     let tmp = tempfile::tempdir().unwrap();
     let _ = args;
     for w in which.split(',') {
         match w {
             "requests" => requests(tmp.path()),
+            "ghreport" => github_report(tmp.path()),
             "latency" => latency(tmp.path()),
             "scale" => scale(tmp.path()),
             "edits" => edits(

@@ -461,6 +461,28 @@ fn report_reads_cells_in_batches() {
         requests <= 1 + cells.div_ceil(100),
         "{requests} requests for {cells} cells"
     );
+    assert_eq!(report.as_object().unwrap().len(), n + 2, "every chart listed");
+    // The batched reads answer as the local backend does on the same repository.
+    let local = support::run(&["report", "--path", &dir.display().to_string()], &[]);
+    local.assert_ok();
+    let local: serde_json::Value = serde_json::from_str(local.out("report")).unwrap();
+    assert_eq!(local, report, "github and local backends agree");
+
+    // Without a checkout every read goes to the API: the listing too, whole.
+    let empty = tempfile::tempdir().unwrap();
+    fake.clear_log();
+    let r = j.run(
+        &[("command", "report")],
+        &[("GITHUB_WORKSPACE", &empty.path().display().to_string())],
+    );
+    r.assert_ok();
+    let report: serde_json::Value = serde_json::from_str(r.out("report")).unwrap();
+    assert_eq!(report, local, "every chart listed and read through the API");
+    let requests = fake.requests().len();
+    assert!(
+        requests <= 1 + cells.div_ceil(100),
+        "{requests} requests for {cells} cells without a checkout"
+    );
     fake.assert_clean();
 }
 

@@ -1364,6 +1364,11 @@ struct Exec<'a> {
     url: &'a str,
     frags: &'a HashMap<String, q::FragmentDefinition<'static, String>>,
     errors: Vec<String>,
+    /// Blob contents read in this document, by id (a blob's text, size and
+    /// binary-ness are asked for together).
+    blobs: HashMap<String, Vec<u8>>,
+    /// One `git cat-file --batch` for the whole document.
+    batch: Option<(std::process::Child, BufReader<std::process::ChildStdout>)>,
 }
 
 fn graphql(
@@ -1381,6 +1386,8 @@ fn graphql(
         url,
         frags: &parsed.fragments,
         errors: Vec::new(),
+        blobs: HashMap::new(),
+        batch: None,
     };
     let (sel, mutation) = match &parsed.op {
         q::OperationDefinition::Query(x) => (&x.selection_set, false),
@@ -1408,7 +1415,63 @@ fn graphql(
     }
 }
 
+impl Drop for Exec<'_> {
+    fn drop(&mut self) {
+        if let Some((mut child, _)) = self.batch.take() {
+            drop(child.stdin.take());
+            let _ = child.wait();
+        }
+    }
+}
+
 impl Exec<'_> {
+    /// (object id, type, content) of a revision expression, through one long-lived
+    /// `git cat-file --batch` (thousands of aliased reads in one document).
+    fn cat(&mut self, spec: &str) -> Option<(String, String, Vec<u8>)> {
+        if spec.contains('\n') {
+            return None;
+        }
+        if self.batch.is_none() {
+            let mut child = Command::new("git")
+                .args(["cat-file", "--batch"])
+                .current_dir(self.bare)
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .ok()?;
+            let out = BufReader::new(child.stdout.take()?);
+            self.batch = Some((child, out));
+        }
+        let (child, out) = self.batch.as_mut()?;
+        let stdin = child.stdin.as_mut()?;
+        writeln!(stdin, "{spec}").ok()?;
+        stdin.flush().ok()?;
+        let mut header = String::new();
+        out.read_line(&mut header).ok()?;
+        let mut parts = header.split_whitespace();
+        let (oid, kind, size) = (parts.next()?, parts.next()?, parts.next()?);
+        if kind == "missing" || kind == "ambiguous" {
+            return None;
+        }
+        let size: usize = size.parse().ok()?;
+        let mut bytes = vec![0; size + 1];
+        out.read_exact(&mut bytes).ok()?;
+        bytes.pop();
+        Some((oid.to_string(), kind.to_string(), bytes))
+    }
+
+    fn blob(&mut self, oid: &str) -> Vec<u8> {
+        if let Some(b) = self.blobs.get(oid) {
+            return b.clone();
+        }
+        let b = git_bytes(self.bare, &["cat-file", "blob", oid]);
+        self.blobs.insert(oid.to_string(), b.clone());
+        b
+    }
+
     fn select(&mut self, obj: &Obj, sel: &q::SelectionSet<'static, String>) -> Value {
         let mut out = serde_json::Map::new();
         for item in &sel.items {
@@ -1502,19 +1565,21 @@ impl Exec<'_> {
             (Obj::Commit(s), "oid") | (Obj::Tag(s, _), "oid") => json!(s),
             (Obj::Commit(s), "url") => json!(format!("{}/{OWNER}/{REPO}/commit/{s}", self.url)),
             (Obj::Repository, "object") => {
-                let oid = match arg("expression").as_str() {
-                    Some(e) => match git_in(self.bare, &["rev-parse", "--verify", "-q", e], None, &[]) {
-                        Ok(o) => o.trim().to_string(),
-                        Err(_) => return Value::Null,
-                    },
+                let spec = match arg("expression").as_str() {
+                    Some(e) => e.to_string(),
                     None => arg("oid").as_str().unwrap_or_default().to_string(),
                 };
-                let kind = git_in(self.bare, &["cat-file", "-t", &oid], None, &[]).unwrap_or_default();
-                match kind.trim() {
-                    "commit" => self.sub(Some(Obj::Commit(oid)), f),
-                    "blob" => self.sub(Some(Obj::Blob(oid)), f),
-                    "tree" => self.sub(Some(Obj::Tree(oid)), f),
-                    _ => Value::Null,
+                match self.cat(&spec) {
+                    Some((oid, kind, bytes)) => match kind.as_str() {
+                        "commit" => self.sub(Some(Obj::Commit(oid)), f),
+                        "blob" => {
+                            self.blobs.insert(oid.clone(), bytes);
+                            self.sub(Some(Obj::Blob(oid)), f)
+                        }
+                        "tree" => self.sub(Some(Obj::Tree(oid)), f),
+                        _ => Value::Null,
+                    },
+                    None => Value::Null,
                 }
             }
             (Obj::Commit(c), "message") => json!(
@@ -1617,7 +1682,7 @@ impl Exec<'_> {
             }
             (Obj::TreeEntry(_, p), "name") => json!(p.rsplit('/').next()),
             (Obj::Blob(oid), "text") => {
-                let bytes = git_bytes(self.bare, &["cat-file", "blob", oid]);
+                let bytes = self.blob(oid);
                 match String::from_utf8(bytes) {
                     // GitHub truncates large blobs' text; so does the fake, past 512 KiB.
                     Ok(t) if t.len() > 512 * 1024 => json!(t[..512 * 1024].to_string()),
