@@ -555,7 +555,7 @@ impl Proposal {
         match (&self.pr.url, self.pr.number) {
             (Some(u), Some(n)) => format!("pull request [#{n}]({u}) `{}` → `{}`", self.spec.head, self.spec.base),
             _ => format!(
-                "pull request `{}` → `{}`: {} (reported, not opened on the local backend)",
+                "pull request `{}` → `{}`: {} (reported, not opened by gitops-flow: no forge API on this backend)",
                 self.spec.head, self.spec.base, self.spec.title
             ),
         }

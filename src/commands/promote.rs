@@ -355,7 +355,7 @@ fn promote_branch(ctx: &Ctx<'_>, from: &Environment, to: &Environment, mut out: 
     out.summary = format!(
         "### gitops-flow promote\n\npull request `{from_branch}` → `{to_branch}` {}\n",
         pr.url
-            .unwrap_or_else(|| "(reported, not opened on the local backend)".into())
+            .unwrap_or_else(|| "(reported, not opened by gitops-flow: no forge API on this backend)".into())
     );
     Ok(out)
 }
