@@ -72,11 +72,12 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
             let Some(sha) = ctx.pushed_sha() else {
                 return Err(Error::input("`promote` needs a service; pass input `service`"));
             };
-            let meta = ctx.merged_meta(&sha)?;
+            let meta = ctx.pushed_change(&sha, ctx.inputs.from.as_deref())?;
             let Some(meta) = meta else {
                 ctx.runner.notice(&format!(
-                    "commit {} did not come from a gitops-flow pull request; nothing to promote",
-                    short(&sha)
+                    "commit {} did not come from a gitops-flow pull request and changed no version{}; nothing to promote",
+                    short(&sha),
+                    ctx.inputs.from.as_ref().map(|f| format!(" in `{f}`")).unwrap_or_default()
                 ));
                 return Ok(Outcome::default());
             };
