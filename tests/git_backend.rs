@@ -141,7 +141,10 @@ fn seed2_through_gitlab_ci_against_smart_http() {
         vec![
             ("CI_COMMIT_TAG", tag.to_string()),
             ("CI_COMMIT_SHA", app_sha.to_string()),
-            ("CI_COMMIT_BEFORE_SHA", "0000000000000000000000000000000000000000".to_string()),
+            (
+                "CI_COMMIT_BEFORE_SHA",
+                "0000000000000000000000000000000000000000".to_string(),
+            ),
         ]
     };
     let pairs = |v: &[(&'static str, String)]| -> Vec<(&'static str, String)> { v.to_vec() };
@@ -149,7 +152,11 @@ fn seed2_through_gitlab_ci_against_smart_http() {
     // --- app repository pipeline, tag v1.2.3 ---------------------------------
     // promote_dev: a direct commit on the environment repository's main.
     let env = pairs(&app("v1.2.3"));
-    let dev = ci.job(None, &["stage", "--service", "payments", "--version", "v1.2.3"], &as_env(&env));
+    let dev = ci.job(
+        None,
+        &["stage", "--service", "payments", "--version", "v1.2.3"],
+        &as_env(&env),
+    );
     ok(&dev);
     let dev_commit = server.rev("main");
     assert_eq!(dev.var("COMMIT"), dev_commit);
@@ -173,8 +180,18 @@ fn seed2_through_gitlab_ci_against_smart_http() {
     let gate = ci.job(
         None,
         &[
-            "status", "--service", "payments", "--environment", "dev", "--rollback-on-failure",
-            "--argocd-server", &a.url, "--argocd-token", ARGO_TOKEN, "--timeout", "2",
+            "status",
+            "--service",
+            "payments",
+            "--environment",
+            "dev",
+            "--rollback-on-failure",
+            "--argocd-server",
+            &a.url,
+            "--argocd-token",
+            ARGO_TOKEN,
+            "--timeout",
+            "2",
         ],
         &as_env(&env),
     );
@@ -221,8 +238,14 @@ fn seed2_through_gitlab_ci_against_smart_http() {
     let gate = ci.job(
         Some(&after),
         &[
-            "status", "--rollback-on-failure", "--argocd-server", &a.url, "--argocd-token", ARGO_TOKEN,
-            "--timeout", "2",
+            "status",
+            "--rollback-on-failure",
+            "--argocd-server",
+            &a.url,
+            "--argocd-token",
+            ARGO_TOKEN,
+            "--timeout",
+            "2",
         ],
         &push_env,
     );
@@ -238,16 +261,27 @@ fn seed2_through_gitlab_ci_against_smart_http() {
     let pushes = server.pushes();
     assert_eq!(pushes.len(), 4, "{pushes:?}");
     assert_eq!(pushes[3].refs[0].0, "refs/heads/gitops-flow/prod/payments");
-    assert!(pushes[3].options.contains(&"merge_request.title=Promote payments v1.2.3 to prod".to_string()));
     assert!(
-        !pushes[3].options.iter().any(|o| o.contains("merge_when_pipeline_succeeds")),
+        pushes[3]
+            .options
+            .contains(&"merge_request.title=Promote payments v1.2.3 to prod".to_string())
+    );
+    assert!(
+        !pushes[3]
+            .options
+            .iter()
+            .any(|o| o.contains("merge_when_pipeline_succeeds")),
         "prod is merged by a person"
     );
     assert!(file_at(&server, "gitops-flow/prod/payments", "prod").contains("tag: \"v1.2.3\""));
 
     // --- v1.3.0, merged with a merge commit --------------------------------------
     let env = pairs(&app("v1.3.0"));
-    ok(&ci.job(None, &["stage", "--service", "payments", "--version", "v1.3.0"], &as_env(&env)));
+    ok(&ci.job(
+        None,
+        &["stage", "--service", "payments", "--version", "v1.3.0"],
+        &as_env(&env),
+    ));
     let old_branch = server.rev("gitops-flow/staging/payments");
     let mr = ci.job(None, &["promote", "--service", "payments"], &as_env(&env));
     ok(&mr);
@@ -255,7 +289,11 @@ fn seed2_through_gitlab_ci_against_smart_http() {
     let last = server.pushes().last().cloned().expect("a push");
     assert_eq!(last.refs[0].1, old_branch, "the branch was leased on where it was");
     let (before, after) = ci.merge("gitops-flow/staging/payments", false);
-    assert_eq!(server.git(&["rev-list", "--parents", "-n1", &after]).split(' ').count(), 3, "a merge commit");
+    assert_eq!(
+        server.git(&["rev-list", "--parents", "-n1", &after]).split(' ').count(),
+        3,
+        "a merge commit"
+    );
     let push_env: Vec<(&str, &str)> = vec![("CI_COMMIT_BEFORE_SHA", &before), ("CI_COMMIT_SHA", &after)];
     let old_prod = server.rev("gitops-flow/prod/payments");
     let prod = ci.job(Some(&after), &["promote"], &push_env);
@@ -272,11 +310,19 @@ fn seed2_through_gitlab_ci_against_smart_http() {
         )]
     );
     assert!(file_at(&server, "gitops-flow/prod/payments", "prod").contains("tag: \"v1.3.0\""));
-    assert_eq!(server.rev("gitops-flow/prod/payments^"), after, "rebuilt on the new main");
+    assert_eq!(
+        server.rev("gitops-flow/prod/payments^"),
+        after,
+        "rebuilt on the new main"
+    );
 
     // --- v1.4.0 degrades in dev: rolled back from history ------------------------
     let env = pairs(&app("v1.4.0"));
-    let dev = ci.job(None, &["stage", "--service", "payments", "--version", "v1.4.0"], &as_env(&env));
+    let dev = ci.job(
+        None,
+        &["stage", "--service", "payments", "--version", "v1.4.0"],
+        &as_env(&env),
+    );
     ok(&dev);
     let bad = server.rev("main");
     let a = argo("payments-dev", "Degraded", &bad);
@@ -284,32 +330,59 @@ fn seed2_through_gitlab_ci_against_smart_http() {
     let gate = ci.job(
         None,
         &[
-            "status", "--service", "payments", "--environment", "dev", "--rollback-on-failure",
-            "--argocd-server", &a.url, "--argocd-token", ARGO_TOKEN, "--timeout", "1",
+            "status",
+            "--service",
+            "payments",
+            "--environment",
+            "dev",
+            "--rollback-on-failure",
+            "--argocd-server",
+            &a.url,
+            "--argocd-token",
+            ARGO_TOKEN,
+            "--timeout",
+            "1",
         ],
         &as_env(&env),
     );
     assert_eq!(gate.run.code, 1, "{}\n{}", gate.run.stdout, gate.run.stderr);
     assert!(gate.run.stdout.contains("not healthy in `dev`"), "{}", gate.run.stdout);
     assert_eq!(server.rev("main^"), bad);
-    assert!(file_at(&server, "main", "dev").contains("tag: \"v1.3.0\""), "back to the previous version");
-    assert!(server.git(&["log", "-1", "--format=%B", "main"]).contains("Gitops-Flow-Command: rollback"));
+    assert!(
+        file_at(&server, "main", "dev").contains("tag: \"v1.3.0\""),
+        "back to the previous version"
+    );
+    assert!(
+        server
+            .git(&["log", "-1", "--format=%B", "main"])
+            .contains("Gitops-Flow-Command: rollback")
+    );
     assert_eq!(server.pushes().len(), pushes_before + 1);
     assert_eq!(gate.var("ROLLBACK_REVISION"), server.rev("main"));
 
     // --- where the token went -----------------------------------------------------
     let b64 = base64::engine::general_purpose::STANDARD;
-    let forms = [TOKEN.to_string(), b64.encode(format!("oauth2:{TOKEN}")), b64.encode(TOKEN)];
+    let forms = [
+        TOKEN.to_string(),
+        b64.encode(format!("oauth2:{TOKEN}")),
+        b64.encode(TOKEN),
+    ];
     let argv = std::fs::read_to_string(&ci.argv_log).expect("argv log");
     assert!(argv.contains("push --atomic --porcelain"), "{argv}");
     assert!(argv.contains("--force-with-lease=refs/heads/main:"), "{argv}");
     let printed = ci.everything_printed();
-    assert!(!printed.contains("::add-mask::"), "add-mask outside GitHub Actions:\n{printed}");
+    assert!(
+        !printed.contains("::add-mask::"),
+        "add-mask outside GitHub Actions:\n{printed}"
+    );
     let dotenvs: String = (1..=ci.n.get())
         .map(|i| std::fs::read_to_string(ci.tmp.path().join(format!("job{i}.env"))).unwrap_or_default())
         .collect();
     let hook_envs: String = server.pushes().iter().map(|p| p.env.clone()).collect();
-    assert!(hook_envs.contains("GIT_PUSH_OPTION_COUNT"), "the hook's environment was recorded");
+    assert!(
+        hook_envs.contains("GIT_PUSH_OPTION_COUNT"),
+        "the hook's environment was recorded"
+    );
     let requests = server.requests.lock().expect("lock").join("\n");
     for f in &forms {
         for (what, text) in [
@@ -381,7 +454,17 @@ fn tags_move_with_their_rollback_tags_in_one_atomic_push_and_a_lost_lease_overwr
     let old = server.rev("payments-staging");
     let head = server.rev("main");
     let r = run(
-        &["deploy", "--backend", "git", "--path", &ws_s, "--service", "payments", "--revision", &head],
+        &[
+            "deploy",
+            "--backend",
+            "git",
+            "--path",
+            &ws_s,
+            "--service",
+            "payments",
+            "--revision",
+            &head,
+        ],
         &base,
     );
     r.assert_ok();
@@ -393,12 +476,22 @@ fn tags_move_with_their_rollback_tags_in_one_atomic_push_and_a_lost_lease_overwr
         refs,
         [
             ("refs/tags/payments-staging".to_string(), old.clone(), head.clone()),
-            ("refs/tags/payments-staging-rollback".to_string(), "0".repeat(40), old.clone()),
+            (
+                "refs/tags/payments-staging-rollback".to_string(),
+                "0".repeat(40),
+                old.clone()
+            ),
         ]
     );
     let argv = std::fs::read_to_string(&log).expect("log");
-    assert!(argv.contains("--force-with-lease=refs/tags/payments-staging:"), "{argv}");
-    assert!(argv.contains("--force-with-lease=refs/tags/payments-staging-rollback: "), "must not exist yet: {argv}");
+    assert!(
+        argv.contains("--force-with-lease=refs/tags/payments-staging:"),
+        "{argv}"
+    );
+    assert!(
+        argv.contains("--force-with-lease=refs/tags/payments-staging-rollback: "),
+        "must not exist yet: {argv}"
+    );
 
     // Another writer moves the production tag between our read and our push.
     let rb_before = server.git(&["for-each-ref", "refs/tags/payments-production-rollback"]);
@@ -410,7 +503,10 @@ fn tags_move_with_their_rollback_tags_in_one_atomic_push_and_a_lost_lease_overwr
     );
     let r = run(
         &["promote", "--backend", "git", "--path", &ws_s, "--service", "payments"],
-        &[("PATH", path.as_str()), ("GIT_TEST_RACE", script.to_str().expect("utf-8"))],
+        &[
+            ("PATH", path.as_str()),
+            ("GIT_TEST_RACE", script.to_str().expect("utf-8")),
+        ],
     );
     assert_eq!(
         r.code,
@@ -421,17 +517,29 @@ fn tags_move_with_their_rollback_tags_in_one_atomic_push_and_a_lost_lease_overwr
         std::fs::read_to_string(&log).unwrap_or_default(),
         std::fs::read_to_string(format!("{}.race", log.display())).unwrap_or_default()
     );
-    let err = r.stdout.lines().find(|l| l.starts_with("::error")).expect("an error line");
+    let err = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("::error"))
+        .expect("an error line");
     assert!(err.contains("`payments-production`"), "{err}");
     assert!(err.contains("nothing was overwritten"), "{err}");
     let theirs = server.rev("payments-production");
-    assert_eq!(server.git(&["log", "-1", "--format=%s", &theirs]), "hotfix", "the other writer's move stands");
+    assert_eq!(
+        server.git(&["log", "-1", "--format=%s", &theirs]),
+        "hotfix",
+        "the other writer's move stands"
+    );
     assert_eq!(
         server.git(&["for-each-ref", "refs/tags/payments-production-rollback"]),
         rb_before,
         "the rollback tag did not move alone"
     );
-    assert_eq!(server.pushes().len(), 2, "only the other writer's push reached the server");
+    assert_eq!(
+        server.pushes().len(),
+        2,
+        "only the other writer's push reached the server"
+    );
 }
 
 #[test]
@@ -448,14 +556,31 @@ fn a_direct_commit_that_lost_its_lease_is_rebuilt_on_the_new_head() {
         "HEAD:main",
     );
     let r = run(
-        &["stage", "--backend", "git", "--path", &ws_s, "--service", "payments", "--version", "v9.9.9"],
-        &[("PATH", path.as_str()), ("GIT_TEST_RACE", script.to_str().expect("utf-8"))],
+        &[
+            "stage",
+            "--backend",
+            "git",
+            "--path",
+            &ws_s,
+            "--service",
+            "payments",
+            "--version",
+            "v9.9.9",
+        ],
+        &[
+            ("PATH", path.as_str()),
+            ("GIT_TEST_RACE", script.to_str().expect("utf-8")),
+        ],
     );
     r.assert_ok();
     let other = server.rev("main^");
     assert_eq!(server.git(&["log", "-1", "--format=%s", &other]), "other");
     assert_eq!(r.out("commit"), server.rev("main"));
-    assert_eq!(server.git(&["show", "main:NOTES.md"]), "other", "the other writer's commit kept");
+    assert_eq!(
+        server.git(&["show", "main:NOTES.md"]),
+        "other",
+        "the other writer's commit kept"
+    );
     assert!(file_at(&server, "main", "dev").contains("tag: \"v9.9.9\""));
     let argv = std::fs::read_to_string(&log).expect("log");
     assert_eq!(argv.lines().filter(|l| l.contains(" push ")).count(), 2, "{argv}");
@@ -468,8 +593,20 @@ fn forge_none_pushes_the_branch_and_reports_the_pull_request() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (ws, path, _log) = cli_job(&server, tmp.path());
     let ws_s = ws.display().to_string();
-    let args = ["--backend", "git", "--forge", "none", "--path", &ws_s, "--service", "payments"];
-    let stage = run(&[&["stage", "--version", "v1.1.0"][..], &args].concat(), &[("PATH", path.as_str())]);
+    let args = [
+        "--backend",
+        "git",
+        "--forge",
+        "none",
+        "--path",
+        &ws_s,
+        "--service",
+        "payments",
+    ];
+    let stage = run(
+        &[&["stage", "--version", "v1.1.0"][..], &args].concat(),
+        &[("PATH", path.as_str())],
+    );
     stage.assert_ok();
     let r = run(&[&["promote"][..], &args].concat(), &[("PATH", path.as_str())]);
     r.assert_ok();
@@ -492,22 +629,32 @@ fn forge_none_pushes_the_branch_and_reports_the_pull_request() {
 fn outputs_outside_actions_are_lines_or_a_dotenv_file() {
     let (_t, dir) = scratch("make_seed2_repo.sh");
     let path = dir.display().to_string();
-    let r = run(&["report", "--path", &path], &[("GITHUB_OUTPUT", ""), ("GITHUB_STEP_SUMMARY", "")]);
+    let r = run(
+        &["report", "--path", &path],
+        &[("GITHUB_OUTPUT", ""), ("GITHUB_STEP_SUMMARY", "")],
+    );
     r.assert_ok();
     assert!(r.stdout.lines().any(|l| l == "changed=false"), "{}", r.stdout);
     assert!(r.stdout.lines().any(|l| l.starts_with("report={")), "{}", r.stdout);
     let tmp = tempfile::tempdir().expect("tempdir");
     let file = tmp.path().join("gitops.env");
     let r = run(
-        &["report", "--path", &path, "--output-dotenv", file.to_str().expect("utf-8")],
+        &[
+            "report",
+            "--path",
+            &path,
+            "--output-dotenv",
+            file.to_str().expect("utf-8"),
+        ],
         &[("GITHUB_OUTPUT", "")],
     );
     r.assert_ok();
     let text = std::fs::read_to_string(&file).expect("dotenv written");
     assert!(text.lines().any(|l| l == "GITOPS_FLOW_CHANGED=false"), "{text}");
-    assert!(text.lines().all(|l| l.split_once('=').is_some_and(|(k, _)| k
-        .bytes()
-        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'))));
+    assert!(text.lines().all(|l| l.split_once('=').is_some_and(|(k, _)| {
+        k.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    })));
     assert!(!r.stdout.lines().any(|l| l == "changed=false"), "not printed as well");
 }
 
@@ -520,9 +667,20 @@ fn add_mask_is_printed_in_github_actions_only() {
     outside.assert_ok();
     assert!(!outside.stdout.contains("::add-mask::"), "{}", outside.stdout);
     assert!(!outside.stdout.contains(secret));
-    let inside = run(&["report", "--path", &path], &[("INPUT_TOKEN", secret), ("GITHUB_ACTIONS", "true"), ("INPUT_BACKEND", "local")]);
+    let inside = run(
+        &["report", "--path", &path],
+        &[
+            ("INPUT_TOKEN", secret),
+            ("GITHUB_ACTIONS", "true"),
+            ("INPUT_BACKEND", "local"),
+        ],
+    );
     inside.assert_ok();
-    assert!(inside.stdout.contains(&format!("::add-mask::{secret}")), "{}", inside.stdout);
+    assert!(
+        inside.stdout.contains(&format!("::add-mask::{secret}")),
+        "{}",
+        inside.stdout
+    );
 }
 
 #[test]

@@ -54,7 +54,11 @@ pub fn dotenv_name(name: &str) -> String {
     format!(
         "GITOPS_FLOW_{}",
         name.chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+            .map(|c| if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            })
             .collect::<String>()
     )
 }
@@ -137,7 +141,10 @@ mod tests {
     fn plain_and_dotenv_lines_cannot_forge_outputs() {
         let pairs = vec![
             ("version".to_string(), "1.2.3\nchanged=true".to_string()),
-            ("pull-request-url".to_string(), "https://x/-/merge_requests/1".to_string()),
+            (
+                "pull-request-url".to_string(),
+                "https://x/-/merge_requests/1".to_string(),
+            ),
         ];
         let mut buf = Vec::new();
         write_plain(&mut buf, &pairs).unwrap();

@@ -217,8 +217,12 @@ impl Ctx<'_> {
         let mut out = Vec::new();
         for service in self.config.services.keys() {
             for env in self.config.environments.iter().filter(|e| e.track == Track::File) {
-                let Ok(locs) = self.config.locations(env, service) else { continue };
-                let Ok(new) = self.read_version(&after, &locs) else { continue };
+                let Ok(locs) = self.config.locations(env, service) else {
+                    continue;
+                };
+                let Ok(new) = self.read_version(&after, &locs) else {
+                    continue;
+                };
                 let old = match &before {
                     Some(b) => self.read_version(b, &locs).ok(),
                     None => None,

@@ -89,7 +89,10 @@ impl GitServer {
     fn bare(seed: &Path) -> (tempfile::TempDir, PathBuf) {
         let tmp = tempfile::tempdir().expect("tempdir");
         let bare = tmp.path().join("env.git");
-        git(tmp.path(), &["init", "-q", "--bare", "-b", "main", bare.to_str().expect("utf-8")]);
+        git(
+            tmp.path(),
+            &["init", "-q", "--bare", "-b", "main", bare.to_str().expect("utf-8")],
+        );
         git(&bare, &["config", "receive.advertisePushOptions", "true"]);
         git(&bare, &["config", "http.receivepack", "true"]);
         let log = tmp.path().join("hook");
@@ -97,7 +100,8 @@ impl GitServer {
         let hook = bare.join("hooks/pre-receive");
         std::fs::write(
             &hook,
-            HOOK.replace("@DIR@", log.to_str().expect("utf-8")).replace("@MR@", MR_BASE),
+            HOOK.replace("@DIR@", log.to_str().expect("utf-8"))
+                .replace("@MR@", MR_BASE),
         )
         .expect("write hook");
         use std::os::unix::fs::PermissionsExt;
@@ -281,7 +285,11 @@ fn serve(conn: std::net::TcpStream, reqs: &Mutex<Vec<String>>, token: &str, root
         .and_then(|a| a.strip_prefix("Basic ").map(str::to_string))
         .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
         .and_then(|d| String::from_utf8(d).ok())
-        .and_then(|up| up.split_once(':').filter(|(_, p)| *p == token).map(|(u, _)| u.to_string()));
+        .and_then(|up| {
+            up.split_once(':')
+                .filter(|(_, p)| *p == token)
+                .map(|(u, _)| u.to_string())
+        });
     reqs.lock()
         .expect("lock")
         .push(format!("{method} {target} auth={}", user.is_some()));

@@ -31,7 +31,10 @@ pub struct Said {
 /// (`oauth2:<token>`, which GitLab, GitHub, Gitea and Bitbucket accept) for one
 /// origin only, appended after any `GIT_CONFIG_*` entries already set.
 pub fn credential_env(token: &Secret, origin: &str, env: &HashMap<String, String>) -> Vec<(String, String)> {
-    let n: usize = env.get("GIT_CONFIG_COUNT").and_then(|c| c.trim().parse().ok()).unwrap_or(0);
+    let n: usize = env
+        .get("GIT_CONFIG_COUNT")
+        .and_then(|c| c.trim().parse().ok())
+        .unwrap_or(0);
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("oauth2:{}", token.expose()));
     vec![
         ("GIT_CONFIG_COUNT".into(), (n + 1).to_string()),
@@ -59,7 +62,9 @@ impl Git {
     }
 
     pub fn scrub(&self, text: &str) -> String {
-        self.secrets.iter().fold(text.to_string(), |t, s| t.replace(s.as_str(), "***"))
+        self.secrets
+            .iter()
+            .fold(text.to_string(), |t, s| t.replace(s.as_str(), "***"))
     }
 
     /// Runs `git -C <checkout> <args>`; never prompts, messages in English.
@@ -138,9 +143,16 @@ pub fn porcelain(stdout: &str) -> Vec<PushLine> {
 /// Whether a rejected line lost a race (the ref is not where it was leased, or
 /// the atomic push fell with such a ref) rather than being refused for good.
 pub fn lost_race(line: &PushLine) -> bool {
-    ["stale info", "fetch first", "non-fast-forward", "atomic push failed", "failed to lock", "cannot lock ref"]
-        .iter()
-        .any(|s| line.summary.contains(s))
+    [
+        "stale info",
+        "fetch first",
+        "non-fast-forward",
+        "atomic push failed",
+        "failed to lock",
+        "cannot lock ref",
+    ]
+    .iter()
+    .any(|s| line.summary.contains(s))
 }
 
 #[cfg(test)]
@@ -152,7 +164,10 @@ mod tests {
         let env: HashMap<String, String> = [("GIT_CONFIG_COUNT".to_string(), "2".to_string())].into();
         let e = credential_env(&Secret::new("glpat-abc"), "https://gitlab.com/", &env);
         assert_eq!(e[0], ("GIT_CONFIG_COUNT".into(), "3".into()));
-        assert_eq!(e[1], ("GIT_CONFIG_KEY_2".into(), "http.https://gitlab.com/.extraHeader".into()));
+        assert_eq!(
+            e[1],
+            ("GIT_CONFIG_KEY_2".into(), "http.https://gitlab.com/.extraHeader".into())
+        );
         // base64("oauth2:glpat-abc")
         assert_eq!(e[2].1, "Authorization: Basic b2F1dGgyOmdscGF0LWFiYw==");
         let forms = token_forms(&Secret::new("glpat-abc"));

@@ -8,7 +8,13 @@ use crate::repo::PullRequestSpec;
 /// A push option is one line: the description's line breaks become spaces (the
 /// gitops-flow metadata comment is on one line and survives).
 pub fn gitlab_push_options(spec: &PullRequestSpec) -> Vec<String> {
-    let one_line = |s: &str| s.split(['\n', '\r']).map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+    let one_line = |s: &str| {
+        s.split(['\n', '\r'])
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     let mut out = vec![
         "merge_request.create".to_string(),
         format!("merge_request.target={}", spec.base),
@@ -95,7 +101,11 @@ pub fn web_url(remote_url: &str) -> Option<String> {
     if path.is_empty() {
         return None;
     }
-    let base = if host.contains("://") { host } else { format!("https://{host}") };
+    let base = if host.contains("://") {
+        host
+    } else {
+        format!("https://{host}")
+    };
     Some(format!("{}/{path}", base.trim_end_matches('/')))
 }
 
@@ -118,7 +128,8 @@ pub fn compare_url(web: &str, gitlab: bool, base: &str, head: &str) -> Option<St
         ));
     }
     let host = web.split("://").nth(1)?.split('/').next()?;
-    (host == "github.com" || host.ends_with(".ghe.com")).then(|| format!("{web}/compare/{}...{}?expand=1", enc(base), enc(head)))
+    (host == "github.com" || host.ends_with(".ghe.com"))
+        .then(|| format!("{web}/compare/{}...{}?expand=1", enc(base), enc(head)))
 }
 
 #[cfg(test)]
@@ -167,20 +178,37 @@ mod tests {
             Some((12, "https://gitlab.example.com/acme/env/-/merge_requests/12".into()))
         );
         assert_eq!(
-            merge_request_in("remote:   https://gitlab.example.com/acme/env/-/merge_requests/new?merge_request%5Bsource_branch%5D=x"),
+            merge_request_in(
+                "remote:   https://gitlab.example.com/acme/env/-/merge_requests/new?merge_request%5Bsource_branch%5D=x"
+            ),
             None
         );
     }
 
     #[test]
     fn urls() {
-        assert_eq!(strip_userinfo("https://oauth2:s3cret@gitlab.com/a/b.git"), "https://gitlab.com/a/b.git");
+        assert_eq!(
+            strip_userinfo("https://oauth2:s3cret@gitlab.com/a/b.git"),
+            "https://gitlab.com/a/b.git"
+        );
         assert_eq!(strip_userinfo("https://gitlab.com"), "https://gitlab.com");
-        assert_eq!(http_origin("https://x:y@gitlab.com:8443/a/b.git").as_deref(), Some("https://gitlab.com:8443/"));
+        assert_eq!(
+            http_origin("https://x:y@gitlab.com:8443/a/b.git").as_deref(),
+            Some("https://gitlab.com:8443/")
+        );
         assert_eq!(http_origin("file:///tmp/x.git"), None);
-        assert_eq!(web_url("https://t:s@gitlab.com/acme/env.git").as_deref(), Some("https://gitlab.com/acme/env"));
-        assert_eq!(web_url("git@gitlab.com:acme/env.git").as_deref(), Some("https://gitlab.com/acme/env"));
-        assert_eq!(web_url("ssh://git@github.com:22/acme/env.git").as_deref(), Some("https://github.com/acme/env"));
+        assert_eq!(
+            web_url("https://t:s@gitlab.com/acme/env.git").as_deref(),
+            Some("https://gitlab.com/acme/env")
+        );
+        assert_eq!(
+            web_url("git@gitlab.com:acme/env.git").as_deref(),
+            Some("https://gitlab.com/acme/env")
+        );
+        assert_eq!(
+            web_url("ssh://git@github.com:22/acme/env.git").as_deref(),
+            Some("https://github.com/acme/env")
+        );
         assert_eq!(web_url("file:///tmp/env.git"), None);
         assert_eq!(web_url("/tmp/env.git"), None);
         assert_eq!(
@@ -189,8 +217,13 @@ mod tests {
         );
         assert_eq!(
             compare_url("https://gitlab.com/acme/env", true, "main", "gitops-flow/prod/a").as_deref(),
-            Some("https://gitlab.com/acme/env/-/merge_requests/new?merge_request%5Bsource_branch%5D=gitops-flow/prod/a&merge_request%5Btarget_branch%5D=main")
+            Some(
+                "https://gitlab.com/acme/env/-/merge_requests/new?merge_request%5Bsource_branch%5D=gitops-flow/prod/a&merge_request%5Btarget_branch%5D=main"
+            )
         );
-        assert_eq!(compare_url("https://git.example.com/acme/env", false, "main", "x"), None);
+        assert_eq!(
+            compare_url("https://git.example.com/acme/env", false, "main", "x"),
+            None
+        );
     }
 }

@@ -50,7 +50,13 @@ pub struct GitRepo {
 fn sanitize(remote: &str) -> String {
     let s: String = remote
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     if s.len() > 40 || remote.contains(['/', ':']) {
         // A URL: one stable name per URL.
@@ -120,9 +126,16 @@ impl GitRepo {
     /// Mirrors the remote's branches and tags (and, in a shallow clone, the history
     /// that rollbacks and ancestry checks read).
     fn fetch(&self) -> Result<()> {
-        let mut args: Vec<String> = ["fetch", "--prune", "--no-tags", "--force", "--no-write-fetch-head", "--quiet"]
-            .map(String::from)
-            .to_vec();
+        let mut args: Vec<String> = [
+            "fetch",
+            "--prune",
+            "--no-tags",
+            "--force",
+            "--no-write-fetch-head",
+            "--quiet",
+        ]
+        .map(String::from)
+        .to_vec();
         if self.local.is_shallow() {
             args.push("--unshallow".into());
         }
@@ -152,7 +165,10 @@ impl GitRepo {
         } else {
             ""
         };
-        Error::failed(format!("git {what} `{}` ({}) failed: {text}{hint}", self.remote, self.url))
+        Error::failed(format!(
+            "git {what} `{}` ({}) failed: {text}{hint}",
+            self.remote, self.url
+        ))
     }
 
     fn mirror(&self, name: &str) -> String {
@@ -220,9 +236,8 @@ impl GitRepo {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            return Err(super::conflict(updates, &now, &cause, "").unwrap_or_else(|| {
-                Error::Conflict(format!("{cause}; re-run to act on the new state"))
-            }));
+            return Err(super::conflict(updates, &now, &cause, "")
+                .unwrap_or_else(|| Error::Conflict(format!("{cause}; re-run to act on the new state"))));
         }
         if !rejected.is_empty() {
             return Err(Error::failed(format!(
@@ -301,9 +316,12 @@ impl Repository for GitRepo {
     }
 
     fn default_branch(&self) -> Result<String> {
-        let said = self
-            .git
-            .run(&["ls-remote".into(), "--symref".into(), self.remote.clone(), "HEAD".into()])?;
+        let said = self.git.run(&[
+            "ls-remote".into(),
+            "--symref".into(),
+            self.remote.clone(),
+            "HEAD".into(),
+        ])?;
         if said.ok
             && let Some(b) = said
                 .stdout
@@ -423,7 +441,11 @@ impl Repository for GitRepo {
         let head_ref = format!("refs/heads/{}", spec.head);
         let pending = {
             let mut p = self.pending.borrow_mut();
-            if p.as_ref().is_some_and(|u| u.name == head_ref) { p.take() } else { None }
+            if p.as_ref().is_some_and(|u| u.name == head_ref) {
+                p.take()
+            } else {
+                None
+            }
         };
         self.flush_pending()?;
         let compare = self
@@ -477,7 +499,9 @@ impl Repository for GitRepo {
                     spec.head,
                     spec.base,
                     spec.title,
-                    compare.map(|c| format!(": {c}")).unwrap_or_else(|| " on the git host (`forge: none`)".into())
+                    compare
+                        .map(|c| format!(": {c}"))
+                        .unwrap_or_else(|| " on the git host (`forge: none`)".into())
                 ));
                 Ok(PullRequest::default())
             }
