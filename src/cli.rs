@@ -478,7 +478,11 @@ impl Inputs {
             wait: parse_bool("wait", clean(args.wait))?,
             timeout,
             argocd_server: clean(args.argocd_server).map(|s| s.trim_end_matches('/').to_string()),
-            argocd_token: secret("argocd-token", clean(args.argocd_token))?,
+            // GitLab CI variable names cannot hold a hyphen: `INPUT_ARGOCD_TOKEN` too.
+            argocd_token: secret(
+                "argocd-token",
+                clean(args.argocd_token).or_else(|| clean(env.get("INPUT_ARGOCD_TOKEN").cloned())),
+            )?,
             argocd_app: clean(args.argocd_app),
             status_context: clean(args.status_context),
             rollback_on_failure: parse_bool("rollback-on-failure", clean(args.rollback_on_failure))?,

@@ -80,6 +80,7 @@ pub fn run(argv: Vec<OsString>, env: HashMap<String, String>, now: i64) -> u8 {
     let secrets = secrets_of(&[
         args.token.clone(),
         args.argocd_token.clone(),
+        env.get("INPUT_ARGOCD_TOKEN").cloned(),
         env.get("GITHUB_TOKEN").cloned(),
     ]);
     for s in &secrets {
@@ -149,6 +150,7 @@ pub fn install_panic_hook(env: &HashMap<String, String>) {
     let secrets = secrets_of(&[
         env.get("INPUT_TOKEN").cloned(),
         env.get("INPUT_ARGOCD-TOKEN").cloned(),
+        env.get("INPUT_ARGOCD_TOKEN").cloned(),
         env.get("GITHUB_TOKEN").cloned(),
     ]);
     std::panic::set_hook(Box::new(move |info| {
@@ -186,6 +188,11 @@ fn execute(args: Args, env: &HashMap<String, String>, runner: &Runner, now: i64)
     }
     let config_name = inputs.config.clone().unwrap_or_else(|| "gitops-flow.yaml".into());
     crate::names::check_repo_path("config", &config_name)?;
+    if inputs.backend == Backend::Git {
+        // The environment repository of another project (seed 2's app pipeline):
+        // cloned here when `remote` is its URL and `path` is not a checkout yet.
+        repo::git::clone_if_missing(&inputs, env)?;
+    }
     let config = Config::load(&inputs.path, &config_name, inputs.config.is_some())?;
     let git_repo = match inputs.backend {
         Backend::Git => Some(repo::git::GitRepo::open(&inputs, env, now)?),

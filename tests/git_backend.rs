@@ -12,6 +12,8 @@ use support::git_server::{GitServer, MR_BASE, git_wrapper};
 use support::{Run, git, git_raw, run, scratch};
 
 const TOKEN: &str = "glpat-Sekr3tT0ken-4242xyz";
+/// The read-only job token GitLab puts into the checkout's `origin` URL.
+const JOB_TOKEN: &str = "jobtok-ReadOnly-777";
 
 /// A GitLab CI runner in miniature: each job gets a fresh clone of the environment
 /// repository, GitLab's `CI_*` variables, the token as `INPUT_TOKEN`, no
@@ -57,13 +59,26 @@ impl<'a> GitLab<'a> {
         }
     }
 
-    /// One job: `env` are the pipeline's variables (`CI_COMMIT_SHA`, …).
+    /// One job: `env` are the pipeline's variables (`CI_COMMIT_SHA`, …). A job of the
+    /// environment repository's own pipeline (`at`: the pushed commit) starts in the
+    /// runner's checkout, whose `origin` carries the job token as GitLab sets it; a
+    /// job of the application repository names the environment repository by URL
+    /// and gitops-flow clones it.
     fn job(&self, at: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Job {
         self.n.set(self.n.get() + 1);
         let ws = self.tmp.path().join(format!("job{}", self.n.get()));
-        self.server.clone_to(&ws, at);
-        let dotenv = self.tmp.path().join(format!("job{}.env", self.n.get()));
         let mut argv: Vec<&str> = args.to_vec();
+        if at.is_some() {
+            self.server.clone_to(&ws, at);
+            let with_job_token =
+                self.server
+                    .url
+                    .replacen("http://", &format!("http://gitlab-ci-token:{JOB_TOKEN}@"), 1);
+            git(&ws, &["remote", "set-url", "origin", &with_job_token]);
+        } else {
+            argv.extend(["--remote", &self.server.url]);
+        }
+        let dotenv = self.tmp.path().join(format!("job{}.env", self.n.get()));
         let ws_s = ws.display().to_string();
         let dotenv_s = dotenv.display().to_string();
         argv.extend(["--path", &ws_s, "--output-dotenv", &dotenv_s]);
@@ -172,7 +187,8 @@ fn seed2_through_gitlab_ci_against_smart_http() {
         [("refs/heads/main".to_string(), initial.clone(), dev_commit.clone())]
     );
     assert!(pushes[0].options.is_empty());
-    // The checkout's own branches are untouched: the remote is the truth.
+    // gitops-flow cloned the environment repository; the clone's own branches are
+    // untouched by the push: the remote is the truth.
     assert_eq!(git(&dev.ws, &["rev-parse", "main"]), initial);
 
     // gate_dev: healthy in Argo CD at that commit.
@@ -412,7 +428,11 @@ fn a_refused_token_is_exit_1_with_what_to_do_and_no_token() {
         &[("INPUT_TOKEN", wrong)],
     );
     assert_eq!(j.run.code, 1, "{}\n{}", j.run.stdout, j.run.stderr);
-    assert!(j.run.stdout.contains("the token was refused"), "{}", j.run.stdout);
+    assert!(
+        j.run.stdout.contains("the token was refused or is missing"),
+        "{}",
+        j.run.stdout
+    );
     assert!(!j.run.stdout.contains(wrong) && !j.run.stderr.contains(wrong));
     assert!(server.pushes().is_empty());
 }

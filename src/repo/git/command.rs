@@ -61,10 +61,14 @@ impl Git {
         Git { dir, env, secrets }
     }
 
+    /// The token in all its forms, and the user information of any URL (a CI
+    /// checkout's `origin` may carry a job token), replaced by `***`.
     pub fn scrub(&self, text: &str) -> String {
-        self.secrets
+        let text = self
+            .secrets
             .iter()
-            .fold(text.to_string(), |t, s| t.replace(s.as_str(), "***"))
+            .fold(text.to_string(), |t, s| t.replace(s.as_str(), "***"));
+        scrub_userinfo(&text)
     }
 
     /// Runs `git -C <checkout> <args>`; never prompts, messages in English.
@@ -109,6 +113,29 @@ impl Git {
             stderr: self.scrub(&String::from_utf8_lossy(&out.stderr)),
         })
     }
+}
+
+/// `scheme://user:secret@host` -> `scheme://***@host`, wherever it appears.
+pub fn scrub_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c == '/' || c.is_whitespace() || c == '\'' || c == '"')
+            .unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                out.push_str(&tail[at..end]);
+            }
+            None => out.push_str(&tail[..end]),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// One line of `git push --porcelain`: `<flag>\t<from>:<to>\t<summary>`.
@@ -174,6 +201,14 @@ mod tests {
         assert!(forms.contains(&"b2F1dGgyOmdscGF0LWFiYw==".to_string()));
         let g = Git::new(".".into(), e, forms);
         assert_eq!(g.scrub("x glpat-abc y b2F1dGgyOmdscGF0LWFiYw=="), "x *** y ***");
+        assert_eq!(
+            g.scrub("fatal: unable to access 'https://gitlab-ci-token:jobtok@gitlab.com/a/b.git/': 403"),
+            "fatal: unable to access 'https://***@gitlab.com/a/b.git/': 403"
+        );
+        assert_eq!(
+            scrub_userinfo("see http://host/x and file:///tmp/y"),
+            "see http://host/x and file:///tmp/y"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod forge;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 use super::local::LocalRepo;
 use super::{
@@ -69,13 +70,80 @@ fn sanitize(remote: &str) -> String {
     }
 }
 
+/// What to do about a failed fetch, clone or push, from what git said.
+fn hint(stderr: &str) -> &'static str {
+    let lower = stderr.to_lowercase();
+    if lower.contains("authentication failed")
+        || lower.contains("returned error: 401")
+        || lower.contains("returned error: 403")
+        || lower.contains("could not read username")
+    {
+        "; the token was refused or is missing: pass a token that can write the repository (GitLab: a project or group access token with `write_repository`; GitHub: `contents: write`) as input `token`"
+    } else if lower.contains("does not support push options") {
+        "; the server does not take push options (GitLab does): use `forge: none` on this host"
+    } else if lower.contains("could not resolve host") || lower.contains("failed to connect") {
+        "; the git server cannot be reached from this job"
+    } else {
+        ""
+    }
+}
+
+fn is_url(remote: &str) -> bool {
+    remote.contains("://") || remote.contains('/') || remote.contains(':')
+}
+
+/// The git runner for `remote_url` with the token (if any) in its environment.
+fn git_for(inputs: &Inputs, dir: PathBuf, remote_url: &str, env: &HashMap<String, String>) -> Git {
+    let (cred_env, secrets) = match (&inputs.token, forge::http_origin(remote_url)) {
+        (Some(t), Some(origin)) => (command::credential_env(t, &origin, env), command::token_forms(t)),
+        (Some(t), None) => (Vec::new(), command::token_forms(t)),
+        (None, _) => (Vec::new(), Vec::new()),
+    };
+    Git::new(dir, cred_env, secrets)
+}
+
+/// Clones `remote` into `path` when `remote` is a URL and `path` does not exist
+/// (or is an empty directory): one command in a job that starts from another
+/// repository. A checkout that is already there is used as it is.
+pub fn clone_if_missing(inputs: &Inputs, env: &HashMap<String, String>) -> Result<()> {
+    let path = &inputs.path;
+    let present = std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_some());
+    if present {
+        return Ok(());
+    }
+    if !is_url(&inputs.remote) {
+        return Err(Error::input(format!(
+            "{} is not a checkout; check out the GitOps repository there first, or pass its URL as `remote` to clone it",
+            path.display()
+        )));
+    }
+    let git = git_for(inputs, PathBuf::from("."), &inputs.remote, env);
+    let said = git.run(&[
+        "clone".into(),
+        "--quiet".into(),
+        "--".into(),
+        inputs.remote.clone(),
+        path.display().to_string(),
+    ])?;
+    if !said.ok {
+        return Err(Error::failed(format!(
+            "git clone of {} into {} failed: {}{}",
+            forge::strip_userinfo(&inputs.remote),
+            path.display(),
+            said.stderr.trim(),
+            hint(&said.stderr)
+        )));
+    }
+    Ok(())
+}
+
 impl GitRepo {
     /// Opens the checkout at `inputs.path` and mirrors the remote's refs into it.
     pub fn open(inputs: &Inputs, env: &HashMap<String, String>, now: i64) -> Result<GitRepo> {
         let local = LocalRepo::open(&inputs.path, now)?;
         let remote = inputs.remote.clone();
         let probe = Git::new(inputs.path.clone(), Vec::new(), Vec::new());
-        let raw_url = if remote.contains("://") || remote.contains('/') || remote.contains(':') {
+        let raw_url = if is_url(&remote) {
             remote.clone()
         } else {
             let said = probe.run(&["remote".into(), "get-url".into(), remote.clone()])?;
@@ -88,11 +156,6 @@ impl GitRepo {
             said.stdout.trim().to_string()
         };
         let url = forge::strip_userinfo(&raw_url);
-        let (cred_env, secrets) = match (&inputs.token, forge::http_origin(&raw_url)) {
-            (Some(t), Some(origin)) => (command::credential_env(t, &origin, env), command::token_forms(t)),
-            (Some(t), None) => (Vec::new(), command::token_forms(t)),
-            (None, _) => (Vec::new(), Vec::new()),
-        };
         let gitlab_server = env.get("CI_SERVER_URL").filter(|s| !s.is_empty()).cloned();
         let web = forge::web_url(&raw_url);
         let gitlab = inputs.forge == Forge::GitLab
@@ -102,7 +165,7 @@ impl GitRepo {
                 .is_some_and(|(s, w)| w.starts_with(s.trim_end_matches('/')));
         let repo = GitRepo {
             local,
-            git: Git::new(inputs.path.clone(), cred_env, secrets),
+            git: git_for(inputs, inputs.path.clone(), &raw_url, env),
             ns: format!("refs/gitops-flow/remotes/{}", sanitize(&remote)),
             remote,
             url,
@@ -151,20 +214,7 @@ impl GitRepo {
 
     fn git_failure(&self, what: &str, said: &Said) -> Error {
         let text = said.stderr.trim();
-        let lower = text.to_lowercase();
-        let hint = if lower.contains("authentication failed")
-            || lower.contains("returned error: 401")
-            || lower.contains("returned error: 403")
-            || lower.contains("could not read username")
-        {
-            "; the token was refused: pass a token that can write the repository (GitLab: a project or group access token with `write_repository`; GitHub: `contents: write`) as input `token`"
-        } else if lower.contains("does not support push options") {
-            "; the server does not take push options (GitLab does): use `forge: none` on this host"
-        } else if lower.contains("could not resolve host") || lower.contains("failed to connect") {
-            "; the git server cannot be reached from this job"
-        } else {
-            ""
-        };
+        let hint = hint(text);
         Error::failed(format!(
             "git {what} `{}` ({}) failed: {text}{hint}",
             self.remote, self.url
