@@ -704,7 +704,7 @@ fn add_mask_is_printed_in_github_actions_only() {
 }
 
 #[test]
-fn the_chain_ignores_a_push_that_changed_no_version() {
+fn the_chain_reads_what_a_push_changed() {
     let (_seed, seed_dir) = scratch("make_seed2_repo.sh");
     let server = GitServer::file(&seed_dir);
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -729,4 +729,47 @@ fn the_chain_ignores_a_push_that_changed_no_version() {
     assert_eq!(r.out("changed"), "false");
     assert!(r.stdout.contains("changed no version"), "{}", r.stdout);
     assert_eq!(server.pushes().len(), 1, "only the docs push");
+
+    // One push that changed dev and staging: the chain cannot tell which promotion
+    // it was and says so; `from` picks one. Two commits pushed at once (a
+    // fast-forward): before..after spans both.
+    let set = |env: &str, v: &str| {
+        let f = ws.join(format!("overlays/{env}/payments/values.yaml"));
+        let text = std::fs::read_to_string(&f).expect("read");
+        std::fs::write(&f, text.replace("\"v1.0.0\"", &format!("\"{v}\""))).expect("write");
+        git(&ws, &["commit", "-q", "-am", &format!("{env} {v}")]);
+    };
+    set("dev", "v3.0.0");
+    set("staging", "v3.0.0");
+    let after = git(&ws, &["rev-parse", "HEAD"]);
+    let before_ff = git(&ws, &["rev-parse", "HEAD~2"]);
+    git_raw(&ws, &["push", "-q", "origin", "HEAD:main"]);
+    let chain = |extra: &[&'static str]| {
+        let mut a = vec!["promote", "--backend", "git", "--path", &ws_s];
+        a.extend_from_slice(extra);
+        run(
+            &a,
+            &[
+                ("PATH", path.as_str()),
+                ("CI_PIPELINE_SOURCE", "push"),
+                ("CI_COMMIT_BEFORE_SHA", &before_ff),
+                ("CI_COMMIT_SHA", &after),
+            ],
+        )
+    };
+    let r = chain(&[]);
+    r.assert_ok();
+    assert!(
+        r.stdout
+            .contains("changed several versions (payments in `dev` to v3.0.0, payments in `staging` to v3.0.0)"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(server.pushes().len(), 2, "nothing promoted");
+    let r = chain(&["--from", "staging"]);
+    r.assert_ok();
+    assert_eq!(r.out("environment"), "prod");
+    assert_eq!(r.out("version"), "v3.0.0");
+    assert_eq!(server.pushes().len(), 3);
+    assert_eq!(server.pushes()[2].refs[0].0, "refs/heads/gitops-flow/prod/payments");
 }

@@ -243,16 +243,16 @@ impl Ctx<'_> {
 
     /// The one change a push made that the chain acts on: the merged pull
     /// request's metadata, else the version field the push changed (restricted to
-    /// environment `only` when given). Several changes are an input error naming them.
-    pub fn pushed_change(&self, sha: &Oid, only: Option<&str>) -> Result<Option<Meta>> {
+    /// environment `only` when given). `Err` names the changes when there are several.
+    pub fn pushed_change(&self, sha: &Oid, only: Option<&str>) -> Result<std::result::Result<Option<Meta>, String>> {
         if let Some(m) = self.merged_meta(sha)? {
-            return Ok(Some(m));
+            return Ok(Ok(Some(m)));
         }
         let mut changes = self.pushed_changes(sha)?;
         changes.retain(|m| only.is_none_or(|o| m.environment.as_deref() == Some(o)));
         if changes.len() > 1 {
-            return Err(Error::input(format!(
-                "commit {} changed several versions ({}); pass `service` (and `from`) to say which to act on",
+            return Ok(Err(format!(
+                "commit {} changed several versions ({}); pass `service` (and `from` or `environment`) to say which to act on",
                 short(sha),
                 changes
                     .iter()
@@ -266,7 +266,7 @@ impl Ctx<'_> {
                     .join(", ")
             )));
         }
-        Ok(changes.pop())
+        Ok(Ok(changes.pop()))
     }
 
     /// The metadata of the gitops-flow pull request whose merge produced `sha`.

@@ -72,7 +72,14 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
             let Some(sha) = ctx.pushed_sha() else {
                 return Err(Error::input("`promote` needs a service; pass input `service`"));
             };
-            let meta = ctx.pushed_change(&sha, ctx.inputs.from.as_deref())?;
+            let meta = match ctx.pushed_change(&sha, ctx.inputs.from.as_deref())? {
+                Ok(m) => m,
+                Err(several) => {
+                    // Not a promotion the chain can tell apart: say so, move nothing.
+                    ctx.runner.warning(&format!("{several}; nothing promoted"));
+                    return Ok(Outcome::default());
+                }
+            };
             let Some(meta) = meta else {
                 ctx.runner.notice(&format!(
                     "commit {} did not come from a gitops-flow pull request and changed no version{}; nothing to promote",

@@ -35,7 +35,9 @@ fn target(ctx: &Ctx<'_>) -> Result<(String, Environment)> {
     if ctx.inputs.service.is_none() && ctx.event.name == "push" {
         // After a promotion pull request merged: gate the environment it deployed.
         if let Some(sha) = ctx.pushed_sha()
-            && let Some(meta) = ctx.pushed_change(&sha, ctx.inputs.environment.as_deref())?
+            && let Some(meta) = ctx
+                .pushed_change(&sha, ctx.inputs.environment.as_deref())?
+                .map_err(Error::input)?
         {
             ctx.config.service(&meta.service)?;
             let env = match &meta.environment {
