@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::names::short_sha;
 use command::{Git, Said};
 
-/// How often a lost race is not even retried here: the commands retry (bounded).
+/// The `git` backend: a `LocalRepo` for reads and objects, the git CLI for publishing.
 pub struct GitRepo {
     local: LocalRepo,
     git: Git,
