@@ -143,12 +143,32 @@ pub struct Args {
     /// preview: environment URL template (`https://{slug}.example.com`)
     #[arg(long, env = "INPUT_URL", hide_env = true)]
     pub url: Option<String>,
+    /// git backend: the remote to fetch from and push to, a name or a URL (default `origin`)
+    #[arg(long, env = "INPUT_REMOTE", hide_env = true)]
+    pub remote: Option<String>,
+    /// git backend: `gitlab` (merge requests by push options) or `none` (default: `gitlab` in GitLab CI)
+    #[arg(long, env = "INPUT_FORGE", hide_env = true)]
+    pub forge: Option<String>,
+    /// Also write the outputs as a dotenv file (GitLab CI's `artifacts:reports:dotenv`)
+    #[arg(long = "output-dotenv", env = "INPUT_OUTPUT-DOTENV", hide_env = true)]
+    pub output_dotenv: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Local,
     GitHub,
+    /// Any git host: gix in the checkout, published with `git push`.
+    Git,
+}
+
+/// Where the `git` backend's pull requests go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forge {
+    /// GitLab: merge requests opened and updated by push options.
+    GitLab,
+    /// Push the branch and report the pull request to open.
+    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,6 +210,10 @@ pub struct Inputs {
     pub label: String,
     /// preview: the environment URL template.
     pub url: Option<String>,
+    /// git backend: remote name or URL.
+    pub remote: String,
+    /// git backend: where pull requests go.
+    pub forge: Forge,
 }
 
 /// The triggering event (`GITHUB_EVENT_NAME`, `GITHUB_EVENT_PATH`).
@@ -245,6 +269,24 @@ impl Event {
             }
             None => (Value::Null, HashMap::new()),
         };
+        // GitLab CI: the pipeline source is the event (`push`, `web`, `schedule`, ...)
+        // and the push's before/after commits are its payload.
+        if name.is_empty()
+            && payload.is_null()
+            && let Some(source) = env.get("CI_PIPELINE_SOURCE").filter(|s| !s.is_empty())
+        {
+            let mut p = serde_json::Map::new();
+            for (key, var) in [("before", "CI_COMMIT_BEFORE_SHA"), ("after", "CI_COMMIT_SHA")] {
+                if let Some(v) = env.get(var).filter(|v| !v.is_empty()) {
+                    p.insert(key.into(), Value::String(v.clone()));
+                }
+            }
+            return Ok(Event {
+                name: source.clone(),
+                payload: Value::Object(p),
+                number_text,
+            });
+        }
         Ok(Event {
             name,
             payload,
@@ -353,17 +395,37 @@ impl Inputs {
             )));
         }
         let on_actions = env.get("GITHUB_ACTIONS").is_some_and(|v| v == "true");
+        let on_gitlab = env.get("GITLAB_CI").is_some_and(|v| v == "true")
+            || env.get("CI_SERVER_URL").is_some_and(|v| !v.trim().is_empty());
         let backend = match clean(args.backend).as_deref() {
             None if on_actions => Backend::GitHub,
+            None if on_gitlab => Backend::Git,
             None => Backend::Local,
             Some("local") => Backend::Local,
             Some("github") => Backend::GitHub,
+            Some("git") => Backend::Git,
             Some(other) => {
                 return Err(Error::input(format!(
-                    "input `backend` is `{other}`; use `github` or `local`"
+                    "input `backend` is `{other}`; use `github`, `git` or `local`"
                 )));
             }
         };
+        let forge = match clean(args.forge).as_deref().map(str::trim) {
+            None if on_gitlab => Forge::GitLab,
+            None | Some("none") => Forge::None,
+            Some("gitlab") => Forge::GitLab,
+            Some(other) => {
+                return Err(Error::input(format!(
+                    "input `forge` is `{other}`; use `gitlab` or `none` (the `git` backend's pull requests)"
+                )));
+            }
+        };
+        let remote = clean(args.remote).map_or_else(|| "origin".to_string(), |r| r.trim().to_string());
+        if remote.starts_with('-') || remote.chars().any(char::is_control) {
+            return Err(Error::input(format!(
+                "input `remote` is `{remote}`; give a remote name (`origin`) or a URL"
+            )));
+        }
         let path = clean(args.path)
             .map(PathBuf::from)
             .or_else(|| env.get("GITHUB_WORKSPACE").filter(|s| !s.is_empty()).map(PathBuf::from))
@@ -416,13 +478,19 @@ impl Inputs {
             wait: parse_bool("wait", clean(args.wait))?,
             timeout,
             argocd_server: clean(args.argocd_server).map(|s| s.trim_end_matches('/').to_string()),
-            argocd_token: secret("argocd-token", clean(args.argocd_token))?,
+            // GitLab CI variable names cannot hold a hyphen: `INPUT_ARGOCD_TOKEN` too.
+            argocd_token: secret(
+                "argocd-token",
+                clean(args.argocd_token).or_else(|| clean(env.get("INPUT_ARGOCD_TOKEN").cloned())),
+            )?,
             argocd_app: clean(args.argocd_app),
             status_context: clean(args.status_context),
             rollback_on_failure: parse_bool("rollback-on-failure", clean(args.rollback_on_failure))?,
             deployments: parse_bool("deployments", clean(args.deployments))?,
             label: clean(args.label).map_or_else(|| "preview".to_string(), |l| l.trim().to_string()),
             url: clean(args.url),
+            remote,
+            forge,
         };
         if let Some(v) = &inputs.version {
             crate::names::check_version(v)?;

@@ -32,12 +32,14 @@ use crate::repo::Repository;
 
 /// Runs the program and returns its exit code.
 pub fn run(argv: Vec<OsString>, env: HashMap<String, String>, now: i64) -> u8 {
-    let runner = Runner {
+    let mut runner = Runner {
         output_file: env.get("GITHUB_OUTPUT").filter(|s| !s.is_empty()).map(PathBuf::from),
         summary_file: env
             .get("GITHUB_STEP_SUMMARY")
             .filter(|s| !s.is_empty())
             .map(PathBuf::from),
+        dotenv_file: None,
+        on_actions: env.get("GITHUB_ACTIONS").is_some_and(|v| v == "true"),
     };
     // A deliberate crash, so that tests can see the panic hook at work end to end.
     if env.get("GITOPS_FLOW_TEST_CRASH").is_some_and(|v| v == "1") {
@@ -70,9 +72,15 @@ pub fn run(argv: Vec<OsString>, env: HashMap<String, String>, now: i64) -> u8 {
             return 2;
         }
     };
+    runner.dotenv_file = args
+        .output_dotenv
+        .clone()
+        .filter(|s| !s.trim().is_empty())
+        .map(PathBuf::from);
     let secrets = secrets_of(&[
         args.token.clone(),
         args.argocd_token.clone(),
+        env.get("INPUT_ARGOCD_TOKEN").cloned(),
         env.get("GITHUB_TOKEN").cloned(),
     ]);
     for s in &secrets {
@@ -142,6 +150,7 @@ pub fn install_panic_hook(env: &HashMap<String, String>) {
     let secrets = secrets_of(&[
         env.get("INPUT_TOKEN").cloned(),
         env.get("INPUT_ARGOCD-TOKEN").cloned(),
+        env.get("INPUT_ARGOCD_TOKEN").cloned(),
         env.get("GITHUB_TOKEN").cloned(),
     ]);
     std::panic::set_hook(Box::new(move |info| {
@@ -179,10 +188,26 @@ fn execute(args: Args, env: &HashMap<String, String>, runner: &Runner, now: i64)
     }
     let config_name = inputs.config.clone().unwrap_or_else(|| "gitops-flow.yaml".into());
     crate::names::check_repo_path("config", &config_name)?;
+    if inputs.backend == Backend::Git {
+        // The environment repository of another project (seed 2's app pipeline):
+        // cloned here when `remote` is its URL and `path` is not a checkout yet.
+        repo::git::clone_if_missing(&inputs, env)?;
+    }
     let config = Config::load(&inputs.path, &config_name, inputs.config.is_some())?;
-    let repo: Box<dyn Repository> = match inputs.backend {
-        Backend::Local => Box::new(repo::local::LocalRepo::open(&inputs.path, now)?),
-        Backend::GitHub => Box::new(repo::github::GitHubRepo::open(&inputs, env, now)?),
+    let git_repo = match inputs.backend {
+        Backend::Git => Some(repo::git::GitRepo::open(&inputs, env, now)?),
+        _ => None,
+    };
+    let boxed: Option<Box<dyn Repository>> = match inputs.backend {
+        Backend::Local => Some(Box::new(repo::local::LocalRepo::open(&inputs.path, now)?)),
+        Backend::GitHub => Some(Box::new(repo::github::GitHubRepo::open(&inputs, env, now)?)),
+        Backend::Git => None,
+    };
+    let git_backend = git_repo.as_ref();
+    let repo: &dyn Repository = match (&boxed, git_backend) {
+        (Some(b), _) => b.as_ref(),
+        (None, Some(g)) => g,
+        (None, None) => return Err(error::Error::failed("no backend opened")),
     };
     // One round trip for every ref the command will read (GitHub backend).
     repo.prefetch(&commands::read_plan(&inputs, &config))?;
@@ -190,17 +215,31 @@ fn execute(args: Args, env: &HashMap<String, String>, runner: &Runner, now: i64)
         Some(b) => b,
         None => repo.default_branch()?,
     };
+    if let Some(g) = git_backend {
+        g.set_main_branch(&branch);
+    }
     let ctx = Ctx {
         inputs: &inputs,
         config: &config,
-        repo: repo.as_ref(),
+        repo,
         event: &event,
         runner,
         branch,
         env,
     };
     runner.group(&format!("gitops-flow {}", inputs.command));
-    let result = commands::run(&ctx);
+    let mut result = commands::run(&ctx);
+    if let Some(g) = git_backend
+        && let Err(e) = g.finish()
+    {
+        result = match result {
+            Ok(mut o) => {
+                o.fail(&e.to_string());
+                Ok(o)
+            }
+            Err(first) => Err(first),
+        };
+    }
     for n in repo.take_notices() {
         runner.notice(&n);
     }

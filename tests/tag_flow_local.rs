@@ -429,8 +429,16 @@ fn inputs_come_from_input_variables_and_the_event() {
     );
     r.assert_ok();
     assert_eq!(r.out("version"), "1.5.0");
-    // The token is masked and never printed.
-    let r = run(&["report", "--path", &path], &[("INPUT_TOKEN", "ghs_supersecret123")]);
+    // The token is masked (in GitHub Actions, the only runner that reads
+    // `::add-mask::`) and never printed.
+    let r = run(
+        &["report", "--path", &path],
+        &[
+            ("INPUT_TOKEN", "ghs_supersecret123"),
+            ("GITHUB_ACTIONS", "true"),
+            ("INPUT_BACKEND", "local"),
+        ],
+    );
     r.assert_ok();
     assert!(r.stdout.contains("::add-mask::ghs_supersecret123"));
     let rest: String = r.stdout.lines().filter(|l| !l.starts_with("::add-mask::")).collect();

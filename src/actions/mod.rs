@@ -2,7 +2,7 @@
 
 mod outputs;
 
-pub use outputs::{parse_output_file, random_delimiter, write_outputs};
+pub use outputs::{dotenv_name, parse_output_file, random_delimiter, write_dotenv, write_outputs, write_plain};
 
 use std::io::Write;
 
@@ -34,6 +34,11 @@ fn log_line(msg: &str) -> String {
 pub struct Runner {
     pub output_file: Option<std::path::PathBuf>,
     pub summary_file: Option<std::path::PathBuf>,
+    /// `--output-dotenv FILE`: the outputs as a dotenv file (GitLab's `artifacts:reports:dotenv`).
+    pub dotenv_file: Option<std::path::PathBuf>,
+    /// In GitHub Actions (`GITHUB_ACTIONS=true`): only there are `::add-mask::` lines
+    /// understood; anywhere else they would print the secret.
+    pub on_actions: bool,
 }
 
 impl Runner {
@@ -77,9 +82,10 @@ impl Runner {
         self.line(&format!("::error{props}::{}", escape_data(msg)));
     }
 
-    /// Asks the runner to mask a secret in all later log lines.
+    /// Asks the runner to mask a secret in all later log lines (GitHub Actions only:
+    /// elsewhere nothing reads the command and the line would show the secret).
     pub fn add_mask(&self, secret: &str) {
-        if !secret.is_empty() {
+        if self.on_actions && !secret.is_empty() {
             self.line(&format!("::add-mask::{}", escape_data(secret)));
         }
     }
@@ -104,13 +110,26 @@ impl Runner {
         Ok(())
     }
 
-    /// Writes outputs (no-op outside Actions).
+    /// Writes outputs: to `GITHUB_OUTPUT` when set, to the dotenv file when asked,
+    /// and printed as `name=value` lines on stdout when neither is given.
     pub fn outputs(&self, pairs: &[(String, String)]) -> std::io::Result<()> {
-        let Some(path) = &self.output_file else {
-            return Ok(());
-        };
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-        write_outputs(&mut f, pairs)
+        if let Some(path) = &self.dotenv_file {
+            let mut buf = Vec::new();
+            write_dotenv(&mut buf, pairs)?;
+            std::fs::write(path, buf)?;
+        }
+        match &self.output_file {
+            Some(path) => {
+                let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+                write_outputs(&mut f, pairs)
+            }
+            None if self.dotenv_file.is_none() => {
+                let mut buf = Vec::new();
+                write_plain(&mut buf, pairs)?;
+                std::io::stdout().lock().write_all(&buf)
+            }
+            None => Ok(()),
+        }
     }
 }
 

@@ -185,6 +185,88 @@ impl Ctx<'_> {
         })
     }
 
+    /// The commit the pushed branch was at before the push: the push event's
+    /// `before` (GitLab: `CI_COMMIT_BEFORE_SHA`), else the first parent of `after`.
+    /// A new branch (`before` all zeros) counts from the first parent too.
+    pub fn pushed_before(&self, after: &Oid) -> Result<Option<Oid>> {
+        let given = self
+            .event
+            .payload
+            .get("before")
+            .and_then(|b| b.as_str())
+            .filter(|b| !b.is_empty() && b.bytes().any(|c| c != b'0'));
+        if let Some(b) = given
+            && let Some(c) = self.repo.resolve_revision(b)?
+        {
+            return Ok(Some(c));
+        }
+        self.repo.first_parent(after)
+    }
+
+    /// What a push changed, read from the version fields rather than a forge API:
+    /// every (service, environment, version) whose file-tracked version differs
+    /// between the push's before and after commits. A merge commit, a squash merge
+    /// and a fast-forward all look the same this way.
+    pub fn pushed_changes(&self, sha: &str) -> Result<Vec<Meta>> {
+        let Some(after) = self.repo.resolve_revision(sha)? else {
+            return Ok(Vec::new());
+        };
+        let before = self.pushed_before(&after)?;
+        let mut out = Vec::new();
+        for service in self.config.services.keys() {
+            for env in self.config.environments.iter().filter(|e| e.track == Track::File) {
+                let Ok(locs) = self.config.locations(env, service) else {
+                    continue;
+                };
+                let Ok(new) = self.read_version(&after, &locs) else {
+                    continue;
+                };
+                let old = match &before {
+                    Some(b) => self.read_version(b, &locs).ok(),
+                    None => None,
+                };
+                if old.as_deref() != Some(new.as_str()) {
+                    out.push(Meta {
+                        command: "push".into(),
+                        service: service.clone(),
+                        environment: Some(env.name.clone()),
+                        from: None,
+                        version: Some(new),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The one change a push made that the chain acts on: the merged pull
+    /// request's metadata, else the version field the push changed (restricted to
+    /// environment `only` when given). `Err` names the changes when there are several.
+    pub fn pushed_change(&self, sha: &Oid, only: Option<&str>) -> Result<std::result::Result<Option<Meta>, String>> {
+        if let Some(m) = self.merged_meta(sha)? {
+            return Ok(Ok(Some(m)));
+        }
+        let mut changes = self.pushed_changes(sha)?;
+        changes.retain(|m| only.is_none_or(|o| m.environment.as_deref() == Some(o)));
+        if changes.len() > 1 {
+            return Ok(Err(format!(
+                "commit {} changed several versions ({}); pass `service` (and `from` or `environment`) to say which to act on",
+                short(sha),
+                changes
+                    .iter()
+                    .map(|m| format!(
+                        "{} in `{}` to {}",
+                        m.service,
+                        m.environment.as_deref().unwrap_or_default(),
+                        m.version.as_deref().unwrap_or_default()
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        Ok(Ok(changes.pop()))
+    }
+
     /// The metadata of the gitops-flow pull request whose merge produced `sha`.
     pub fn merged_meta(&self, sha: &Oid) -> Result<Option<Meta>> {
         Ok(self
@@ -553,7 +635,7 @@ impl Proposal {
         match (&self.pr.url, self.pr.number) {
             (Some(u), Some(n)) => format!("pull request [#{n}]({u}) `{}` → `{}`", self.spec.head, self.spec.base),
             _ => format!(
-                "pull request `{}` → `{}`: {} (reported, not opened on the local backend)",
+                "pull request `{}` → `{}`: {} (reported, not opened by gitops-flow: no forge API on this backend)",
                 self.spec.head, self.spec.base, self.spec.title
             ),
         }

@@ -72,11 +72,19 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
             let Some(sha) = ctx.pushed_sha() else {
                 return Err(Error::input("`promote` needs a service; pass input `service`"));
             };
-            let meta = ctx.merged_meta(&sha)?;
+            let meta = match ctx.pushed_change(&sha, ctx.inputs.from.as_deref())? {
+                Ok(m) => m,
+                Err(several) => {
+                    // Not a promotion the chain can tell apart: say so, move nothing.
+                    ctx.runner.warning(&format!("{several}; nothing promoted"));
+                    return Ok(Outcome::default());
+                }
+            };
             let Some(meta) = meta else {
                 ctx.runner.notice(&format!(
-                    "commit {} did not come from a gitops-flow pull request; nothing to promote",
-                    short(&sha)
+                    "commit {} did not come from a gitops-flow pull request and changed no version{}; nothing to promote",
+                    short(&sha),
+                    ctx.inputs.from.as_ref().map(|f| format!(" in `{f}`")).unwrap_or_default()
                 ));
                 return Ok(Outcome::default());
             };
@@ -355,7 +363,7 @@ fn promote_branch(ctx: &Ctx<'_>, from: &Environment, to: &Environment, mut out: 
     out.summary = format!(
         "### gitops-flow promote\n\npull request `{from_branch}` → `{to_branch}` {}\n",
         pr.url
-            .unwrap_or_else(|| "(reported, not opened on the local backend)".into())
+            .unwrap_or_else(|| "(reported, not opened by gitops-flow: no forge API on this backend)".into())
     );
     Ok(out)
 }

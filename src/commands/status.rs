@@ -35,7 +35,9 @@ fn target(ctx: &Ctx<'_>) -> Result<(String, Environment)> {
     if ctx.inputs.service.is_none() && ctx.event.name == "push" {
         // After a promotion pull request merged: gate the environment it deployed.
         if let Some(sha) = ctx.pushed_sha()
-            && let Some(meta) = ctx.merged_meta(&sha)?
+            && let Some(meta) = ctx
+                .pushed_change(&sha, ctx.inputs.environment.as_deref())?
+                .map_err(Error::input)?
         {
             ctx.config.service(&meta.service)?;
             let env = match &meta.environment {
@@ -45,7 +47,7 @@ fn target(ctx: &Ctx<'_>) -> Result<(String, Environment)> {
             return Ok((meta.service, env));
         }
         return Err(Error::input(
-            "this push did not come from a gitops-flow pull request; pass `service` and `environment` to `status`",
+            "this push did not come from a gitops-flow pull request and changed no version; pass `service` and `environment` to `status`",
         ));
     }
     let service = ctx.require_service()?;

@@ -152,6 +152,54 @@ impl LocalRepo {
         Ok(None)
     }
 
+    /// Writes the blobs, tree and commit of `changes` on top of `parent` into the
+    /// object database, moving no ref. Returns the commit and the blobs, in order.
+    fn write_commit_objects(
+        &self,
+        parent: &gix::Commit<'_>,
+        changes: &[super::FileChange],
+        message: &str,
+    ) -> Result<(Oid, Vec<gix::ObjectId>)> {
+        let parent_tree = parent.tree().map_err(git_err("read tree"))?;
+        let mut editor = self.repo.edit_tree(parent_tree.id).map_err(git_err("edit tree"))?;
+        let mut blobs = Vec::new();
+        for ch in changes {
+            let blob = self
+                .repo
+                .write_blob(&ch.content)
+                .map_err(git_err("write blob"))?
+                .detach();
+            editor
+                .upsert(ch.path.as_str(), gix::objs::tree::EntryKind::Blob, blob)
+                .map_err(git_err("edit tree"))?;
+            blobs.push(blob);
+        }
+        let tree = editor.write().map_err(git_err("write tree"))?.detach();
+        let sig = self.signature();
+        let commit = gix::objs::Commit {
+            tree,
+            parents: [parent.id].into_iter().collect(),
+            author: sig.clone(),
+            committer: sig,
+            encoding: None,
+            message: message.into(),
+            extra_headers: Vec::new(),
+        };
+        let new = self
+            .repo
+            .write_object(&commit)
+            .map_err(git_err("write commit"))?
+            .detach();
+        Ok((new.to_hex().to_string(), blobs))
+    }
+
+    /// Writes a commit of `changes` on top of `parent` (objects only, no ref moves):
+    /// what the `git` backend then publishes with `git push`.
+    pub(crate) fn write_commit(&self, parent: &Oid, changes: &[super::FileChange], message: &str) -> Result<Oid> {
+        let parent = self.commit_obj(parent)?;
+        Ok(self.write_commit_objects(&parent, changes, message)?.0)
+    }
+
     fn has_object(&self, id: &str) -> bool {
         oid(id).is_ok_and(|o| self.repo.has_object(o))
     }
@@ -628,36 +676,7 @@ impl Repository for LocalRepo {
             }
             index = Some(idx);
         }
-        let mut editor = self.repo.edit_tree(parent_tree.id).map_err(git_err("edit tree"))?;
-        let mut blobs = Vec::new();
-        for ch in &req.changes {
-            let blob = self
-                .repo
-                .write_blob(&ch.content)
-                .map_err(git_err("write blob"))?
-                .detach();
-            editor
-                .upsert(ch.path.as_str(), gix::objs::tree::EntryKind::Blob, blob)
-                .map_err(git_err("edit tree"))?;
-            blobs.push(blob);
-        }
-        let tree = editor.write().map_err(git_err("write tree"))?.detach();
-        let sig = self.signature();
-        let commit = gix::objs::Commit {
-            tree,
-            parents: [parent.id].into_iter().collect(),
-            author: sig.clone(),
-            committer: sig,
-            encoding: None,
-            message: req.message.clone().into(),
-            extra_headers: Vec::new(),
-        };
-        let new = self
-            .repo
-            .write_object(&commit)
-            .map_err(git_err("write commit"))?
-            .detach();
-        let new_hex = new.to_hex().to_string();
+        let (new_hex, blobs) = self.write_commit_objects(&parent, &req.changes, &req.message)?;
         let update = RefUpdate {
             name: full.clone(),
             expected: req.expected_head.clone(),

@@ -1,5 +1,6 @@
 //! The repository seam: what the commands read and write, and its two backends.
 
+pub mod git;
 pub mod git_errors;
 pub mod github;
 pub mod local;
