@@ -447,8 +447,14 @@ impl Repository for GitRepo {
         self.local.changed_paths(commit)
     }
 
-    fn file_history(&self, head: &Oid, path: &str, limit: usize) -> Result<Vec<HistoryEntry>> {
-        self.local.file_history(head, path, limit)
+    fn file_history(
+        &self,
+        head: &Oid,
+        path: &str,
+        limit: usize,
+        enough: &mut dyn FnMut(&HistoryEntry) -> bool,
+    ) -> Result<Vec<HistoryEntry>> {
+        self.local.file_history(head, path, limit, enough)
     }
 
     fn update_refs(&self, updates: &[RefUpdate], _message: &str) -> Result<()> {
