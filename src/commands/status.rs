@@ -212,6 +212,11 @@ pub fn on_failure(
             "\n**Rolled back** after the failed gate:\n\n{}",
             rb.summary.replace("### ", "#### ")
         ));
+        let why = format!("{} was not healthy: {}", ctx.inputs.command, result.last);
+        if let Some(line) = super::lock::hold_after_rollback(ctx, env, service, &why)? {
+            msg.push_str(&format!("; held `{service}` in `{}`", env.name));
+            out.summary.push_str(&format!("\n{line}\n"));
+        }
     } else {
         msg.push_str(if ctx.inputs.rollback_on_failure {
             ""
