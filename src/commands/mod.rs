@@ -488,14 +488,13 @@ impl Ctx<'_> {
         let Err(Error::Held(why)) = self.check_holds(new_head, services, env) else {
             return Ok(());
         };
+        // A ref this move created is deleted again (all zeros, as `updateRefs` takes it).
         let back: Vec<RefUpdate> = updates
             .iter()
-            .filter_map(|u| {
-                u.expected.as_ref().map(|old| RefUpdate {
-                    name: u.name.clone(),
-                    expected: Some(u.new.clone()),
-                    new: old.clone(),
-                })
+            .map(|u| RefUpdate {
+                name: u.name.clone(),
+                expected: Some(u.new.clone()),
+                new: u.expected.clone().unwrap_or_else(|| DELETE.to_string()),
             })
             .collect();
         let names = updates
@@ -503,11 +502,7 @@ impl Ctx<'_> {
             .map(|u| format!("`{}`", u.name.trim_start_matches("refs/tags/").trim_start_matches("refs/heads/")))
             .collect::<Vec<_>>()
             .join(", ");
-        let undone = if back.len() == updates.len() {
-            self.repo.update_refs(&back, &format!("{message} (undone: a hold landed)"))
-        } else {
-            Err(Error::failed("a ref was new, and gitops-flow does not delete refs"))
-        };
+        let undone = self.repo.update_refs(&back, &format!("{message} (undone: a hold landed)"));
         Err(Error::Held(match undone {
             Ok(()) => format!(
                 "{why} (the hold landed while this move was in flight: {names} moved and were moved back)"
@@ -711,6 +706,10 @@ impl Proposal {
         }
     }
 }
+
+/// The new value of a ref update that deletes the ref (only the backends that can
+/// move a guard's value in flight, GitHub's `updateRefs`, are ever asked to).
+const DELETE: &str = "0000000000000000000000000000000000000000";
 
 /// Short commit ids in messages: the one helper of the crate, under its old name here.
 pub use crate::names::short_sha as short;
