@@ -129,7 +129,11 @@ impl<'a> ArgoProbe<'a> {
     fn maybe_sync(&mut self, view: &AppView, at_expected: bool, left: Duration) -> Result<Kick> {
         let wanted = match self.sync {
             SyncMode::Off => false,
-            SyncMode::AfterMove => !(view.sync == "Synced" && at_expected),
+            // Exactly the expected commit: after a rollback, a later revision
+            // "contains" the target but runs newer code.
+            SyncMode::AfterMove => {
+                !(view.sync == "Synced" && view.revisions.iter().any(|r| r.eq_ignore_ascii_case(&self.expected)))
+            }
             SyncMode::WhenOutOfSync => view.sync == "OutOfSync" && at_expected,
         };
         if self.kicked || !wanted {
