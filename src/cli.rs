@@ -42,10 +42,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "lock",
         "hold a service (or, without `service`, every service) in an environment: stage, deploy and promote refuse to move it",
     ),
-    (
-        "unlock",
-        "remove a hold that `lock` recorded",
-    ),
+    ("unlock", "remove a hold that `lock` recorded"),
     (
         "report",
         "what runs where: services x environments as a table and as JSON",

@@ -292,7 +292,11 @@ mod tests {
     #[test]
     fn a_broken_file_is_an_error_naming_it() {
         let e = Holds::parse("holds:\n  - environment: production\n    who: me\n").unwrap_err();
-        assert!(e.to_string().starts_with(".gitops-flow/holds.yaml on the main branch is not a valid holds file"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with(".gitops-flow/holds.yaml on the main branch is not a valid holds file"),
+            "{e}"
+        );
         assert_eq!(e.place().unwrap().file, HOLDS_FILE);
     }
 

@@ -97,7 +97,13 @@ pub fn run(argv: Vec<OsString>, env: HashMap<String, String>, now: i64) -> u8 {
         Err(e) => {
             runner.error(&scrub(e.to_string()), e.place());
             let held = matches!(e, error::Error::Held(_));
-            let _ = runner.outputs(&Outcome { held, ..Outcome::default() }.output_pairs());
+            let _ = runner.outputs(
+                &Outcome {
+                    held,
+                    ..Outcome::default()
+                }
+                .output_pairs(),
+            );
             if held {
                 let _ = runner.summary(&format!("### gitops-flow: held\n\n⏸️ {}\n", scrub(e.to_string())));
             }

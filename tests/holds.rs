@@ -44,14 +44,29 @@ fn tag_track_local_lock_refuses_promote_allows_rollback_unlock_promotes_again() 
     let path = p(&dir);
     let initial = rev(&dir, "payments-production");
     let head = rev(&dir, "main");
-    run(&["deploy", "--path", &path, "--service", "payments", "--revision", &head], &[]).assert_ok();
+    run(
+        &["deploy", "--path", &path, "--service", "payments", "--revision", &head],
+        &[],
+    )
+    .assert_ok();
     run(&["promote", "--path", &path, "--service", "payments"], &[]).assert_ok();
     assert_eq!(rev(&dir, "payments-production"), head);
 
     // A dry run writes nothing.
     let main_before = rev(&dir, "main");
     let r = run(
-        &["lock", "--path", &path, "--environment", "production", "--service", "payments", "--reason", "bad release", "--dry-run"],
+        &[
+            "lock",
+            "--path",
+            &path,
+            "--environment",
+            "production",
+            "--service",
+            "payments",
+            "--reason",
+            "bad release",
+            "--dry-run",
+        ],
         &ACTOR,
     );
     r.assert_ok();
@@ -59,7 +74,17 @@ fn tag_track_local_lock_refuses_promote_allows_rollback_unlock_promotes_again() 
     assert_eq!(rev(&dir, "main"), main_before, "dry run wrote nothing");
 
     let r = run(
-        &["lock", "--path", &path, "--environment", "production", "--service", "payments", "--reason", "bad release 1.1: 500s"],
+        &[
+            "lock",
+            "--path",
+            &path,
+            "--environment",
+            "production",
+            "--service",
+            "payments",
+            "--reason",
+            "bad release 1.1: 500s",
+        ],
         &ACTOR,
     );
     r.assert_ok();
@@ -69,14 +94,36 @@ fn tag_track_local_lock_refuses_promote_allows_rollback_unlock_promotes_again() 
     assert_eq!(r.out("commit"), lock_commit);
     assert_eq!(git(&dir, &["rev-parse", "main^"]), main_before, "one commit on main");
     let text = holds_file(&dir);
-    assert!(text.contains("service: \"payments\"") && text.contains("by: \"@octocat\"") && text.contains("reason: \"bad release 1.1: 500s\""), "{text}");
+    assert!(
+        text.contains("service: \"payments\"")
+            && text.contains("by: \"@octocat\"")
+            && text.contains("reason: \"bad release 1.1: 500s\""),
+        "{text}"
+    );
     let msg = git(&dir, &["log", "-1", "--format=%B", "main"]);
-    assert!(msg.contains("Gitops-Flow-Command: lock") && msg.contains("Gitops-Flow-Environment: production"), "{msg}");
-    assert_eq!(git(&dir, &["status", "--porcelain"]), "", "the checkout follows the commit");
+    assert!(
+        msg.contains("Gitops-Flow-Command: lock") && msg.contains("Gitops-Flow-Environment: production"),
+        "{msg}"
+    );
+    assert_eq!(
+        git(&dir, &["status", "--porcelain"]),
+        "",
+        "the checkout follows the commit"
+    );
 
     // Idempotent.
     let r = run(
-        &["lock", "--path", &path, "--environment", "production", "--service", "payments", "--reason", "again"],
+        &[
+            "lock",
+            "--path",
+            &path,
+            "--environment",
+            "production",
+            "--service",
+            "payments",
+            "--reason",
+            "again",
+        ],
         &[],
     );
     r.assert_ok();
@@ -109,15 +156,41 @@ fn tag_track_local_lock_refuses_promote_allows_rollback_unlock_promotes_again() 
     assert_eq!(report["payments"]["production"]["hold"]["by"], "@octocat");
     assert_eq!(report["payments"]["production"]["hold"]["freeze"], false);
     assert!(report["orders"]["production"].get("hold").is_none());
-    assert!(r.summary.contains("⏸️ held") && r.summary.contains("bad release 1.1: 500s"), "{}", r.summary);
+    assert!(
+        r.summary.contains("⏸️ held") && r.summary.contains("bad release 1.1: 500s"),
+        "{}",
+        r.summary
+    );
 
     // Unlock, twice; then promote moves again.
-    let r = run(&["unlock", "--path", &path, "--environment", "production", "--service", "payments"], &[]);
+    let r = run(
+        &[
+            "unlock",
+            "--path",
+            &path,
+            "--environment",
+            "production",
+            "--service",
+            "payments",
+        ],
+        &[],
+    );
     r.assert_ok();
     assert_eq!(r.out("changed"), "true");
     assert_eq!(r.out("held"), "false");
     assert!(!holds_file(&dir).contains("payments"));
-    let r = run(&["unlock", "--path", &path, "--environment", "production", "--service", "payments"], &[]);
+    let r = run(
+        &[
+            "unlock",
+            "--path",
+            &path,
+            "--environment",
+            "production",
+            "--service",
+            "payments",
+        ],
+        &[],
+    );
     r.assert_ok();
     assert_eq!(r.out("changed"), "false");
     let r = run(&["promote", "--path", &path, "--service", "payments"], &[]);
@@ -133,8 +206,24 @@ fn lock_inputs_are_checked_before_anything_is_written() {
     let main = rev(&dir, "main");
     run(&["lock", "--path", &path, "--environment", "production"], &[]).assert_input_error("`lock` needs a reason");
     run(&["lock", "--path", &path, "--reason", "x"], &[]).assert_input_error("needs an environment");
-    run(&["lock", "--path", &path, "--environment", "prod", "--reason", "x"], &[]).assert_input_error("unknown environment `prod`");
-    run(&["lock", "--path", &path, "--environment", "production", "--reason", "a\nb"], &[]).assert_input_error("one line");
+    run(
+        &["lock", "--path", &path, "--environment", "prod", "--reason", "x"],
+        &[],
+    )
+    .assert_input_error("unknown environment `prod`");
+    run(
+        &[
+            "lock",
+            "--path",
+            &path,
+            "--environment",
+            "production",
+            "--reason",
+            "a\nb",
+        ],
+        &[],
+    )
+    .assert_input_error("one line");
     assert_eq!(rev(&dir, "main"), main);
 }
 
@@ -146,16 +235,37 @@ fn a_freeze_without_service_stops_every_service() {
     for s in ["payments", "orders"] {
         run(&["deploy", "--path", &path, "--service", s, "--revision", &head], &[]).assert_ok();
     }
-    run(&["lock", "--path", &path, "--environment", "production", "--reason", "release freeze"], &ACTOR).assert_ok();
+    run(
+        &[
+            "lock",
+            "--path",
+            &path,
+            "--environment",
+            "production",
+            "--reason",
+            "release freeze",
+        ],
+        &ACTOR,
+    )
+    .assert_ok();
     let before = support::refs(&dir);
     for s in ["payments", "orders"] {
         let r = run(&["promote", "--path", &path, "--service", s], &[]);
-        assert_held(&r, "@octocat", "release freeze", "gitops-flow unlock --environment production`");
+        assert_held(
+            &r,
+            "@octocat",
+            "release freeze",
+            "gitops-flow unlock --environment production`",
+        );
         assert!(error_line(&r).contains("`production` is frozen"), "{}", r.stdout);
     }
     assert_eq!(support::refs(&dir), before);
     // Staging is not frozen.
-    run(&["deploy", "--path", &path, "--service", "payments", "--revision", &head], &[]).assert_ok();
+    run(
+        &["deploy", "--path", &path, "--service", "payments", "--revision", &head],
+        &[],
+    )
+    .assert_ok();
     let r = run(&["report", "--path", &path], &[]);
     let report: serde_json::Value = serde_json::from_str(r.out("report")).unwrap();
     assert_eq!(report["orders"]["production"]["hold"]["freeze"], true);
@@ -172,22 +282,80 @@ fn file_track_local_stage_and_promote_refused_rollback_allowed() {
     let (_t, dir) = scratch("make_file_repo.sh");
     let path = p(&dir);
     // dev is direct: stage commits there.
-    run(&["stage", "--path", &path, "--service", "payments", "--version", "1.1.0"], &[]).assert_ok();
-    run(&["lock", "--path", &path, "--environment", "dev", "--service", "payments", "--reason", "investigating"], &[]).assert_ok();
+    run(
+        &["stage", "--path", &path, "--service", "payments", "--version", "1.1.0"],
+        &[],
+    )
+    .assert_ok();
+    run(
+        &[
+            "lock",
+            "--path",
+            &path,
+            "--environment",
+            "dev",
+            "--service",
+            "payments",
+            "--reason",
+            "investigating",
+        ],
+        &[],
+    )
+    .assert_ok();
     let main = rev(&dir, "main");
-    let r = run(&["stage", "--path", &path, "--service", "payments", "--version", "1.2.0"], &[]);
-    assert_held(&r, "locked by", "investigating", "gitops-flow unlock --environment dev --service payments");
+    let r = run(
+        &["stage", "--path", &path, "--service", "payments", "--version", "1.2.0"],
+        &[],
+    );
+    assert_held(
+        &r,
+        "locked by",
+        "investigating",
+        "gitops-flow unlock --environment dev --service payments",
+    );
     assert_eq!(rev(&dir, "main"), main);
     // Rollback of dev is allowed while held.
-    let r = run(&["rollback", "--path", &path, "--service", "payments", "--environment", "dev"], &[]);
+    let r = run(
+        &[
+            "rollback",
+            "--path",
+            &path,
+            "--service",
+            "payments",
+            "--environment",
+            "dev",
+        ],
+        &[],
+    );
     r.assert_ok();
     assert_eq!(r.out("version"), "1.0.0");
     // qa: a pull request would be opened; a freeze of qa refuses it.
-    run(&["lock", "--path", &path, "--environment", "qa", "--reason", "qa cluster down"], &[]).assert_ok();
+    run(
+        &[
+            "lock",
+            "--path",
+            &path,
+            "--environment",
+            "qa",
+            "--reason",
+            "qa cluster down",
+        ],
+        &[],
+    )
+    .assert_ok();
     let branches = git(&dir, &["branch", "--list", "gitops-flow/*"]);
     let r = run(&["promote", "--path", &path, "--service", "webui"], &[]);
-    assert_held(&r, "locked by", "qa cluster down", "gitops-flow unlock --environment qa`");
-    assert_eq!(git(&dir, &["branch", "--list", "gitops-flow/*"]), branches, "no pull-request branch");
+    assert_held(
+        &r,
+        "locked by",
+        "qa cluster down",
+        "gitops-flow unlock --environment qa`",
+    );
+    assert_eq!(
+        git(&dir, &["branch", "--list", "gitops-flow/*"]),
+        branches,
+        "no pull-request branch"
+    );
     run(&["unlock", "--path", &path, "--environment", "qa"], &[]).assert_ok();
     run(&["promote", "--path", &path, "--service", "webui"], &[]).assert_ok();
 }
@@ -205,21 +373,106 @@ fn branch_track_local_promote_refused_rollback_allowed() {
     git(&dir, &["branch", "staging"]);
     git(&dir, &["branch", "production"]);
     git(&dir, &["checkout", "-q", "staging"]);
-    std::fs::write(dir.join("overlays/dev/payments/values.yaml"), "image:\n  tag: \"1.5.0\"\n").unwrap();
+    std::fs::write(
+        dir.join("overlays/dev/payments/values.yaml"),
+        "image:\n  tag: \"1.5.0\"\n",
+    )
+    .unwrap();
     git(&dir, &["commit", "-qam", "payments 1.5.0 on staging"]);
     git(&dir, &["checkout", "-q", "main"]);
     let staging = rev(&dir, "staging");
     let prod = rev(&dir, "production");
-    run(&["lock", "--path", &path, "--environment", "production", "--service", "payments", "--reason", "hold prod"], &[]).assert_ok();
-    let r = run(&["promote", "--path", &path, "--service", "payments", "--from", "staging", "--to", "production"], &[]);
-    assert_held(&r, "locked by", "hold prod", "unlock --environment production --service payments");
+    run(
+        &[
+            "lock",
+            "--path",
+            &path,
+            "--environment",
+            "production",
+            "--service",
+            "payments",
+            "--reason",
+            "hold prod",
+        ],
+        &[],
+    )
+    .assert_ok();
+    let r = run(
+        &[
+            "promote",
+            "--path",
+            &path,
+            "--service",
+            "payments",
+            "--from",
+            "staging",
+            "--to",
+            "production",
+        ],
+        &[],
+    );
+    assert_held(
+        &r,
+        "locked by",
+        "hold prod",
+        "unlock --environment production --service payments",
+    );
     assert_eq!(rev(&dir, "production"), prod);
-    run(&["unlock", "--path", &path, "--environment", "production", "--service", "payments"], &[]).assert_ok();
-    run(&["promote", "--path", &path, "--service", "payments", "--from", "staging", "--to", "production"], &[]).assert_ok();
+    run(
+        &[
+            "unlock",
+            "--path",
+            &path,
+            "--environment",
+            "production",
+            "--service",
+            "payments",
+        ],
+        &[],
+    )
+    .assert_ok();
+    run(
+        &[
+            "promote",
+            "--path",
+            &path,
+            "--service",
+            "payments",
+            "--from",
+            "staging",
+            "--to",
+            "production",
+        ],
+        &[],
+    )
+    .assert_ok();
     assert_eq!(rev(&dir, "production"), staging);
     // Held again: rolling back the branch is allowed.
-    run(&["lock", "--path", &path, "--environment", "production", "--reason", "freeze"], &[]).assert_ok();
-    let r = run(&["rollback", "--path", &path, "--service", "payments", "--environment", "production"], &[]);
+    run(
+        &[
+            "lock",
+            "--path",
+            &path,
+            "--environment",
+            "production",
+            "--reason",
+            "freeze",
+        ],
+        &[],
+    )
+    .assert_ok();
+    let r = run(
+        &[
+            "rollback",
+            "--path",
+            &path,
+            "--service",
+            "payments",
+            "--environment",
+            "production",
+        ],
+        &[],
+    );
     r.assert_ok();
     assert_eq!(r.out("changed"), "true");
     assert_ne!(rev(&dir, "production"), staging);
@@ -242,14 +495,32 @@ fn a_lock_racing_a_tag_promote_wins_locally() {
     let (_t, dir) = scratch("make_tag_repo.sh");
     let path = p(&dir);
     let head = rev(&dir, "main");
-    run(&["deploy", "--path", &path, "--service", "payments", "--revision", &head], &[]).assert_ok();
+    run(
+        &["deploy", "--path", &path, "--service", "payments", "--revision", &head],
+        &[],
+    )
+    .assert_ok();
     let prod = rev(&dir, "payments-production");
     let r = race(
-        ["promote", "--path", &path, "--service", "payments"].map(String::from).to_vec(),
-        &["lock", "--path", &path, "--environment", "production", "--reason", "raced"],
+        ["promote", "--path", &path, "--service", "payments"]
+            .map(String::from)
+            .to_vec(),
+        &[
+            "lock",
+            "--path",
+            &path,
+            "--environment",
+            "production",
+            "--reason",
+            "raced",
+        ],
     );
     assert_held(&r, "locked by", "raced", "unlock --environment production");
-    assert_eq!(rev(&dir, "payments-production"), prod, "the promotion read before the lock did not slip through");
+    assert_eq!(
+        rev(&dir, "payments-production"),
+        prod,
+        "the promotion read before the lock did not slip through"
+    );
 }
 
 #[test]
@@ -258,12 +529,20 @@ fn a_lock_racing_a_direct_commit_wins_locally() {
     let path = p(&dir);
     let before = std::fs::read_to_string(dir.join("overlays/dev/payments/values.yaml")).unwrap();
     let r = race(
-        ["stage", "--path", &path, "--service", "payments", "--version", "9.9.9"].map(String::from).to_vec(),
+        ["stage", "--path", &path, "--service", "payments", "--version", "9.9.9"]
+            .map(String::from)
+            .to_vec(),
         &["lock", "--path", &path, "--environment", "dev", "--reason", "raced"],
     );
     assert_held(&r, "locked by", "raced", "unlock --environment dev");
-    assert_eq!(git(&dir, &["show", "main:overlays/dev/payments/values.yaml"]), before.trim_end());
-    assert_eq!(git(&dir, &["log", "-1", "--format=%s", "main"]), "Hold dev (every service)");
+    assert_eq!(
+        git(&dir, &["show", "main:overlays/dev/payments/values.yaml"]),
+        before.trim_end()
+    );
+    assert_eq!(
+        git(&dir, &["log", "-1", "--format=%s", "main"]),
+        "Hold dev (every service)"
+    );
 }
 
 // ---------------------------------------------------------------- GitHub backend
@@ -274,9 +553,18 @@ fn github_tag_track_lock_is_a_verified_commit_and_refuses_promote() {
     let fake = FakeGitHub::start(&dir);
     let j = Jobs::new(&fake);
     let head = fake.rev("main").unwrap();
-    j.run(&[("command", "deploy"), ("service", "payments"), ("revision", &head)], &[]).assert_ok();
+    j.run(
+        &[("command", "deploy"), ("service", "payments"), ("revision", &head)],
+        &[],
+    )
+    .assert_ok();
     let r = j.run(
-        &[("command", "lock"), ("environment", "production"), ("service", "payments"), ("reason", "incident 7")],
+        &[
+            ("command", "lock"),
+            ("environment", "production"),
+            ("service", "payments"),
+            ("reason", "incident 7"),
+        ],
         &ACTOR,
     );
     r.assert_ok();
@@ -285,10 +573,24 @@ fn github_tag_track_lock_is_a_verified_commit_and_refuses_promote() {
     assert!(fake.is_verified(&lock), "the hold is a verified commit");
     let prod = fake.rev("refs/tags/payments-production").unwrap();
     let r = j.run(&[("command", "promote"), ("service", "payments")], &[]);
-    assert_held(&r, "@octocat", "incident 7", "unlock --environment production --service payments");
+    assert_held(
+        &r,
+        "@octocat",
+        "incident 7",
+        "unlock --environment production --service payments",
+    );
     assert_eq!(fake.rev("refs/tags/payments-production").unwrap(), prod);
-    j.run(&[("command", "unlock"), ("environment", "production"), ("service", "payments")], &[]).assert_ok();
-    j.run(&[("command", "promote"), ("service", "payments")], &[]).assert_ok();
+    j.run(
+        &[
+            ("command", "unlock"),
+            ("environment", "production"),
+            ("service", "payments"),
+        ],
+        &[],
+    )
+    .assert_ok();
+    j.run(&[("command", "promote"), ("service", "payments")], &[])
+        .assert_ok();
     assert_eq!(fake.rev("refs/tags/payments-production").unwrap(), head);
     fake.assert_clean();
 }
@@ -299,7 +601,11 @@ fn github_a_lock_landing_during_the_tag_move_undoes_it() {
     let fake = FakeGitHub::start(&dir);
     let j = Jobs::new(&fake);
     let head = fake.rev("main").unwrap();
-    j.run(&[("command", "deploy"), ("service", "payments"), ("revision", &head)], &[]).assert_ok();
+    j.run(
+        &[("command", "deploy"), ("service", "payments"), ("revision", &head)],
+        &[],
+    )
+    .assert_ok();
     let prod = fake.rev("refs/tags/payments-production").unwrap();
     let rb = fake.rev("refs/tags/payments-production-rollback");
     let push = fake.pusher();
@@ -315,7 +621,10 @@ fn github_a_lock_landing_during_the_tag_move_undoes_it() {
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert_eq!(r.out("held"), "true");
     let err = error_line(&r);
-    assert!(err.contains("@ops") && err.contains("raced") && err.contains("moved back"), "{err}");
+    assert!(
+        err.contains("@ops") && err.contains("raced") && err.contains("moved back"),
+        "{err}"
+    );
     assert_eq!(fake.rev("refs/tags/payments-production").unwrap(), prod, "moved back");
     assert_eq!(fake.rev("refs/tags/payments-production-rollback"), rb);
     fake.assert_clean();
@@ -334,11 +643,20 @@ fn github_a_lock_racing_a_direct_commit_wins() {
             "holds:\n  - environment: \"dev\"\n    service: \"payments\"\n    by: \"@ops\"\n    at: \"2024-05-01T12:00:00Z\"\n    reason: \"raced\"\n",
         );
     });
-    let r = j.run(&[("command", "stage"), ("service", "payments"), ("version", "9.9.9")], &[]);
+    let r = j.run(
+        &[("command", "stage"), ("service", "payments"), ("version", "9.9.9")],
+        &[],
+    );
     assert_held(&r, "@ops", "raced", "unlock --environment dev --service payments");
     let main = fake.rev("main").unwrap();
-    assert_eq!(fake.git(&["log", "-1", "--format=%s", &main]), "change .gitops-flow/holds.yaml");
-    assert!(fake.git(&["show", &format!("{main}:overlays/dev/payments/values.yaml")]).contains("1.0.0"));
+    assert_eq!(
+        fake.git(&["log", "-1", "--format=%s", &main]),
+        "change .gitops-flow/holds.yaml"
+    );
+    assert!(
+        fake.git(&["show", &format!("{main}:overlays/dev/payments/values.yaml")])
+            .contains("1.0.0")
+    );
     fake.assert_clean();
 }
 
@@ -350,18 +668,37 @@ fn github_the_promotion_chain_stops_at_a_held_environment() {
     // prod is frozen; dev -> qa as a pull request, whose merge would continue the
     // chain into prod. (The fake's squash merge takes the head's tree whole, so the
     // lock goes first.)
-    j.run(&[("command", "lock"), ("environment", "prod"), ("reason", "change freeze")], &ACTOR).assert_ok();
-    j.run(&[("command", "stage"), ("service", "payments"), ("version", "1.1.0")], &[]).assert_ok();
+    j.run(
+        &[
+            ("command", "lock"),
+            ("environment", "prod"),
+            ("reason", "change freeze"),
+        ],
+        &ACTOR,
+    )
+    .assert_ok();
+    j.run(
+        &[("command", "stage"), ("service", "payments"), ("version", "1.1.0")],
+        &[],
+    )
+    .assert_ok();
     let r = j.run(&[("command", "promote"), ("service", "payments")], &[]);
     r.assert_ok();
     let number: u64 = r.out("pull-request-number").parse().unwrap();
     let merged = fake.merge_pull(number);
     let pulls = fake.pulls().len();
-    let r = j.run(&[("command", "promote")], &[("GITHUB_EVENT_NAME", "push"), ("GITHUB_SHA", &merged)]);
+    let r = j.run(
+        &[("command", "promote")],
+        &[("GITHUB_EVENT_NAME", "push"), ("GITHUB_SHA", &merged)],
+    );
     assert_held(&r, "@octocat", "change freeze", "unlock --environment prod`");
     assert_eq!(fake.pulls().len(), pulls, "no pull request into prod");
-    j.run(&[("command", "unlock"), ("environment", "prod")], &[]).assert_ok();
-    let r = j.run(&[("command", "promote")], &[("GITHUB_EVENT_NAME", "push"), ("GITHUB_SHA", &merged)]);
+    j.run(&[("command", "unlock"), ("environment", "prod")], &[])
+        .assert_ok();
+    let r = j.run(
+        &[("command", "promote")],
+        &[("GITHUB_EVENT_NAME", "push"), ("GITHUB_SHA", &merged)],
+    );
     r.assert_ok();
     assert_eq!(r.out("environment"), "prod");
     assert_eq!(fake.pulls().len(), pulls + 1);

@@ -111,7 +111,7 @@ fn stage_opens_a_pull_request_with_a_verified_commit_and_updates_it() {
 }
 
 #[test]
-fn deploy_promote_rollback_within_three_requests_each() {
+fn deploy_promote_rollback_within_a_few_requests_each() {
     let s = setup();
     let j = s.jobs();
     let initial = s.fake.rev("payments-staging").unwrap();
@@ -173,8 +173,10 @@ fn deploy_promote_rollback_within_three_requests_each() {
     );
 
     println!("requests: deploy={deploy_requests} promote={promote_requests} rollback={rollback_requests}");
-    assert!(deploy_requests <= 3, "deploy: {deploy_requests}");
-    assert!(promote_requests <= 3, "promote: {promote_requests}");
+    // deploy and promote: one more than rollback, the look at the main branch right
+    // after the tag update that lets a lock which landed meanwhile undo the move.
+    assert!(deploy_requests <= 4, "deploy: {deploy_requests}");
+    assert!(promote_requests <= 4, "promote: {promote_requests}");
     assert!(rollback_requests <= 3, "rollback: {rollback_requests}");
     s.fake.assert_clean();
 }

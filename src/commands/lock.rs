@@ -186,13 +186,18 @@ fn release(ctx: &Ctx<'_>, env: &Environment, hold: Hold) -> Result<Outcome> {
         _ => {
             ctx.runner
                 .notice(&format!("{} is not held; nothing changed", hold.subject()));
-            out.summary = format!("### gitops-flow unlock\n\n{} is not held: nothing to do.\n", hold.subject());
+            out.summary = format!(
+                "### gitops-flow unlock\n\n{} is not held: nothing to do.\n",
+                hold.subject()
+            );
         }
     }
     if let Some(s) = &still {
         let msg = format!(
             "{} is still held: {} by {} since {} (\"{}\")",
-            hold.service.as_deref().map_or(String::new(), |s| format!("`{s}` in `{}`", env.name)),
+            hold.service
+                .as_deref()
+                .map_or(String::new(), |s| format!("`{s}` in `{}`", env.name)),
             s.subject(),
             s.by,
             s.at,
@@ -202,11 +207,7 @@ fn release(ctx: &Ctx<'_>, env: &Environment, hold: Hold) -> Result<Outcome> {
         out.summary.push_str(&format!("\n{msg}; unlock that too to move it.\n"));
     }
     if !others.is_empty() {
-        let msg = format!(
-            "holds on single services of `{}` stay: {}",
-            env.name,
-            others.join(", ")
-        );
+        let msg = format!("holds on single services of `{}` stay: {}", env.name, others.join(", "));
         ctx.runner.notice(&msg);
         out.summary.push_str(&format!("\n{msg}.\n"));
     }

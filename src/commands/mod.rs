@@ -419,12 +419,12 @@ impl Ctx<'_> {
         }
     }
 
-    /// Moves refs of `env` for `services` unless a hold stops them, read at the main
-    /// head right before the write. The guarantee: the local backend moves the refs
-    /// in one transaction with a check that the main branch is still where the
-    /// holds were read; the GitHub backend reads the holds again right before the
-    /// atomic update and once more right after it, and a hold that landed in
-    /// between undoes the move (compare-and-swap back) and fails as held.
+    /// Moves refs of `env` for `services` unless a hold at the main head stops them.
+    /// The guarantee: the local backend moves the refs in one transaction with a
+    /// check that the main branch is still where the holds were read (else it reads
+    /// them again and retries); the GitHub backend reads the main head once more
+    /// right after its atomic update, and a hold that landed since the holds were
+    /// read undoes the move (compare-and-swap back) and fails as held.
     pub fn update_refs_unless_held(
         &self,
         updates: &[RefUpdate],
@@ -433,8 +433,11 @@ impl Ctx<'_> {
         services: &[&str],
     ) -> Result<()> {
         let main_ref = self.main_ref();
-        for _ in 0..5 {
-            self.repo.forget();
+        for attempt in 0..5 {
+            if attempt > 0 {
+                // Read the main branch afresh (the GitHub backend caches refs).
+                self.repo.forget();
+            }
             let head = self.main_head()?;
             self.check_holds(&head, services, env)?;
             self.pause_before_write();
@@ -485,6 +488,10 @@ impl Ctx<'_> {
         services: &[&str],
         new_head: &Oid,
     ) -> Result<()> {
+        // The main branch is gone (deleted meanwhile): nothing to read holds from.
+        if new_head.is_empty() {
+            return Ok(());
+        }
         let Err(Error::Held(why)) = self.check_holds(new_head, services, env) else {
             return Ok(());
         };
@@ -499,14 +506,23 @@ impl Ctx<'_> {
             .collect();
         let names = updates
             .iter()
-            .map(|u| format!("`{}`", u.name.trim_start_matches("refs/tags/").trim_start_matches("refs/heads/")))
+            .map(|u| {
+                format!(
+                    "`{}`",
+                    u.name
+                        .trim_start_matches("refs/tags/")
+                        .trim_start_matches("refs/heads/")
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ");
-        let undone = self.repo.update_refs(&back, &format!("{message} (undone: a hold landed)"));
+        let undone = self
+            .repo
+            .update_refs(&back, &format!("{message} (undone: a hold landed)"));
         Err(Error::Held(match undone {
-            Ok(()) => format!(
-                "{why} (the hold landed while this move was in flight: {names} moved and were moved back)"
-            ),
+            Ok(()) => {
+                format!("{why} (the hold landed while this move was in flight: {names} moved and were moved back)")
+            }
             Err(e) => format!(
                 "{why} (the hold landed while this move was in flight: {names} moved and could not be moved back: {e}; roll back by hand)"
             ),
@@ -737,7 +753,10 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
         Ok(o) => o,
         Err(e) => return failed_after_writes(ctx, e),
     };
-    if moves && !out.held && let Err(e) = status::after_move(ctx, &mut out) {
+    if moves
+        && !out.held
+        && let Err(e) = status::after_move(ctx, &mut out)
+    {
         if ctx.repo.written().is_empty() {
             return Err(e);
         }

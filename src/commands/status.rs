@@ -103,7 +103,10 @@ pub fn preflight(ctx: &Ctx<'_>) -> Result<()> {
         let why = if ctx.inputs.sync {
             "input `sync` is true".to_string()
         } else {
-            format!("environment `{}` says `argocd-sync: true` in {}", env.name, ctx.config.source)
+            format!(
+                "environment `{}` says `argocd-sync: true` in {}",
+                env.name, ctx.config.source
+            )
         };
         if ctx.inputs.argocd_server.is_none() || ctx.inputs.argocd_token.is_none() {
             return Err(Error::input(format!(

@@ -225,11 +225,11 @@ pub trait Repository {
     /// at its expected value.
     fn update_refs(&self, updates: &[RefUpdate], message: &str) -> Result<()>;
     /// `update_refs`, provided the ref `guard` (never one of `updates`) still points
-    /// at `guard_value` — the main branch the holds were read at. Default: checked
-    /// by a fresh read right before the update (`Error::Conflict` when it moved),
-    /// and read again right after it: `Some(value)` when it moved in between (the
-    /// caller decides what that means). A backend that can check it in the same
-    /// atomic transaction does so and always answers `None`.
+    /// at `guard_value` — the main branch whose holds were read. A backend that can
+    /// check it in the same atomic transaction does so and answers `None` (or
+    /// `Error::Conflict` when it moved). Default: the refs are moved, then the guard
+    /// is read again (one request): `Some(value)` when it is elsewhere by then, for
+    /// the caller to look at what landed.
     fn update_refs_guarded(
         &self,
         updates: &[RefUpdate],
@@ -237,18 +237,14 @@ pub trait Repository {
         guard: &str,
         guard_value: &Oid,
     ) -> Result<Option<Oid>> {
-        let short = guard.trim_start_matches("refs/heads/");
-        self.forget();
-        let before = self.resolve_refs(&[guard.to_string()])?.into_iter().next().flatten();
-        if before.as_ref().map(|b| &b.target) != Some(guard_value) {
-            return Err(crate::error::Error::Conflict(format!(
-                "`{short}` moved since it was read; nothing was written"
-            )));
-        }
         self.update_refs(updates, message)?;
         self.forget();
         let after = self.resolve_refs(&[guard.to_string()])?.into_iter().next().flatten();
-        Ok(after.filter(|a| a.target != *guard_value).map(|a| a.commit))
+        Ok(match after {
+            Some(a) if a.target == *guard_value => None,
+            Some(a) => Some(a.commit),
+            None => Some(String::new()),
+        })
     }
     /// The identity this backend writes as (the git committer), for who took a hold.
     fn actor(&self) -> Option<String> {

@@ -191,7 +191,10 @@ impl FakeArgo {
                             let running = matches!(s.0[i].phase, "Running" | "Terminating");
                             if !errs.is_empty() {
                                 violations.lock().unwrap().extend(errs.iter().cloned());
-                                (400, json!({"error": errs.join("; "), "code": 3, "message": errs.join("; ")}))
+                                (
+                                    400,
+                                    json!({"error": errs.join("; "), "code": 3, "message": errs.join("; ")}),
+                                )
                             } else if running {
                                 (
                                     400,
@@ -199,7 +202,9 @@ impl FakeArgo {
                                 )
                             } else {
                                 match on_sync.lock().unwrap().clone() {
-                                    OnSync::Refuse(status, msg) => (status, json!({"error": msg, "code": 7, "message": msg})),
+                                    OnSync::Refuse(status, msg) => {
+                                        (status, json!({"error": msg, "code": 7, "message": msg}))
+                                    }
                                     OnSync::Accept(next) => {
                                         let answer = application(&app, &s.0[i]);
                                         *s = (next, 0);

@@ -526,9 +526,14 @@ impl FakeGitHub {
 
 fn push_to(bare: &Path, branch: &str, from: &str, file: &str, content: &str) -> String {
     let rev = |r: &str| {
-        git_in(bare, &["rev-parse", "--verify", "-q", &format!("{r}^{{commit}}")], None, &[])
-            .ok()
-            .map(|s| s.trim().to_string())
+        git_in(
+            bare,
+            &["rev-parse", "--verify", "-q", &format!("{r}^{{commit}}")],
+            None,
+            &[],
+        )
+        .ok()
+        .map(|s| s.trim().to_string())
     };
     {
         let parent = rev(&format!("refs/heads/{branch}"))
@@ -538,13 +543,7 @@ fn push_to(bare: &Path, branch: &str, from: &str, file: &str, content: &str) -> 
         let idx_s = idx.display().to_string();
         let env = [("GIT_INDEX_FILE", idx_s.as_str())];
         git_in(bare, &["read-tree", &parent], None, &env).expect("read-tree");
-        let blob = git_in(
-            bare,
-            &["hash-object", "-w", "--stdin"],
-            Some(content.as_bytes()),
-            &[],
-        )
-        .expect("blob");
+        let blob = git_in(bare, &["hash-object", "-w", "--stdin"], Some(content.as_bytes()), &[]).expect("blob");
         git_in(
             bare,
             &[
@@ -581,13 +580,7 @@ fn push_to(bare: &Path, branch: &str, from: &str, file: &str, content: &str) -> 
         .expect("commit-tree")
         .trim()
         .to_string();
-        git_in(
-            bare,
-            &["update-ref", &format!("refs/heads/{branch}"), &c],
-            None,
-            &[],
-        )
-        .expect("update-ref");
+        git_in(bare, &["update-ref", &format!("refs/heads/{branch}"), &c], None, &[]).expect("update-ref");
         c
     }
 }
