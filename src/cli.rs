@@ -39,6 +39,11 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "pull_request events: GitHub deployment of a labelled pull request's preview, gated on Argo CD",
     ),
     (
+        "lock",
+        "hold a service (or, without `service`, every service) in an environment: stage, deploy and promote refuse to move it",
+    ),
+    ("unlock", "remove a hold that `lock` recorded"),
+    (
         "report",
         "what runs where: services x environments as a table and as JSON",
     ),
@@ -152,6 +157,12 @@ pub struct Args {
     /// Also write the outputs as a dotenv file (GitLab CI's `artifacts:reports:dotenv`)
     #[arg(long = "output-dotenv", env = "INPUT_OUTPUT-DOTENV", hide_env = true)]
     pub output_dotenv: Option<String>,
+    /// Ask Argo CD to sync the application after a move (manual-sync environments)
+    #[arg(long, env = "INPUT_SYNC", hide_env = true, num_args = 0..=1, default_missing_value = "true")]
+    pub sync: Option<String>,
+    /// lock: why the environment is held (shown to whoever finds it held)
+    #[arg(long, env = "INPUT_REASON", hide_env = true)]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,6 +225,10 @@ pub struct Inputs {
     pub remote: String,
     /// git backend: where pull requests go.
     pub forge: Forge,
+    /// Sync the Argo CD application after a move (also `argocd-sync` per environment).
+    pub sync: bool,
+    /// lock: why.
+    pub reason: Option<String>,
 }
 
 /// The triggering event (`GITHUB_EVENT_NAME`, `GITHUB_EVENT_PATH`).
@@ -388,10 +403,10 @@ impl Inputs {
         let ev = |v: Option<String>, name: &str| clean(v).or_else(|| event.input(name));
         let command = clean(args.command)
             .or_else(|| event.input("command"))
-            .ok_or_else(|| Error::input("no command given; pass one of stage, deploy, promote, rollback, status, preview, report, demo (input `command`)"))?;
+            .ok_or_else(|| Error::input("no command given; pass one of stage, deploy, promote, rollback, status, preview, lock, unlock, report, demo (input `command`)"))?;
         if !COMMANDS.iter().any(|(n, _)| *n == command) {
             return Err(Error::input(format!(
-                "unknown command `{command}`; use one of stage, deploy, promote, rollback, status, preview, report, demo"
+                "unknown command `{command}`; use one of stage, deploy, promote, rollback, status, preview, lock, unlock, report, demo"
             )));
         }
         let on_actions = env.get("GITHUB_ACTIONS").is_some_and(|v| v == "true");
@@ -491,7 +506,12 @@ impl Inputs {
             url: clean(args.url),
             remote,
             forge,
+            sync: parse_bool("sync", clean(args.sync))?,
+            reason: ev(args.reason, "reason").map(|r| r.trim().to_string()),
         };
+        if let Some(r) = &inputs.reason {
+            crate::holds::check_reason(r)?;
+        }
         if let Some(v) = &inputs.version {
             crate::names::check_version(v)?;
         }

@@ -22,6 +22,8 @@ pub enum Track {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawConfig {
     branch: Option<String>,
+    /// Default of every environment's `hold-on-rollback`.
+    hold_on_rollback: Option<bool>,
     environments: Option<Vec<Spanned<RawEnvironment>>>,
     services: Option<BTreeMap<String, Spanned<RawService>>>,
 }
@@ -40,6 +42,11 @@ struct RawEnvironment {
     auto_merge: bool,
     argocd_app: Option<String>,
     url: Option<String>,
+    /// `rollback-on-failure` holds the environment when it rolls back (default true).
+    hold_on_rollback: Option<bool>,
+    /// Ask Argo CD to sync the application after a move (manual-sync applications).
+    #[serde(default)]
+    argocd_sync: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -90,6 +97,10 @@ pub struct Environment {
     pub auto_merge: bool,
     pub argocd_app: Option<String>,
     pub url: Option<String>,
+    /// `rollback-on-failure` also locks the environment for the service it rolled back.
+    pub hold_on_rollback: bool,
+    /// After a move, ask Argo CD to sync the application before the gate.
+    pub argocd_sync: bool,
 }
 
 /// Where one copy of a service's version lives in a file-tracked environment.
@@ -137,6 +148,8 @@ impl Default for Config {
             auto_merge: false,
             argocd_app: None,
             url: None,
+            hold_on_rollback: true,
+            argocd_sync: false,
         };
         Config {
             source: "<defaults>".into(),
@@ -202,6 +215,12 @@ impl Config {
             names::check_ref_name("branch", &branch)?;
             config.branch = Some(branch);
         }
+        let hold_on_rollback = raw.hold_on_rollback;
+        if raw.environments.is_none() {
+            for e in &mut config.environments {
+                e.hold_on_rollback = hold_on_rollback.unwrap_or(true);
+            }
+        }
         if let Some(envs) = raw.environments {
             if envs.is_empty() {
                 return Err(Error::input_at(
@@ -247,6 +266,8 @@ impl Config {
                     auto_merge: e.auto_merge,
                     argocd_app: e.argocd_app,
                     url: e.url,
+                    hold_on_rollback: e.hold_on_rollback.or(hold_on_rollback).unwrap_or(true),
+                    argocd_sync: e.argocd_sync,
                 };
                 // Templates must expand to valid refs for a valid service name.
                 let probe = |t: &str, tag: Option<&str>| -> Result<String> {

@@ -34,6 +34,9 @@ pub enum Error {
     /// Any other failure of the operation (API, git, health gate): exit 1.
     #[error("{0}")]
     Failed(String),
+    /// A hold (`lock`) stopped the move; nothing was written by it: exit 1, `held=true`.
+    #[error("{0}")]
+    Held(String),
 }
 
 impl Error {
@@ -59,7 +62,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Input { .. } => 2,
-            Error::Conflict(_) | Error::Failed(_) => 1,
+            Error::Conflict(_) | Error::Failed(_) | Error::Held(_) => 1,
         }
     }
 

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod gates;
+pub mod holds;
 pub mod manifest;
 pub mod names;
 pub mod repo;
@@ -103,7 +104,17 @@ pub fn run(argv: Vec<OsString>, env: HashMap<String, String>, now: i64) -> u8 {
         }
         Err(e) => {
             runner.error(&scrub(e.to_string()), e.place());
-            let _ = runner.outputs(&Outcome::default().output_pairs());
+            let held = matches!(e, error::Error::Held(_));
+            let _ = runner.outputs(
+                &Outcome {
+                    held,
+                    ..Outcome::default()
+                }
+                .output_pairs(),
+            );
+            if held {
+                let _ = runner.summary(&format!("### gitops-flow: held\n\n⏸️ {}\n", scrub(e.to_string())));
+            }
             e.exit_code()
         }
     }
@@ -226,6 +237,7 @@ fn execute(args: Args, env: &HashMap<String, String>, runner: &Runner, now: i64)
         runner,
         branch,
         env,
+        now,
     };
     runner.group(&format!("gitops-flow {}", inputs.command));
     let mut result = commands::run(&ctx);

@@ -112,6 +112,23 @@ fn argo_degraded_fails_fast_and_rolls_back_tag_mode() {
     assert!(r.stdout.contains("rolled `production` back"), "{}", r.stdout);
     assert!(r.summary.contains("Rolled back"), "{}", r.summary);
     assert_eq!(r.out("rollback-revision"), initial);
+    // The rollback holds production, so the next promotion cannot undo it.
+    assert!(r.stdout.contains("held `payments` in `production`"), "{}", r.stdout);
+    let again = run(&["promote", "--path", &path, "--service", "payments"], &[]);
+    assert_eq!((again.code, again.out("held")), (1, "true"), "{}", again.stdout);
+    run(
+        &[
+            "unlock",
+            "--path",
+            &path,
+            "--environment",
+            "production",
+            "--service",
+            "payments",
+        ],
+        &[],
+    )
+    .assert_ok();
     // Without rollback-on-failure the tag stays and the error says how to roll back.
     run(&["promote", "--path", &path, "--service", "payments"], &[]).assert_ok();
     let mut a = vec!["status", "--service", "payments"];
@@ -155,7 +172,9 @@ fn rollback_on_failure_in_file_mode() {
         git_raw(&dir, &["show", "HEAD:overlays/dev/payments/values.yaml"]).contains("tag: \"1.1.0\""),
         "back to the previous value"
     );
-    assert!(git(&dir, &["log", "-1", "--format=%B"]).contains("Gitops-Flow-Command: rollback"));
+    // The rollback, then the hold that keeps it (hold-on-rollback, the default).
+    assert!(git(&dir, &["log", "-1", "--format=%B", "HEAD^"]).contains("Gitops-Flow-Command: rollback"));
+    assert!(git(&dir, &["log", "-1", "--format=%B"]).contains("Gitops-Flow-Command: lock"));
     assert_ne!(rev(&dir, "main"), head_before);
     assert_eq!(git(&dir, &["status", "--porcelain"]), "");
 }
@@ -288,8 +307,8 @@ fn stage_to_a_direct_environment_waits_and_rolls_back() {
     assert!(git_raw(&dir, &["show", "HEAD:overlays/dev/payments/values.yaml"]).contains("tag: \"1.0.0\""));
     assert_eq!(
         git(&dir, &["rev-list", "--count", &format!("{before}..main")]),
-        "2",
-        "the stage commit and its rollback"
+        "3",
+        "the stage commit, its rollback and the hold that keeps it"
     );
 }
 

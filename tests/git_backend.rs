@@ -363,18 +363,24 @@ fn seed2_through_gitlab_ci_against_smart_http() {
     );
     assert_eq!(gate.run.code, 1, "{}\n{}", gate.run.stdout, gate.run.stderr);
     assert!(gate.run.stdout.contains("not healthy in `dev`"), "{}", gate.run.stdout);
-    assert_eq!(server.rev("main^"), bad);
+    // The rollback, then the hold that keeps automation from re-deploying v1.4.0
+    // (issue 14: `rollback-on-failure` holds what it rolled back).
+    assert_eq!(server.rev("main^^"), bad);
     assert!(
         file_at(&server, "main", "dev").contains("tag: \"v1.3.0\""),
         "back to the previous version"
     );
     assert!(
         server
-            .git(&["log", "-1", "--format=%B", "main"])
+            .git(&["log", "-1", "--format=%B", "main^"])
             .contains("Gitops-Flow-Command: rollback")
     );
-    assert_eq!(server.pushes().len(), pushes_before + 1);
-    assert_eq!(gate.var("ROLLBACK_REVISION"), server.rev("main"));
+    assert!(
+        server.git(&["show", "main:.gitops-flow/holds.yaml"]).contains("dev"),
+        "dev is held after the automatic rollback"
+    );
+    assert_eq!(server.pushes().len(), pushes_before + 2);
+    assert_eq!(gate.var("ROLLBACK_REVISION"), server.rev("main^"));
 
     // --- where the token went -----------------------------------------------------
     let b64 = base64::engine::general_purpose::STANDARD;

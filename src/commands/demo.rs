@@ -111,6 +111,7 @@ fn step(runner: &Runner, repo: &LocalRepo, config: &Config, args: Args) -> Resul
         runner,
         branch: "main".into(),
         env: &env,
+        now: 0,
     };
     super::run(&ctx)
 }

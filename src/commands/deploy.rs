@@ -96,6 +96,15 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
         ));
         out.environment = Some(env.name.clone());
         out.service = ctx.inputs.service.clone().or(meta.as_ref().map(|m| m.service.clone()));
+        if let Some(s) = &out.service
+            && let Some(h) = ctx.holds_at(&main_head)?.blocking(s, &env.name)
+        {
+            // The merge deployed already; nothing left to refuse, but say so.
+            ctx.runner.warning(&format!(
+                "the merged change deployed `{s}` to `{}` while it is held (by {} since {}: \"{}\"); roll back if that was not meant",
+                env.name, h.by, h.at, h.reason
+            ));
+        }
         out.version = meta.as_ref().and_then(|m| m.version.clone());
         out.commit = Some(revision.clone());
         let what = match (&out.service, &out.version) {

@@ -128,6 +128,10 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
     }
     ctx.prefetch(&service, &[&from, &to])?;
     let main_head = ctx.main_head()?;
+    // Checked again right before the write (tags, branches) or on the very commit
+    // the change goes on top of (direct commits).
+    let guarded = moved_services(ctx, &to, &service);
+    ctx.check_holds(&main_head, &guarded.iter().map(String::as_str).collect::<Vec<_>>(), &to)?;
     let mut out = Outcome {
         service: Some(service.clone()),
         environment: Some(to.name.clone()),
@@ -151,6 +155,20 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
             promote_branch(ctx, &from, &to, out)
         }
     }
+}
+
+/// The services a promotion into `to` moves: the one given, and for a
+/// branch-tracked environment every service (they all move with the branch).
+fn moved_services(ctx: &Ctx<'_>, to: &Environment, service: &str) -> Vec<String> {
+    let mut services = vec![service.to_string()];
+    if to.track == Track::Branch {
+        for s in ctx.config.services.keys() {
+            if !services.contains(s) {
+                services.push(s.clone());
+            }
+        }
+    }
+    services
 }
 
 fn promote_tag(
@@ -235,9 +253,10 @@ pub fn promote_file(
         trailers("promote", service, Some(&to.name), Some(version))
     );
     if to.direct {
-        if let Some((commit, _)) =
-            ctx.commit_direct(&message, |head| Ok(ctx.edit_locations(head, &locations, version)?.0))?
-        {
+        if let Some((commit, _)) = ctx.commit_direct(&message, |head| {
+            ctx.check_holds(head, &[service], to)?;
+            Ok(ctx.edit_locations(head, &locations, version)?.0)
+        })? {
             out.changed = true;
             out.commit = Some(commit.clone()).filter(|c| !c.is_empty());
             out.revision = out.commit.clone();
@@ -324,13 +343,17 @@ fn promote_branch(ctx: &Ctx<'_>, from: &Environment, to: &Environment, mut out: 
     }
     if to.direct && ctx.repo.is_ancestor(&dst.commit, &src.commit)? {
         if !ctx.inputs.dry_run {
-            ctx.repo.update_refs(
+            let services = moved_services(ctx, to, ctx.inputs.service.as_deref().unwrap_or_default());
+            let services: Vec<&str> = services.iter().map(String::as_str).collect();
+            ctx.update_refs_unless_held(
                 &[RefUpdate {
                     name: format!("refs/heads/{to_branch}"),
                     expected: Some(dst.target.clone()),
                     new: src.commit.clone(),
                 }],
                 &format!("gitops-flow promote {} fast-forward", to.name),
+                to,
+                &services,
             )?;
         }
         out.changed = true;

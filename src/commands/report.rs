@@ -27,6 +27,13 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
             }
         }
     }
+    let holds = match ctx.holds_at(&main_head) {
+        Ok(h) => h,
+        Err(e) => {
+            ctx.runner.warning(&e.to_string());
+            crate::holds::Holds::default()
+        }
+    };
     let mut branch_heads: HashMap<String, Option<String>> = HashMap::new();
     // Every file the cells read, in one batch (250 a request on GitHub), instead of
     // one request per cell.
@@ -126,6 +133,10 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
                     }
                 }
             };
+            let mut cell = cell;
+            if let Some(h) = holds.blocking(service, &env.name) {
+                cell["hold"] = json!({"by": h.by, "at": h.at, "reason": h.reason, "freeze": h.service.is_none()});
+            }
             if let Some(e) = cell.get("error").and_then(|e| e.as_str()) {
                 warnings.push(format!("{service} in {}: {e}", env.name));
             }
@@ -170,9 +181,26 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
                 _ if c.get("missing").is_some() => "not deployed (no tag)".into(),
                 _ => "—".into(),
             };
-            md.push_str(&format!(" {text} |"));
+            let held = if c.get("hold").is_some() { " ⏸️ held" } else { "" };
+            md.push_str(&format!(" {text}{held} |"));
         }
         md.push('\n');
+    }
+    if !holds.holds.is_empty() {
+        md.push_str(&format!(
+            "\n#### Holds (`{}` on `{}`)\n\n| held | by | since | reason |\n|---|---|---|---|\n",
+            crate::holds::HOLDS_FILE,
+            ctx.branch
+        ));
+        for h in &holds.holds {
+            md.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                h.subject(),
+                h.by.replace('|', "\\|"),
+                h.at,
+                h.reason.replace('|', "\\|")
+            ));
+        }
     }
     Ok(Outcome {
         report: Some(serde_json::to_value(&table).unwrap_or(Value::Null)),

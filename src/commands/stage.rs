@@ -37,6 +37,8 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
         }
     };
     out.environment = env_name.clone();
+    // Staging starts the pipeline in the first environment: a hold there stops it.
+    ctx.check_holds(&main_head, &[&service], first)?;
     let (changes, old) = ctx.edit_locations(&main_head, &locations, &version)?;
     out.previous_version = Some(old.clone());
     let message = format!(
@@ -58,7 +60,11 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
     }
 
     if first.track == Track::File && first.direct {
-        let result = ctx.commit_direct(&message, |head| Ok(ctx.edit_locations(head, &locations, &version)?.0))?;
+        // The holds are read at the very commit the change goes on top of.
+        let result = ctx.commit_direct(&message, |head| {
+            ctx.check_holds(head, &[&service], first)?;
+            Ok(ctx.edit_locations(head, &locations, &version)?.0)
+        })?;
         if let Some((commit, _)) = result {
             out.changed = true;
             out.commit = Some(commit.clone()).filter(|c| !c.is_empty());

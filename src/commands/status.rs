@@ -3,6 +3,7 @@
 use super::{Ctx, Meta, Outcome, short};
 use crate::config::{Environment, Track, expand};
 use crate::error::{Error, Result};
+use crate::gates::argocd::{Kick, SyncMode};
 use crate::gates::{self, GateResult, Polling};
 use crate::repo::Oid;
 
@@ -98,7 +99,30 @@ pub fn expected_revision(ctx: &Ctx<'_>, service: &str, env: &Environment) -> Res
 /// of this run will need: a usable gate, its token, the application names and URL
 /// templates of every environment the run can reach.
 pub fn preflight(ctx: &Ctx<'_>) -> Result<()> {
-    let gating = ctx.inputs.wait || ctx.inputs.command == "status";
+    // `sync`: the environments this run can move or gate, and whether any of them
+    // asks Argo CD to sync: then Argo CD must be configured.
+    if let Some(env) = reachable_envs(ctx)?.into_iter().find(|e| wants_sync(ctx, e)) {
+        let why = if ctx.inputs.sync {
+            "input `sync` is true".to_string()
+        } else {
+            format!(
+                "environment `{}` says `argocd-sync: true` in {}",
+                env.name, ctx.config.source
+            )
+        };
+        if ctx.inputs.argocd_server.is_none() || ctx.inputs.argocd_token.is_none() {
+            return Err(Error::input(format!(
+                "{why}, so gitops-flow asks Argo CD to sync the application, but {} not set; pass `argocd-server` and `argocd-token` (or drop `sync`)",
+                match (&ctx.inputs.argocd_server, &ctx.inputs.argocd_token) {
+                    (None, None) => "`argocd-server` and `argocd-token` are",
+                    (None, Some(_)) => "`argocd-server` is",
+                    _ => "`argocd-token` is",
+                }
+            )));
+        }
+    }
+    let sync_any = ctx.inputs.sync || ctx.config.environments.iter().any(|e| e.argocd_sync);
+    let gating = ctx.inputs.wait || ctx.inputs.command == "status" || (sync_any && ctx.inputs.argocd_server.is_some());
     let services: Vec<String> = match &ctx.inputs.service {
         Some(s) => vec![s.clone()],
         None if ctx.config.services_listed => ctx.config.services.keys().cloned().collect(),
@@ -155,21 +179,30 @@ pub fn preflight(ctx: &Ctx<'_>) -> Result<()> {
     }
 }
 
+/// The environments a run of this command can move or gate (for the checks made
+/// before the first write).
+fn reachable_envs<'c>(ctx: &'c Ctx<'_>) -> Result<Vec<&'c Environment>> {
+    let config = ctx.config;
+    let named = |n: &Option<String>| n.as_ref().map(|n| config.env(n)).transpose();
+    Ok(match ctx.inputs.command.as_str() {
+        "stage" | "deploy" => vec![config.first_env()],
+        "promote" => match (named(&ctx.inputs.to)?, named(&ctx.inputs.from)?) {
+            (Some(to), _) => vec![to],
+            (None, Some(from)) => super::next_env(config, from).into_iter().collect(),
+            // The push chain can continue into any environment.
+            (None, None) if ctx.inputs.service.is_none() => config.environments.iter().collect(),
+            (None, None) => super::next_env(config, config.first_env()).into_iter().collect(),
+        },
+        "rollback" | "status" => vec![named(&ctx.inputs.environment)?.unwrap_or(config.last_env())],
+        _ => Vec::new(),
+    })
+}
+
 /// Runs the configured gate for `service` in `env` at `expected`.
-pub fn gate(ctx: &Ctx<'_>, service: &str, env: &Environment, expected: &Oid) -> Result<GateResult> {
+pub fn gate(ctx: &Ctx<'_>, service: &str, env: &Environment, expected: &Oid, sync: SyncMode) -> Result<GateResult> {
     let polling = Polling::from_env(ctx.env);
-    if let Some(server) = &ctx.inputs.argocd_server {
-        let token = ctx.inputs.argocd_token.as_ref().ok_or_else(|| {
-            Error::input("`argocd-server` is set but `argocd-token` is not; pass the Argo CD API token")
-        })?;
-        let app_t = ctx
-            .inputs
-            .argocd_app
-            .clone()
-            .or_else(|| env.argocd_app.clone())
-            .unwrap_or_else(|| "{service}-{env}".into());
-        let app = expand(&app_t, service, &env.name, None)?;
-        let mut probe = gates::argocd::ArgoProbe::new(server, token, &app, expected.clone(), ctx.repo)?;
+    if ctx.inputs.argocd_server.is_some() {
+        let mut probe = argo_probe(ctx, service, env, expected)?.with_sync(sync);
         return gates::wait(ctx.runner, &mut probe, ctx.inputs.timeout, &polling);
     }
     let pattern_t = ctx
@@ -185,6 +218,46 @@ pub fn gate(ctx: &Ctx<'_>, service: &str, env: &Environment, expected: &Oid) -> 
         pattern,
     };
     gates::wait(ctx.runner, &mut probe, ctx.inputs.timeout, &polling)
+}
+
+/// Whether this run asks Argo CD to sync `env` (input `sync`, or `argocd-sync: true`).
+pub fn wants_sync(ctx: &Ctx<'_>, env: &Environment) -> bool {
+    ctx.inputs.sync || env.argocd_sync
+}
+
+fn argo_probe<'c>(
+    ctx: &'c Ctx<'_>,
+    service: &str,
+    env: &Environment,
+    expected: &Oid,
+) -> Result<gates::argocd::ArgoProbe<'c>> {
+    let (Some(server), Some(token)) = (&ctx.inputs.argocd_server, &ctx.inputs.argocd_token) else {
+        return Err(Error::input(
+            "the Argo CD gate and `sync` need `argocd-server` and `argocd-token`; pass both",
+        ));
+    };
+    let app_t = ctx
+        .inputs
+        .argocd_app
+        .clone()
+        .or_else(|| env.argocd_app.clone())
+        .unwrap_or_else(|| "{service}-{env}".into());
+    let app = expand(&app_t, service, &env.name, None)?;
+    gates::argocd::ArgoProbe::new(server, token, &app, expected.clone(), ctx.repo)
+}
+
+/// After a move without a gate: ask Argo CD to sync (an operation already running
+/// is left alone). Returns the summary line.
+pub fn sync_after_move(ctx: &Ctx<'_>, service: &str, env: &Environment, expected: &Oid) -> Result<String> {
+    let mut probe = argo_probe(ctx, service, env, expected)?.with_sync(SyncMode::AfterMove);
+    let app = probe.app().to_string();
+    Ok(match probe.kick(ctx.inputs.timeout)? {
+        Kick::Started => format!("🔄 asked Argo CD to sync `{app}`"),
+        Kick::Running => format!(
+            "an Argo CD operation is running on `{app}`; it was not interrupted and no sync was started (pass `wait: true` to sync after it)"
+        ),
+        Kick::NotNeeded => format!("Argo CD application `{app}` is already synced at {}", short(expected)),
+    })
 }
 
 /// Records a failed gate in the outcome, rolling back first when asked.
@@ -214,6 +287,20 @@ pub fn on_failure(
             "\n**Rolled back** after the failed gate:\n\n{}",
             rb.summary.replace("### ", "#### ")
         ));
+        if rb.changed && !ctx.inputs.dry_run && wants_sync(ctx, env) {
+            let expected = rb.revision.clone().or(rb.commit.clone());
+            if let Some(expected) = expected {
+                match sync_after_move(ctx, service, env, &expected) {
+                    Ok(line) => out.summary.push_str(&format!("\n{line}\n")),
+                    Err(e) => msg.push_str(&format!("; the rollback was not synced: {e}")),
+                }
+            }
+        }
+        let why = format!("{} was not healthy: {}", ctx.inputs.command, result.last);
+        if let Some(line) = super::lock::hold_after_rollback(ctx, env, service, &why)? {
+            msg.push_str(&format!("; held `{service}` in `{}`", env.name));
+            out.summary.push_str(&format!("\n{line}\n"));
+        }
     } else {
         msg.push_str(if ctx.inputs.rollback_on_failure {
             ""
@@ -241,7 +328,12 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
         revision: Some(expected.clone()),
         ..Outcome::default()
     };
-    let result = gate(ctx, &service, &env, &expected)?;
+    let sync = if wants_sync(ctx, &env) {
+        SyncMode::WhenOutOfSync
+    } else {
+        SyncMode::Off
+    };
+    let result = gate(ctx, &service, &env, &expected, sync)?;
     out.summary = format!("### gitops-flow status `{service}` in `{}`\n\n", env.name);
     if result.healthy {
         out.summary.push_str(&format!(
@@ -266,6 +358,7 @@ pub fn after_move(ctx: &Ctx<'_>, out: &mut Outcome) -> Result<()> {
     if ctx.inputs.dry_run || (!moved && !ctx.inputs.wait) {
         return Ok(());
     }
+    let sync = moved && wants_sync(ctx, ctx.config.env(&env_name)?);
     let env = ctx.config.env(&env_name)?.clone();
     let revision = match env.track {
         Track::Tag | Track::Branch => out.revision.clone(),
@@ -317,8 +410,13 @@ pub fn after_move(ctx: &Ctx<'_>, out: &mut Outcome) -> Result<()> {
         } else {
             None
         };
+        if sync && !ctx.inputs.wait {
+            let line = sync_after_move(ctx, service, &env, &revision)?;
+            out.summary.push_str(&format!("\n{line}\n"));
+        }
+        let mode = if sync { SyncMode::AfterMove } else { SyncMode::Off };
         let healthy = if ctx.inputs.wait {
-            let result = gate(ctx, service, &env, &revision)?;
+            let result = gate(ctx, service, &env, &revision, mode)?;
             if !result.healthy {
                 if let Some(id) = deployment {
                     ctx.repo

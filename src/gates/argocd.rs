@@ -11,12 +11,42 @@ use crate::repo::github::{Api, RetryPolicy};
 use crate::repo::{Oid, Repository};
 use crate::secret::Secret;
 
+/// When the gate asks Argo CD to sync the application (manual-sync applications).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncMode {
+    /// Never: Argo CD syncs by itself (auto-sync).
+    #[default]
+    Off,
+    /// After a move: sync unless the application is already synced at the expected
+    /// revision.
+    AfterMove,
+    /// `status`: sync only an application that is OutOfSync at the expected revision.
+    WhenOutOfSync,
+}
+
+/// What asking for a sync did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kick {
+    /// Argo CD accepted the sync.
+    Started,
+    /// An operation is running already; it was not interrupted.
+    Running,
+    /// Nothing to sync (synced at the expected revision, or not asked for).
+    NotNeeded,
+}
+
 pub struct ArgoProbe<'a> {
     api: Api,
     app: String,
     expected: Oid,
     repo: &'a dyn Repository,
     first: bool,
+    sync: SyncMode,
+    /// A sync was started (or found running) by this run: never start another.
+    kicked: bool,
+    /// Since the sync this run started, an operation was seen running (until then
+    /// a failed phase is the earlier operation's).
+    ran_since_kick: bool,
     /// Preview mode: the application may not exist yet, and only the expected
     /// commit itself counts (the generator sets `targetRevision` to the head).
     preview: bool,
@@ -46,9 +76,97 @@ impl<'a> ArgoProbe<'a> {
             expected,
             repo,
             first: true,
+            sync: SyncMode::Off,
+            kicked: false,
+            ran_since_kick: false,
             preview: false,
             seen: Seen::Nothing,
         })
+    }
+
+    /// Asks Argo CD to sync the application when `mode` says so.
+    pub fn with_sync(mut self, mode: SyncMode) -> Self {
+        self.sync = mode;
+        self
+    }
+
+    /// One look at the application (asking Argo CD to refresh it first) and, when
+    /// the sync mode calls for it, a sync: for a move without a gate.
+    pub fn kick(&mut self, left: Duration) -> Result<Kick> {
+        let r = self.api.rest_within(
+            Method::GET,
+            &format!("/api/v1/applications/{}?refresh=normal", self.app),
+            None,
+            left,
+        )?;
+        self.first = false;
+        match r.status.as_u16() {
+            200 => {}
+            401 => return Err(Error::input("Argo CD refused the token (401); check `argocd-token`")),
+            s => {
+                return Err(Error::failed(format!(
+                    "Argo CD did not return application `{}` ({s}: {}); check `argocd-app` and the token's project role",
+                    self.app,
+                    argo_message(&r.body)
+                )));
+            }
+        }
+        let view = AppView::of(&r.body);
+        let at_expected = self.at_expected(&view.revisions)?;
+        self.maybe_sync(&view, at_expected, left)
+    }
+
+    fn at_expected(&self, revisions: &[String]) -> Result<bool> {
+        for rv in revisions {
+            if self.contains_expected(rv)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Starts a sync when the mode calls for it and no operation is running.
+    fn maybe_sync(&mut self, view: &AppView, at_expected: bool, left: Duration) -> Result<Kick> {
+        let wanted = match self.sync {
+            SyncMode::Off => false,
+            // Exactly the expected commit: after a rollback, a later revision
+            // "contains" the target but runs newer code.
+            SyncMode::AfterMove => {
+                !(view.sync == "Synced" && view.revisions.iter().any(|r| r.eq_ignore_ascii_case(&self.expected)))
+            }
+            SyncMode::WhenOutOfSync => view.sync == "OutOfSync" && at_expected,
+        };
+        if self.kicked || !wanted {
+            return Ok(Kick::NotNeeded);
+        }
+        if matches!(view.phase.as_str(), "Running" | "Terminating") {
+            // Never interrupt an operation; the gate waits for it, then looks again.
+            return Ok(Kick::Running);
+        }
+        // The application's own target (tag, branch) and sync options: gitops-flow
+        // asks for a sync, never for another revision or a prune.
+        let body = serde_json::json!({ "name": self.app });
+        let r = self.api.rest_within(
+            Method::POST,
+            &format!("/api/v1/applications/{}/sync", self.app),
+            Some(&body),
+            left,
+        )?;
+        let message = argo_message(&r.body);
+        match r.status.as_u16() {
+            200 => {
+                self.kicked = true;
+                Ok(Kick::Started)
+            }
+            // Argo CD's answer when an operation started meanwhile (or our own
+            // retried request landed): that one is not interrupted either.
+            400 | 409 if message.contains("another operation is already in progress") => Ok(Kick::Running),
+            401 => Err(Error::input("Argo CD refused the token (401); check `argocd-token`")),
+            s => Err(Error::failed(format!(
+                "Argo CD refused to sync application `{}` ({s}): {message}; sync it in Argo CD (`argocd app sync {}`) or fix what it names",
+                self.app, self.app
+            ))),
+        }
     }
 
     /// The preview gate: an application that is not there (yet) is waited for, and
@@ -133,12 +251,80 @@ impl Probe for ArgoProbe<'_> {
             }
             s => return Ok(Verdict::Waiting(format!("Argo CD answered {s}"))),
         }
-        let st = &r.body["status"];
-        let health = st
-            .pointer("/health/status")
-            .and_then(|v| v.as_str())
-            .unwrap_or("Unknown");
-        let sync = st.pointer("/sync/status").and_then(|v| v.as_str()).unwrap_or("Unknown");
+        let view = AppView::of(&r.body);
+        let at_expected = self.at_expected(&view.revisions)?;
+        let note = match self.maybe_sync(&view, at_expected, left)? {
+            Kick::Started => {
+                return Ok(Verdict::Waiting(format!(
+                    "asked Argo CD to sync `{}` (it was {} at {})",
+                    self.app,
+                    view.sync,
+                    view.revisions.first().map_or("no revision", |r| short_sha(r))
+                )));
+            }
+            Kick::Running => " (an operation is running: not interrupted, sync asked for after it)",
+            Kick::NotNeeded => "",
+        };
+        let AppView {
+            health,
+            sync,
+            revisions,
+            phase,
+        } = view;
+        let (health, sync, phase) = (health.as_str(), sync.as_str(), phase.as_str());
+        let rev_short = revisions
+            .first()
+            .map(|r| short_sha(r).to_string())
+            .unwrap_or_else(|| "none".into());
+        let seen = format!(
+            "health={health} sync={sync} revision={rev_short}{}{note}",
+            if phase.is_empty() {
+                String::new()
+            } else {
+                format!(" operation={phase}")
+            }
+        );
+        if self.kicked && matches!(phase, "Running" | "Terminating") {
+            self.ran_since_kick = true;
+        }
+        if !at_expected {
+            return Ok(Verdict::Waiting(format!(
+                "{seen} (expected {})",
+                short_sha(&self.expected)
+            )));
+        }
+        if matches!(phase, "Running" | "Terminating") {
+            return Ok(Verdict::Waiting(seen));
+        }
+        if matches!(phase, "Failed" | "Error") && self.kicked && !self.ran_since_kick && self.sync != SyncMode::Off {
+            return Ok(Verdict::Waiting(format!(
+                "{seen}: the earlier operation's result; waiting for the sync asked for to start"
+            )));
+        }
+        if matches!(phase, "Failed" | "Error") {
+            return Ok(Verdict::Failed(seen));
+        }
+        match (health, sync) {
+            ("Healthy", "Synced") => Ok(Verdict::Healthy(seen)),
+            ("Degraded", _) => Ok(Verdict::Failed(seen)),
+            _ => Ok(Verdict::Waiting(seen)),
+        }
+    }
+}
+
+/// The parts of an Application the gate reads.
+struct AppView {
+    health: String,
+    sync: String,
+    /// `status.sync.revision`, then `status.sync.revisions[]` (multi-source).
+    revisions: Vec<String>,
+    phase: String,
+}
+
+impl AppView {
+    fn of(app: &serde_json::Value) -> AppView {
+        let st = &app["status"];
+        let text = |p: &str, d: &str| st.pointer(p).and_then(|v| v.as_str()).unwrap_or(d).to_string();
         let mut revisions: Vec<String> = st
             .pointer("/sync/revision")
             .and_then(|v| v.as_str())
@@ -151,45 +337,20 @@ impl Probe for ArgoProbe<'_> {
                 .flatten()
                 .filter_map(|v| v.as_str().map(String::from)),
         );
-        let phase = st
-            .pointer("/operationState/phase")
-            .and_then(|v| v.as_str())
-            .unwrap_or("");
-        let rev_short = revisions
-            .first()
-            .map(|r| short_sha(r).to_string())
-            .unwrap_or_else(|| "none".into());
-        let seen = format!(
-            "health={health} sync={sync} revision={rev_short}{}",
-            if phase.is_empty() {
-                String::new()
-            } else {
-                format!(" operation={phase}")
-            }
-        );
-        let mut at_expected = false;
-        for rv in &revisions {
-            if self.contains_expected(rv)? {
-                at_expected = true;
-                break;
-            }
-        }
-        if !at_expected {
-            return Ok(Verdict::Waiting(format!(
-                "{seen} (expected {})",
-                short_sha(&self.expected)
-            )));
-        }
-        if matches!(phase, "Running" | "Terminating") {
-            return Ok(Verdict::Waiting(seen));
-        }
-        if matches!(phase, "Failed" | "Error") {
-            return Ok(Verdict::Failed(seen));
-        }
-        match (health, sync) {
-            ("Healthy", "Synced") => Ok(Verdict::Healthy(seen)),
-            ("Degraded", _) => Ok(Verdict::Failed(seen)),
-            _ => Ok(Verdict::Waiting(seen)),
+        AppView {
+            health: text("/health/status", "Unknown"),
+            sync: text("/sync/status", "Unknown"),
+            revisions,
+            phase: text("/operationState/phase", ""),
         }
     }
+}
+
+/// Argo CD's error text (`runtimeError.message`), or the body as it came.
+fn argo_message(body: &serde_json::Value) -> String {
+    body.get("message")
+        .and_then(|m| m.as_str())
+        .or_else(|| body.get("error").and_then(|m| m.as_str()))
+        .map(String::from)
+        .unwrap_or_else(|| body.to_string().chars().take(300).collect())
 }

@@ -607,6 +607,63 @@ impl Repository for LocalRepo {
         Ok(())
     }
 
+    fn update_refs_guarded(
+        &self,
+        updates: &[RefUpdate],
+        message: &str,
+        guard: &str,
+        guard_value: &Oid,
+    ) -> Result<Option<Oid>> {
+        for u in updates.iter().filter(|u| u.name.starts_with("refs/heads/")) {
+            if let Some(c) = self.checkout_of(&u.name) {
+                return Err(Error::input(format!(
+                    "refusing to move `{}`: it is checked out in {} and that work tree would go stale; check out another branch there and re-run. Nothing was written",
+                    u.name.trim_start_matches("refs/heads/"),
+                    c.workdir.display()
+                )));
+            }
+        }
+        let mut edits = updates
+            .iter()
+            .map(|u| ref_change(u, message))
+            .collect::<Result<Vec<_>>>()?;
+        // The guard: written back to the value it must have, in the same
+        // transaction, so the moves land only if it did not move.
+        let name: FullName = guard
+            .try_into()
+            .map_err(|_| Error::input(format!("`{guard}` is not a valid ref name")))?;
+        edits.push(RefEdit {
+            change: Change::Update {
+                log: LogChange {
+                    mode: RefLog::AndReference,
+                    force_create_reflog: false,
+                    message: format!("{message} (holds checked at this commit)").into(),
+                },
+                expected: PreviousValue::MustExistAndMatch(Target::Object(oid(guard_value)?)),
+                new: Target::Object(oid(guard_value)?),
+            },
+            name,
+            deref: false,
+        });
+        let mut all = updates.to_vec();
+        all.push(RefUpdate {
+            name: guard.to_string(),
+            expected: Some(guard_value.clone()),
+            new: guard_value.clone(),
+        });
+        self.apply(edits)
+            .map_err(|e| self.classify(&all, e, "could not move refs"))?;
+        self.journal.record(Write::Refs(updates.to_vec()));
+        Ok(None)
+    }
+
+    fn actor(&self) -> Option<String> {
+        match self.repo.committer() {
+            Some(Ok(sig)) => Some(format!("{} <{}>", sig.name, sig.email)),
+            _ => None,
+        }
+    }
+
     fn commit(&self, req: &CommitRequest) -> Result<Oid> {
         let full = format!("refs/heads/{}", req.branch);
         let parent = self.commit_obj(&req.parent)?;

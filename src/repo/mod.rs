@@ -264,6 +264,32 @@ pub trait Repository {
     /// Moves several refs at once, all or nothing; `Error::Conflict` when one is not
     /// at its expected value.
     fn update_refs(&self, updates: &[RefUpdate], message: &str) -> Result<()>;
+    /// `update_refs`, provided the ref `guard` (never one of `updates`) still points
+    /// at `guard_value` — the main branch whose holds were read. A backend that can
+    /// check it in the same atomic transaction does so and answers `None` (or
+    /// `Error::Conflict` when it moved). Default: the refs are moved, then the guard
+    /// is read again (one request): `Some(value)` when it is elsewhere by then, for
+    /// the caller to look at what landed.
+    fn update_refs_guarded(
+        &self,
+        updates: &[RefUpdate],
+        message: &str,
+        guard: &str,
+        guard_value: &Oid,
+    ) -> Result<Option<Oid>> {
+        self.update_refs(updates, message)?;
+        self.forget();
+        let after = self.resolve_refs(&[guard.to_string()])?.into_iter().next().flatten();
+        Ok(match after {
+            Some(a) if a.target == *guard_value => None,
+            Some(a) => Some(a.commit),
+            None => Some(String::new()),
+        })
+    }
+    /// The identity this backend writes as (the git committer), for who took a hold.
+    fn actor(&self) -> Option<String> {
+        None
+    }
     /// Makes a commit; `Error::Conflict` when the branch moved.
     fn commit(&self, req: &CommitRequest) -> Result<Oid>;
     /// Opens a pull request or updates the open one from the same head.

@@ -514,23 +514,38 @@ impl FakeGitHub {
     /// A push to `branch` (created from `from` when missing): one commit writing `file`.
     pub fn push_commit(&self, branch: &str, from: &str, file: &str, content: &str) -> String {
         let _guard = self.state.lock().expect("lock");
-        let parent = self
-            .rev(&format!("refs/heads/{branch}"))
-            .or_else(|| self.rev(from))
-            .expect("parent exists");
-        let idx = self.bare.join(format!("index-push-{}", std::process::id()));
-        let idx_s = idx.display().to_string();
-        let env = [("GIT_INDEX_FILE", idx_s.as_str())];
-        git_in(&self.bare, &["read-tree", &parent], None, &env).expect("read-tree");
-        let blob = git_in(
-            &self.bare,
-            &["hash-object", "-w", "--stdin"],
-            Some(content.as_bytes()),
+        push_to(&self.bare, branch, from, file, content)
+    }
+
+    /// A pusher for `before_write` hooks (which run while a request is served).
+    pub fn pusher(&self) -> impl Fn(&str, &str, &str) -> String + Send + 'static {
+        let bare = self.bare.clone();
+        move |branch, file, content| push_to(&bare, branch, branch, file, content)
+    }
+}
+
+fn push_to(bare: &Path, branch: &str, from: &str, file: &str, content: &str) -> String {
+    let rev = |r: &str| {
+        git_in(
+            bare,
+            &["rev-parse", "--verify", "-q", &format!("{r}^{{commit}}")],
+            None,
             &[],
         )
-        .expect("blob");
+        .ok()
+        .map(|s| s.trim().to_string())
+    };
+    {
+        let parent = rev(&format!("refs/heads/{branch}"))
+            .or_else(|| rev(from))
+            .expect("parent exists");
+        let idx = bare.join(format!("index-push-{}", std::process::id()));
+        let idx_s = idx.display().to_string();
+        let env = [("GIT_INDEX_FILE", idx_s.as_str())];
+        git_in(bare, &["read-tree", &parent], None, &env).expect("read-tree");
+        let blob = git_in(bare, &["hash-object", "-w", "--stdin"], Some(content.as_bytes()), &[]).expect("blob");
         git_in(
-            &self.bare,
+            bare,
             &[
                 "update-index",
                 "--add",
@@ -541,7 +556,7 @@ impl FakeGitHub {
             &env,
         )
         .expect("update-index");
-        let tree = git_in(&self.bare, &["write-tree"], None, &env).expect("write-tree");
+        let tree = git_in(bare, &["write-tree"], None, &env).expect("write-tree");
         let _ = std::fs::remove_file(&idx);
         let cenv = [
             ("GIT_AUTHOR_NAME", "Dev"),
@@ -550,7 +565,7 @@ impl FakeGitHub {
             ("GIT_COMMITTER_EMAIL", "dev@example.com"),
         ];
         let c = git_in(
-            &self.bare,
+            bare,
             &[
                 "commit-tree",
                 tree.trim(),
@@ -565,16 +580,12 @@ impl FakeGitHub {
         .expect("commit-tree")
         .trim()
         .to_string();
-        git_in(
-            &self.bare,
-            &["update-ref", &format!("refs/heads/{branch}"), &c],
-            None,
-            &[],
-        )
-        .expect("update-ref");
+        git_in(bare, &["update-ref", &format!("refs/heads/{branch}"), &c], None, &[]).expect("update-ref");
         c
     }
+}
 
+impl FakeGitHub {
     /// The pull request as a `pull_request` event payload carries it.
     pub fn pull_payload(&self, number: u64) -> Value {
         let s = self.state.lock().expect("lock");

@@ -1157,6 +1157,10 @@ impl Repository for GitHubRepo {
         self.forget_refs();
     }
 
+    fn actor(&self) -> Option<String> {
+        self.local.as_ref().and_then(|l| l.actor())
+    }
+
     fn take_notices(&self) -> Vec<String> {
         std::mem::take(&mut *self.notices.borrow_mut())
     }
