@@ -221,7 +221,7 @@ fn execute(args: Args, env: &HashMap<String, String>, runner: &Runner, now: i64)
         (None, None) => return Err(error::Error::failed("no backend opened")),
     };
     // One round trip for every ref the command will read (GitHub backend).
-    repo.prefetch(&commands::read_plan(&inputs, &config))?;
+    repo.prefetch(&commands::read_plan(&inputs, &config, &event))?;
     let branch = match inputs.branch.clone().or_else(|| config.branch.clone()) {
         Some(b) => b,
         None => repo.default_branch()?,

@@ -914,10 +914,10 @@ fn failed_after_writes(ctx: &Ctx<'_>, e: Error) -> Result<Outcome> {
     Ok(out)
 }
 
-/// What a command will read, known from the inputs alone, so that the GitHub
-/// backend reads it (and the default branch) in one query: the one place that
-/// derives the reads of every command.
-pub fn read_plan(inputs: &Inputs, config: &Config) -> ReadPlan {
+/// What a command will read, known from the inputs (and a merged gitops-flow pull
+/// request in the event), so that the GitHub backend reads it (and the default
+/// branch) in one query: the one place that derives the reads of every command.
+pub fn read_plan(inputs: &Inputs, config: &Config, event: &Event) -> ReadPlan {
     if inputs.command == "preview" {
         // Runs in the application repository: no gitops-flow refs to read.
         return ReadPlan::default();
@@ -927,7 +927,14 @@ pub fn read_plan(inputs: &Inputs, config: &Config) -> ReadPlan {
         .as_ref()
         .or(config.branch.as_ref())
         .map(|b| format!("refs/heads/{b}"));
-    let Some(service) = &inputs.service else {
+    // `deploy` after a merged stage pull request names its service in the metadata.
+    let from_event = event
+        .payload
+        .pointer("/pull_request/body")
+        .and_then(|b| b.as_str())
+        .and_then(Meta::parse)
+        .map(|m| m.service);
+    let Some(service) = inputs.service.as_ref().or(from_event.as_ref()) else {
         return ReadPlan {
             refs: main.iter().cloned().collect(),
             main,

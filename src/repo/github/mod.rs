@@ -44,6 +44,8 @@ pub struct GitHubRepo {
     files: RefCell<FileCache>,
     /// Ancestry answered in this run: (ancestor, descendant) → is an ancestor.
     ancestry: RefCell<HashMap<(Oid, Oid), bool>>,
+    /// Branches this run created.
+    new_branches: RefCell<std::collections::HashSet<String>>,
     journal: Journal,
     /// What the repository allows for merging (read with the repository id).
     merge: RefCell<Option<MergeSettings>>,
@@ -193,6 +195,7 @@ impl GitHubRepo {
             refs: RefCell::new(HashMap::new()),
             files: RefCell::new(HashMap::new()),
             ancestry: RefCell::new(HashMap::new()),
+            new_branches: RefCell::new(Default::default()),
             journal: Journal::default(),
             merge: RefCell::new(None),
             notices: RefCell::new(Vec::new()),
@@ -986,6 +989,11 @@ impl Repository for GitHubRepo {
                 }],
                 "reset",
             )?;
+            if req.expected_head.is_none() {
+                // A branch that did not exist has no open pull request (GitHub closes
+                // them with their head branch): `pull_request` need not look for one.
+                self.new_branches.borrow_mut().insert(req.branch.clone());
+            }
         }
         let result = self.commit_on_branch(&req.branch, &req.parent, &req.message, req);
         self.forget_refs();
@@ -1026,18 +1034,22 @@ impl Repository for GitHubRepo {
     }
 
     fn pull_request(&self, spec: &PullRequestSpec) -> Result<PullRequest> {
-        let list = self.api.rest_ok(
-            Method::GET,
-            &format!(
-                "{}/pulls?state=open&head={}:{}&base={}",
-                self.repo_path(),
-                enc(&self.owner),
-                enc(&spec.head),
-                enc(&spec.base)
-            ),
-            None,
-        )?;
-        let existing = list.as_array().and_then(|a| a.first()).cloned();
+        let existing = if self.new_branches.borrow().contains(&spec.head) {
+            None
+        } else {
+            let list = self.api.rest_ok(
+                Method::GET,
+                &format!(
+                    "{}/pulls?state=open&head={}:{}&base={}",
+                    self.repo_path(),
+                    enc(&self.owner),
+                    enc(&spec.head),
+                    enc(&spec.base)
+                ),
+                None,
+            )?;
+            list.as_array().and_then(|a| a.first()).cloned()
+        };
         let (pr, created): (ApiPr, bool) = match existing {
             Some(pr) => {
                 let pr: ApiPr = typed(pr, "GET pulls")?;

@@ -1,0 +1,76 @@
+//! Issue 11: requests per command on the github backend (fresh shallow tag-less
+//! checkout per job, as actions/checkout leaves it). Counts, not times.
+
+mod support;
+
+use support::fake_github::FakeGitHub;
+use support::{Jobs, scratch};
+
+fn log(fake: &FakeGitHub) -> Vec<String> {
+    fake.requests()
+        .iter()
+        .map(|r| format!("{} {} {:?}", r.method, r.path, r.graphql))
+        .collect()
+}
+
+#[test]
+fn file_mode_stage_and_pull_request_promote() {
+    let (_s, dir) = scratch("make_file_repo.sh");
+    let fake = FakeGitHub::start(&dir);
+    let j = Jobs::new(&fake);
+    fake.clear_log();
+    j.run(
+        &[("command", "stage"), ("service", "payments"), ("version", "1.2.0")],
+        &[],
+    )
+    .assert_ok();
+    assert!(fake.requests().len() <= 2, "direct stage: {:?}", log(&fake));
+    // A pull request from a new branch: the read, the branch, the commit, the pull
+    // request and auto-merge — no lookup of an open pull request for a branch that
+    // did not exist.
+    fake.clear_log();
+    let p = j.run(&[("command", "promote"), ("service", "payments")], &[]);
+    p.assert_ok();
+    assert_eq!(p.out("pull-request-number"), "1");
+    assert!(
+        fake.requests().len() <= 5,
+        "promote through a pull request: {:?}",
+        log(&fake)
+    );
+    // Re-run: the branch exists, its open pull request is found and reused.
+    fake.clear_log();
+    let again = j.run(&[("command", "promote"), ("service", "payments")], &[]);
+    again.assert_ok();
+    assert_eq!(again.out("pull-request-number"), "1");
+    assert_eq!(fake.pulls().len(), 1, "one pull request");
+    fake.assert_clean();
+}
+
+#[test]
+fn deploy_after_a_merged_stage_pull_request_reads_once() {
+    let (_s, dir) = scratch("make_tag_repo.sh");
+    let fake = FakeGitHub::start(&dir);
+    let j = Jobs::new(&fake);
+    j.run(
+        &[("command", "stage"), ("service", "payments"), ("version", "1.2.0")],
+        &[],
+    )
+    .assert_ok();
+    let merged = fake.merge_pull(1);
+    let ev = j.dir().join("ev.json");
+    std::fs::write(&ev, fake.pull_event(1).to_string()).unwrap();
+    fake.clear_log();
+    let d = j.run(
+        &[("command", "deploy")],
+        &[
+            ("GITHUB_EVENT_NAME", "pull_request"),
+            ("GITHUB_EVENT_PATH", &ev.display().to_string()),
+        ],
+    );
+    d.assert_ok();
+    assert_eq!(fake.rev("payments-staging").unwrap(), merged);
+    // The service comes from the event's pull request metadata, so its tags are in
+    // the first read: read, move, and the read of main that checks for holds.
+    assert!(fake.requests().len() <= 3, "deploy: {:?}", log(&fake));
+    fake.assert_clean();
+}
