@@ -178,6 +178,66 @@ fn requests(tmp: &Path) {
     println!("| file-mode `rollback`, 100 commits of history on the file | {rb} | <= 3 |");
 }
 
+/// Peak memory of a direct file-mode `stage` that edits one value in a ~55 MB
+/// manifest (local backend), next to the file's size.
+fn memory(tmp: &Path) {
+    println!("\n### memory: one edit in a large manifest (local backend, whole process, GNU time)\n");
+    let dir = tmp.join("bigmanifest");
+    Command::new("git")
+        .args(["init", "-q", "-b", "main"])
+        .arg(&dir)
+        .status()
+        .unwrap();
+    std::fs::write(
+        dir.join("gitops-flow.yaml"),
+        "environments:\n  - { name: dev, track: file, direct: true }\nservices:\n  big:\n    version:\n      - file: values.yaml\n        key: image.tag\n",
+    )
+    .unwrap();
+    let mut text =
+        String::from("# a large values file\nimage:\n  repository: ghcr.io/acme/big\n  tag: \"1.0.0\"\nitems:\n");
+    let mut i = 0;
+    while text.len() < 55 * 1024 * 1024 {
+        text.push_str(&format!(
+            "  - name: item-{i:08}\n    value: 'some text {i}' # comment\n    flags: [a, b, c]\n"
+        ));
+        i += 1;
+    }
+    std::fs::write(dir.join("values.yaml"), &text).unwrap();
+    for args in [
+        &["add", "-A"][..],
+        &[
+            "-c",
+            "user.name=b",
+            "-c",
+            "user.email=b@example.com",
+            "commit",
+            "-qm",
+            "big",
+        ][..],
+    ] {
+        Command::new("git").args(args).current_dir(&dir).status().unwrap();
+    }
+    let (code, t, mb, out) = timed(
+        &[
+            "stage",
+            "--path",
+            &dir.display().to_string(),
+            "--service",
+            "big",
+            "--version",
+            "1.1.0",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    let size = text.len() as f64 / 1024.0 / 1024.0;
+    println!("| manifest | wall time | peak RSS | RSS / file size |\n|---|---|---|---|");
+    println!(
+        "| {size:.1} MB, {i} list items | {t:.2} s | {mb:.0} MB | {:.1}x |",
+        mb / size
+    );
+}
+
 /// `report` of 2,000 services x 3 environments on the github backend from a shallow,
 /// tag-less checkout, with 100 ms latency per request.
 fn github_report(tmp: &Path) {
@@ -491,13 +551,15 @@ fn edits(out: &Path) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     // `cargo bench` passes `--bench`; pick sections with GITOPS_FLOW_BENCH.
-    let which = std::env::var("GITOPS_FLOW_BENCH").unwrap_or_else(|_| "requests,latency,ghreport,scale,edits".into());
+    let which =
+        std::env::var("GITOPS_FLOW_BENCH").unwrap_or_else(|_| "requests,latency,ghreport,scale,memory,edits".into());
     let tmp = tempfile::tempdir().unwrap();
     let _ = args;
     for w in which.split(',') {
         match w {
             "requests" => requests(tmp.path()),
             "ghreport" => github_report(tmp.path()),
+            "memory" => memory(tmp.path()),
             "latency" => latency(tmp.path()),
             "scale" => scale(tmp.path()),
             "edits" => edits(

@@ -149,7 +149,7 @@ pub fn set(text: &str, loc: &Location, version: &str) -> Result<Edited> {
         pos = s.end;
     }
     out.push_str(&text[pos..]);
-    verify(&parsed, text, &out, file, &expected, splices[0].line)?;
+    verify(parsed, text, &out, file, &expected, splices[0].line)?;
     Ok(Edited {
         changed: out != text,
         text: out,
@@ -281,7 +281,7 @@ fn splice(h: &Hit, text: &str, file: &str, version: &str, eol: &str) -> Result<O
 /// After the splice: the new text must load, in yaml-rust2 and in serde-saphyr, to the
 /// old data with exactly the planned values changed (and the planned keys added).
 fn verify(
-    old: &Parsed,
+    old: Parsed,
     old_text: &str,
     new_text: &str,
     file: &str,
@@ -302,7 +302,30 @@ fn verify(
         Ok(p) => p,
         Err(e) => return refuse(format!("the edited file would not parse ({e})")),
     };
-    let mut want: Vec<Node> = old.docs.iter().map(|d| d.root.clone()).collect();
+    let index: Vec<Option<usize>> = {
+        let mut n = 0;
+        old.docs
+            .iter()
+            .map(|d| {
+                let empty = match &d.root {
+                    Node::Scalar(s) => {
+                        s.style == Style::Plain && matches!(s.value.as_str(), "~" | "null" | "" | "Null" | "NULL")
+                    }
+                    Node::Map { entries, .. } => entries.is_empty() && d.root.line() == 0,
+                    _ => false,
+                };
+                if empty {
+                    None
+                } else {
+                    n += 1;
+                    Some(n - 1)
+                }
+            })
+            .collect()
+    };
+    // The old tree becomes the expected one (moved, not copied: big files stay
+    // within a small multiple of their size).
+    let mut want: Vec<Node> = old.docs.into_iter().map(|d| d.root).collect();
     for (edit, value) in expected {
         let Some(node) = want.get_mut(edit.doc).and_then(|d| d.at_mut(&edit.route)) else {
             return refuse("internal: the planned place is missing".into());
@@ -335,6 +358,8 @@ fn verify(
     if !same {
         return refuse("the edit would change more than that value (yaml-rust2)".into());
     }
+    drop(want);
+    drop(new);
     // 2. serde-saphyr, an independent parser (aliases and merge keys resolved).
     let Ok(mut want) = second::load(old_text) else {
         // The original itself does not load in the second parser: nothing to compare.
@@ -348,27 +373,6 @@ fn verify(
         Err(e) => return refuse(format!("the edited file would not load in serde-saphyr ({e})")),
     };
     // serde-saphyr skips empty documents: map yaml-rust2 document indexes onto its own.
-    let index: Vec<Option<usize>> = {
-        let mut n = 0;
-        old.docs
-            .iter()
-            .map(|d| {
-                let empty = match &d.root {
-                    Node::Scalar(s) => {
-                        s.style == Style::Plain && matches!(s.value.as_str(), "~" | "null" | "" | "Null" | "NULL")
-                    }
-                    Node::Map { entries, .. } => entries.is_empty() && d.root.line() == 0,
-                    _ => false,
-                };
-                if empty {
-                    None
-                } else {
-                    n += 1;
-                    Some(n - 1)
-                }
-            })
-            .collect()
-    };
     for (edit, value) in expected {
         let Some(doc) = index.get(edit.doc).copied().flatten().and_then(|i| want.get_mut(i)) else {
             return refuse("internal: the second parser has no such document".into());
