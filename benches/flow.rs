@@ -52,6 +52,16 @@ fn timed(args: &[&str], env: &[(String, String)]) -> (i32, f64, f64, String) {
     )
 }
 
+/// CPU seconds (user + system) used by this process's finished children.
+fn child_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    // Fields 16 and 17 of stat (cutime, cstime), counted after the command name.
+    let tick = 100.0;
+    let f = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (f(13) + f(14)) / tick
+}
+
 fn github_env(fake: &FakeGitHub, ws: &Path, inputs: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut env = fake.env();
     env.push(("GITHUB_WORKSPACE".into(), ws.display().to_string()));
@@ -253,8 +263,10 @@ fn github_report(tmp: &Path) {
     for ms in [0, 100] {
         fake.set_latency(ms);
         fake.clear_log();
+        let cpu_before = child_cpu();
         let (code, t, mb, out) = timed(&[], &github_env(&fake, &ws, &[("command", "report")]));
         assert_eq!(code, 0, "{out}");
+        eprintln!("report at {ms} ms: gitops-flow and git children CPU {:.2} s", child_cpu() - cpu_before);
         println!(
             "| {ms} ms | {} | {t:.2} s | {mb:.1} MB | <= {} requests, < 5 s at 100 ms |",
             fake.requests().len(),
