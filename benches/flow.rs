@@ -266,7 +266,10 @@ fn github_report(tmp: &Path) {
         let cpu_before = child_cpu();
         let (code, t, mb, out) = timed(&[], &github_env(&fake, &ws, &[("command", "report")]));
         assert_eq!(code, 0, "{out}");
-        eprintln!("report at {ms} ms: gitops-flow and git children CPU {:.2} s", child_cpu() - cpu_before);
+        eprintln!(
+            "report at {ms} ms: gitops-flow and git children CPU {:.2} s",
+            child_cpu() - cpu_before
+        );
         println!(
             "| {ms} ms | {} | {t:.2} s | {mb:.1} MB | <= {} requests, < 5 s at 100 ms |",
             fake.requests().len(),

@@ -1701,12 +1701,12 @@ impl Exec<'_> {
                     Err(_) => Value::Null,
                 }
             }
-            (Obj::Blob(oid), "byteSize") => json!(git_bytes(self.bare, &["cat-file", "blob", oid]).len()),
+            (Obj::Blob(oid), "byteSize") => json!(self.blob(oid).len()),
             (Obj::Blob(oid), "isTruncated") => {
-                json!(git_bytes(self.bare, &["cat-file", "blob", oid]).len() > 512 * 1024)
+                json!(self.blob(oid).len() > 512 * 1024)
             }
             (Obj::Blob(oid), "isBinary") => {
-                json!(String::from_utf8(git_bytes(self.bare, &["cat-file", "blob", oid])).is_err())
+                json!(std::str::from_utf8(&self.blob(oid)).is_err())
             }
             (Obj::Payload(v), name) => match v.get(name) {
                 Some(Value::Object(m)) if m.contains_key("__commit") => {

@@ -664,10 +664,15 @@ impl Repository for GitHubRepo {
 
     fn read_files(&self, reads: &[(Oid, String)]) -> Result<Vec<Option<Vec<u8>>>> {
         // What neither the cache nor the checkout has, once each.
+        // (Whether the checkout has a commit is asked once per commit: a miss makes
+        // the object database look at the disk again.)
+        let mut local: HashMap<&Oid, bool> = HashMap::new();
+        let mut seen = std::collections::HashSet::new();
         let mut wanted: Vec<(Oid, String)> = Vec::new();
         for (c, p) in reads {
             let key = (c.clone(), p.clone());
-            if !self.files.borrow().contains_key(&key) && self.local_has(c).is_none() && !wanted.contains(&key) {
+            let here = *local.entry(c).or_insert_with(|| self.local_has(c).is_some());
+            if !here && !self.files.borrow().contains_key(&key) && seen.insert(key.clone()) {
                 wanted.push(key);
             }
         }
