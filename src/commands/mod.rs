@@ -8,6 +8,7 @@ pub mod promote;
 pub mod report;
 pub mod rollback;
 pub mod stage;
+pub mod state;
 pub mod status;
 
 use std::collections::HashMap;
@@ -280,6 +281,11 @@ impl Ctx<'_> {
             .repo
             .pull_request_for_commit(sha)?
             .and_then(|pr| Meta::parse(&pr.body)))
+    }
+
+    /// Where one ref points, `None` when it does not exist.
+    pub fn resolve_ref(&self, name: &str) -> Result<Option<crate::repo::RefTarget>> {
+        Ok(self.repo.resolve_refs(&[name.to_string()])?.into_iter().next().flatten())
     }
 
     pub fn main_ref(&self) -> String {
