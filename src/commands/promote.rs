@@ -147,10 +147,7 @@ fn promote_tag(
     let from_tag = ctx.config.tag(from, service)?;
     let src = ctx
         .repo
-        .resolve_refs(&[format!("refs/tags/{from_tag}")])?
-        .into_iter()
-        .next()
-        .flatten()
+        .resolve_ref(&format!("refs/tags/{from_tag}"))?
         .ok_or_else(|| {
             Error::input(format!(
                 "tag `{from_tag}` not found in {}; run `deploy` for {service} first or pass `from`",

@@ -103,7 +103,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
                     let head = match branch_heads.get(&b) {
                         Some(h) => h.clone(),
                         None => {
-                            let h = ctx.resolve_ref(&format!("refs/heads/{b}"))?.map(|r| r.commit);
+                            let h = ctx.repo.resolve_ref(&format!("refs/heads/{b}"))?.map(|r| r.commit);
                             branch_heads.insert(b.clone(), h.clone());
                             h
                         }

@@ -101,8 +101,8 @@ fn rollback_tag(
         {
             Ok(()) => {}
             Err(Error::Conflict(msg)) => {
-                let now = ctx.repo.resolve_refs(&[format!("refs/tags/{tag}")])?;
-                if now[0].as_ref().map(|r| &r.commit) != Some(&target) {
+                let now = ctx.repo.resolve_ref(&format!("refs/tags/{tag}"))?;
+                if now.as_ref().map(|r| &r.commit) != Some(&target) {
                     return Err(Error::Conflict(msg));
                 }
                 // Another run made this very rollback first: this one wrote nothing.
@@ -254,10 +254,7 @@ fn rollback_branch(ctx: &Ctx<'_>, env: &Environment, mut out: Outcome) -> Result
     let branch = env.branch.clone().unwrap_or_default();
     let head = ctx
         .repo
-        .resolve_refs(&[format!("refs/heads/{branch}")])?
-        .into_iter()
-        .next()
-        .flatten()
+        .resolve_ref(&format!("refs/heads/{branch}"))?
         .ok_or_else(|| Error::input(format!("branch `{branch}` not found")))?;
     let last = ctx.repo.changed_paths(&head.commit)?;
     let parent = ctx

@@ -86,7 +86,7 @@ impl EnvState {
             Track::File => EnvState::of_file(ctx, env, service, main_head, depth),
             Track::Branch => {
                 let branch = env.branch.clone().unwrap_or_default();
-                let head = ctx.resolve_ref(&format!("refs/heads/{branch}"))?.map(|r| r.commit);
+                let head = ctx.repo.resolve_ref(&format!("refs/heads/{branch}"))?.map(|r| r.commit);
                 EnvState::of_branch(ctx, env, service, head, depth)
             }
         }

@@ -66,10 +66,7 @@ impl Probe for ChecksProbe<'_> {
         self.repo.forget();
         let head = self
             .repo
-            .resolve_refs(std::slice::from_ref(&self.main_ref))?
-            .into_iter()
-            .next()
-            .flatten();
+            .resolve_ref(&self.main_ref)?;
         if let Some(h) = head
             && h.commit != self.expected
             && self.repo.is_ancestor(&self.expected, &h.commit)?
