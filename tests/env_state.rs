@@ -20,7 +20,11 @@ fn two_version_files() -> (tempfile::TempDir, std::path::PathBuf, String, String
     );
     std::fs::write(dir.join("gitops-flow.yaml"), config).unwrap();
     for env in ["dev", "qa", "prod"] {
-        std::fs::write(dir.join(format!("overlays/{env}/payments/image.yaml")), "tag: \"1.0.0\"\n").unwrap();
+        std::fs::write(
+            dir.join(format!("overlays/{env}/payments/image.yaml")),
+            "tag: \"1.0.0\"\n",
+        )
+        .unwrap();
     }
     git(&dir, &["add", "-A"]);
     git(&dir, &["commit", "-qm", "payments: a second version file"]);
@@ -43,7 +47,10 @@ fn status_report_and_outputs_agree_on_a_file_environments_revision() {
     let (_t, dir, second, head) = two_version_files();
     let path = dir.display().to_string();
     // Argo CD runs the main head, which contains the change.
-    let argo = FakeArgo::start("payments-dev", vec![AppState::new("Healthy", "Synced", &head, "Succeeded")]);
+    let argo = FakeArgo::start(
+        "payments-dev",
+        vec![AppState::new("Healthy", "Synced", &head, "Succeeded")],
+    );
     let status = run(
         &[
             "status",
@@ -63,12 +70,20 @@ fn status_report_and_outputs_agree_on_a_file_environments_revision() {
         &[("GITOPS_FLOW_POLL_MS", "20")],
     );
     status.assert_ok();
-    assert_eq!(status.out("revision"), second, "status: the commit that changed the second file");
+    assert_eq!(
+        status.out("revision"),
+        second,
+        "status: the commit that changed the second file"
+    );
 
     let report = run(&["report", "--path", &path], &[]);
     report.assert_ok();
     let j: serde_json::Value = serde_json::from_str(report.out("report")).unwrap();
-    assert_eq!(j["payments"]["dev"]["revision"], second.as_str(), "report agrees with status");
+    assert_eq!(
+        j["payments"]["dev"]["revision"],
+        second.as_str(),
+        "report agrees with status"
+    );
     assert_eq!(j["payments"]["dev"]["version"], "1.1.0");
     // An environment nobody changed since the start runs the commit that added its last file.
     assert_eq!(j["payments"]["qa"]["revision"], rev(&dir, "HEAD~3").as_str());

@@ -79,13 +79,16 @@ impl Ctx<'_> {
     }
 
     pub fn main_head(&self) -> Result<Oid> {
-        self.repo.resolve_ref(&self.main_ref())?.map(|t| t.commit).ok_or_else(|| {
-            Error::input(format!(
-                "branch `{}` not found in {}; pass `branch`",
-                self.branch,
-                self.repo.describe()
-            ))
-        })
+        self.repo
+            .resolve_ref(&self.main_ref())?
+            .map(|t| t.commit)
+            .ok_or_else(|| {
+                Error::input(format!(
+                    "branch `{}` not found in {}; pass `branch`",
+                    self.branch,
+                    self.repo.describe()
+                ))
+            })
     }
 
     /// Resolves a user-given revision to a commit on the main branch.

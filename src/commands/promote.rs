@@ -145,15 +145,12 @@ fn promote_tag(
     mut out: Outcome,
 ) -> Result<Outcome> {
     let from_tag = ctx.config.tag(from, service)?;
-    let src = ctx
-        .repo
-        .resolve_ref(&format!("refs/tags/{from_tag}"))?
-        .ok_or_else(|| {
-            Error::input(format!(
-                "tag `{from_tag}` not found in {}; run `deploy` for {service} first or pass `from`",
-                ctx.repo.describe()
-            ))
-        })?;
+    let src = ctx.repo.resolve_ref(&format!("refs/tags/{from_tag}"))?.ok_or_else(|| {
+        Error::input(format!(
+            "tag `{from_tag}` not found in {}; run `deploy` for {service} first or pass `from`",
+            ctx.repo.describe()
+        ))
+    })?;
     ctx.check_on_main(&src.commit, main_head)?;
     let moves = ctx.move_tags(to, &[(service.to_string(), src.commit.clone())], "promote", true)?;
     let m = &moves[0];

@@ -17,9 +17,7 @@ impl Ctx<'_> {
         spec: PullRequestSpec,
     ) -> Result<Proposal> {
         crate::names::check_ref_name("branch", head_branch)?;
-        let existing = self
-            .repo
-            .resolve_ref(&format!("refs/heads/{head_branch}"))?;
+        let existing = self.repo.resolve_ref(&format!("refs/heads/{head_branch}"))?;
         // Up to date when the branch already holds exactly these files on top of main.
         let mut up_to_date = false;
         if let Some(e) = &existing

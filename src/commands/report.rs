@@ -112,14 +112,16 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
                         None => {
                             json!({"track": "branch", "branch": b, "error": "branch not found"})
                         }
-                        Some(h) => match EnvState::of_branch(ctx, env, service, Some(h.clone()), Depth::Version)?.version {
-                            Ok(ver) => {
-                                json!({"track": "branch", "branch": b, "version": ver, "revision": h})
+                        Some(h) => {
+                            match EnvState::of_branch(ctx, env, service, Some(h.clone()), Depth::Version)?.version {
+                                Ok(ver) => {
+                                    json!({"track": "branch", "branch": b, "version": ver, "revision": h})
+                                }
+                                Err(e) => {
+                                    json!({"track": "branch", "branch": b, "revision": h, "error": e.to_string()})
+                                }
                             }
-                            Err(e) => {
-                                json!({"track": "branch", "branch": b, "revision": h, "error": e.to_string()})
-                            }
-                        },
+                        }
                     }
                 }
             };

@@ -135,7 +135,11 @@ fn rollback_file(ctx: &Ctx<'_>, service: &str, env: &Environment, to: &Target, m
     let main_head = ctx.main_head()?;
     let locations = ctx.config.locations(env, service)?;
     // The history (for the rollback point) only when no version is given.
-    let depth = if to.version.is_some() { Depth::Version } else { Depth::Full };
+    let depth = if to.version.is_some() {
+        Depth::Version
+    } else {
+        Depth::Full
+    };
     let state = EnvState::read(ctx, env, service, &main_head, depth)?;
     let now = state.version?.unwrap_or_default();
     out.previous_version = Some(now.clone());

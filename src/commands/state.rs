@@ -218,7 +218,12 @@ impl EnvState {
                 _ => Some(c),
             };
         }
-        state.revision = Some(newest.as_ref().map(|h| h.commit.clone()).unwrap_or_else(|| main_head.clone()));
+        state.revision = Some(
+            newest
+                .as_ref()
+                .map(|h| h.commit.clone())
+                .unwrap_or_else(|| main_head.clone()),
+        );
         state.changed_by = newest;
         Ok(state)
     }
