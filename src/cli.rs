@@ -2,11 +2,13 @@
 //! payload (`GITHUB_EVENT_PATH`) as the last fallback.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
 use clap::builder::PossibleValue;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -163,6 +165,47 @@ pub struct Args {
     /// lock: why the environment is held (shown to whoever finds it held)
     #[arg(long, env = "INPUT_REASON", hide_env = true)]
     pub reason: Option<String>,
+}
+
+impl Args {
+    /// Parses `argv` with each input's `INPUT_<NAME>` variable read from `env`, not
+    /// from the process environment (clap's own `env` reads the process): a flag on
+    /// the command line wins over its variable, as with clap's `env`.
+    pub fn parse_with_env(argv: Vec<OsString>, env: &HashMap<String, String>) -> Result<Args, clap::Error> {
+        let cmd = Args::command();
+        // (id, long flag or None for the positional command, variable)
+        let vars: Vec<(String, Option<String>, String)> = cmd
+            .get_arguments()
+            .filter_map(|a| {
+                let var = a.get_env()?.to_str()?.to_string();
+                Some((a.get_id().to_string(), a.get_long().map(String::from), var))
+            })
+            .collect();
+        let cmd = cmd.mut_args(|a| a.env(None));
+        let given = cmd.clone().try_get_matches_from(argv.iter())?;
+        let mut flags: Vec<OsString> = Vec::new();
+        let mut positional: Vec<OsString> = Vec::new();
+        for (id, long, var) in vars {
+            if given.value_source(&id) == Some(ValueSource::CommandLine) {
+                continue;
+            }
+            let Some(value) = env.get(&var) else { continue };
+            match long {
+                Some(l) => flags.push(format!("--{l}={value}").into()),
+                None => positional.push(value.into()),
+            }
+        }
+        let mut argv = argv.into_iter();
+        let mut full: Vec<OsString> = argv.next().into_iter().collect();
+        full.extend(flags);
+        full.extend(argv);
+        if !positional.is_empty() {
+            full.push("--".into());
+            full.extend(positional);
+        }
+        let matches = cmd.try_get_matches_from(full)?;
+        Args::from_arg_matches(&matches)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -568,6 +611,35 @@ mod tests {
         assert_eq!(i.service.as_deref(), Some("payments"));
         assert_eq!(i.version.as_deref(), Some("1.2.3"));
         assert_eq!(i.backend, Backend::Local);
+    }
+
+    #[test]
+    fn inputs_come_from_the_given_environment_and_flags_win() {
+        let argv = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        let vars = env(&[
+            ("INPUT_COMMAND", "status"),
+            ("INPUT_SERVICE", "from-env"),
+            ("INPUT_DRY-RUN", "true"),
+            ("INPUT_LABELS", ""),
+        ]);
+        let a = Args::parse_with_env(argv(&["gitops-flow", "--service", "from-flag"]), &vars).unwrap();
+        assert_eq!(a.command.as_deref(), Some("status"));
+        assert_eq!(a.service.as_deref(), Some("from-flag"));
+        assert_eq!(a.dry_run.as_deref(), Some("true"));
+        assert_eq!(a.labels.as_deref(), Some(""), "empty as given; `resolve` decides");
+        let a = Args::parse_with_env(argv(&["gitops-flow", "promote"]), &vars).unwrap();
+        assert_eq!(
+            a.command.as_deref(),
+            Some("promote"),
+            "the positional on the command line wins"
+        );
+        assert_eq!(a.service.as_deref(), Some("from-env"));
+        // Nothing but the map: no INPUT_* of the process can leak in.
+        let a = Args::parse_with_env(argv(&["gitops-flow"]), &env(&[])).unwrap();
+        assert_eq!(a.command, None);
+        assert_eq!(a.service, None);
+        let e = Args::parse_with_env(argv(&["gitops-flow"]), &env(&[("INPUT_COMMAND", "nope")])).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::InvalidValue);
     }
 
     #[test]

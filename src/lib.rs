@@ -22,8 +22,6 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::Parser;
-
 use crate::actions::Runner;
 use crate::cli::{Args, Backend, Event, Inputs};
 use crate::commands::{Ctx, Outcome};
@@ -49,8 +47,8 @@ pub fn run(argv: Vec<OsString>, env: HashMap<String, String>, now: i64) -> u8 {
             env.get("INPUT_TOKEN").map_or("", String::as_str)
         );
     }
-    // Clap reads INPUT_* through the process environment; `env` is the same snapshot.
-    let args = match Args::try_parse_from(argv) {
+    // INPUT_* come from `env`, never from the process environment.
+    let args = match Args::parse_with_env(argv, &env) {
         Ok(a) => a,
         Err(e)
             if matches!(

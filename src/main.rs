@@ -2,8 +2,9 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let filter = std::env::var("GITOPS_FLOW_LOG").unwrap_or_else(|_| {
+        // The runner's debug logging is for this program, not for hyper, rustls or gix.
         if std::env::var("RUNNER_DEBUG").is_ok_and(|v| v == "1") {
-            "debug".into()
+            "warn,gitops_flow=debug".into()
         } else {
             "warn".into()
         }

@@ -513,3 +513,21 @@ fn a_revision_missing_from_a_shallow_clone_says_to_fetch_it() {
         )
     );
 }
+
+/// Issue 10: `RUNNER_DEBUG=1` (a re-run with debug logging) turns on gitops-flow's
+/// debug logs, not those of every crate underneath (hyper, rustls, gix).
+#[test]
+fn runner_debug_logs_only_gitops_flow() {
+    let (_seed, dir) = support::scratch("make_tag_repo.sh");
+    let fake = support::fake_github::FakeGitHub::start(&dir);
+    let jobs = support::Jobs::new(&fake);
+    let r = jobs.run(&[("command", "report")], &[("RUNNER_DEBUG", "1")]);
+    r.assert_ok();
+    let foreign: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains("DEBUG") && !l.contains("gitops_flow"))
+        .collect();
+    assert!(foreign.is_empty(), "debug lines of other crates: {foreign:#?}");
+    fake.assert_clean();
+}

@@ -2,7 +2,7 @@
 
 mod outputs;
 
-pub use outputs::{dotenv_name, parse_output_file, random_delimiter, write_dotenv, write_outputs, write_plain};
+pub use outputs::{dotenv_name, random_delimiter, write_dotenv, write_outputs, write_plain};
 
 use std::io::Write;
 

@@ -1,6 +1,5 @@
 //! `GITHUB_OUTPUT`: `name<<DELIMITER` heredocs with a fresh random delimiter per value.
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Write};
 
@@ -74,68 +73,9 @@ pub fn write_dotenv(w: &mut impl Write, pairs: &[(String, String)]) -> io::Resul
     w.write_all(buf.as_bytes())
 }
 
-/// Parses an output file as the runner does: `name=value` lines and
-/// `name<<DELIM` heredocs; a later value of the same name wins.
-pub fn parse_output_file(text: &str) -> Result<HashMap<String, String>, String> {
-    let mut out = HashMap::new();
-    let mut lines = text.split('\n').peekable();
-    while let Some(line) = lines.next() {
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if line.is_empty() {
-            continue;
-        }
-        let eq = line.find('=');
-        let heredoc = line.find("<<");
-        match (eq, heredoc) {
-            (Some(e), h) if h.is_none_or(|h| e < h) => {
-                out.insert(line[..e].to_string(), line[e + 1..].to_string());
-            }
-            (_, Some(h)) => {
-                let name = &line[..h];
-                let delim = &line[h + 2..];
-                if name.is_empty() || delim.is_empty() {
-                    return Err(format!("invalid heredoc line `{line}`"));
-                }
-                let mut value = Vec::new();
-                let mut closed = false;
-                for l in lines.by_ref() {
-                    let l = l.strip_suffix('\r').unwrap_or(l);
-                    if l == delim {
-                        closed = true;
-                        break;
-                    }
-                    value.push(l);
-                }
-                if !closed {
-                    return Err(format!("matching delimiter not found `{delim}`"));
-                }
-                out.insert(name.to_string(), value.join("\n"));
-            }
-            _ => return Err(format!("invalid line `{line}`")),
-        }
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn values_with_newlines_and_key_value_text_cannot_forge_outputs() {
-        let evil = "1.2.3\nchanged=true\nrevision<<EOF\nforged\nEOF".to_string();
-        let pairs = vec![
-            ("version".to_string(), evil.clone()),
-            ("changed".to_string(), "false".to_string()),
-        ];
-        let mut buf = Vec::new();
-        write_outputs(&mut buf, &pairs).unwrap();
-        let parsed = parse_output_file(&String::from_utf8(buf).unwrap()).unwrap();
-        assert_eq!(parsed["version"], evil);
-        assert_eq!(parsed["changed"], "false");
-        assert!(!parsed.contains_key("revision"));
-        assert_eq!(parsed.len(), 2);
-    }
 
     #[test]
     fn plain_and_dotenv_lines_cannot_forge_outputs() {
@@ -164,13 +104,5 @@ mod tests {
     fn delimiters_are_fresh() {
         assert_ne!(random_delimiter(), random_delimiter());
         assert!(random_delimiter().len() > 40);
-    }
-
-    #[test]
-    fn parser_follows_runner_rules() {
-        let p = parse_output_file("a=1\nb<<X\nline1\nline2\nX\na=2\n").unwrap();
-        assert_eq!(p["a"], "2");
-        assert_eq!(p["b"], "line1\nline2");
-        assert!(parse_output_file("b<<X\nunterminated\n").is_err());
     }
 }

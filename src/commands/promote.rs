@@ -1,5 +1,6 @@
 //! `promote`: move a service from one environment to the next.
 
+use super::state::{Depth, EnvState};
 use super::{Ctx, Meta, Outcome, next_env, short};
 use crate::config::{Environment, Track};
 use crate::error::{Error, Result};
@@ -11,54 +12,18 @@ pub struct Current {
     pub version: Option<String>,
 }
 
-/// Reads what `env` runs for `service`.
+/// Reads what `env` runs for `service` (its version; see [`EnvState`]).
 pub fn current(ctx: &Ctx<'_>, env: &Environment, service: &str, main_head: &Oid) -> Result<Current> {
-    match env.track {
-        Track::Tag => {
-            let tag = ctx.config.tag(env, service)?;
-            let r = ctx
-                .repo
-                .resolve_refs(&[format!("refs/tags/{tag}")])?
-                .into_iter()
-                .next()
-                .flatten();
-            let version = match &r {
-                Some(r) => Some(ctx.chart_version(service, &r.commit)?),
-                None => None,
-            };
-            Ok(Current {
-                revision: r.map(|r| r.commit),
-                version,
-            })
-        }
-        Track::File => {
-            let locs = ctx.config.locations(env, service)?;
-            Ok(Current {
-                revision: Some(main_head.clone()),
-                version: Some(ctx.read_version(main_head, &locs)?),
-            })
-        }
-        Track::Branch => {
-            let b = env.branch.clone().unwrap_or_default();
-            let r = ctx
-                .repo
-                .resolve_refs(&[format!("refs/heads/{b}")])?
-                .into_iter()
-                .next()
-                .flatten();
-            let version = match &r {
-                Some(r) => {
-                    let locs = ctx.config.locations(env, service)?;
-                    ctx.read_version(&r.commit, &locs).ok()
-                }
-                None => None,
-            };
-            Ok(Current {
-                revision: r.map(|r| r.commit),
-                version,
-            })
-        }
-    }
+    let state = EnvState::read(ctx, env, service, main_head, Depth::Version)?;
+    let version = match env.track {
+        // A branch without the version file runs no version of the service.
+        Track::Branch => state.version.ok().flatten(),
+        Track::Tag | Track::File => state.version?,
+    };
+    Ok(Current {
+        revision: state.revision,
+        version,
+    })
 }
 
 pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
@@ -180,18 +145,12 @@ fn promote_tag(
     mut out: Outcome,
 ) -> Result<Outcome> {
     let from_tag = ctx.config.tag(from, service)?;
-    let src = ctx
-        .repo
-        .resolve_refs(&[format!("refs/tags/{from_tag}")])?
-        .into_iter()
-        .next()
-        .flatten()
-        .ok_or_else(|| {
-            Error::input(format!(
-                "tag `{from_tag}` not found in {}; run `deploy` for {service} first or pass `from`",
-                ctx.repo.describe()
-            ))
-        })?;
+    let src = ctx.repo.resolve_ref(&format!("refs/tags/{from_tag}"))?.ok_or_else(|| {
+        Error::input(format!(
+            "tag `{from_tag}` not found in {}; run `deploy` for {service} first or pass `from`",
+            ctx.repo.describe()
+        ))
+    })?;
     ctx.check_on_main(&src.commit, main_head)?;
     let moves = ctx.move_tags(to, &[(service.to_string(), src.commit.clone())], "promote", true)?;
     let m = &moves[0];

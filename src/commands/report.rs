@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{Value, json};
 
+use super::state::{Depth, EnvState, Source};
 use super::{Ctx, Outcome, short};
 use crate::config::Track;
 use crate::error::Result;
@@ -48,14 +49,8 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
                         reads.push((t.commit.clone(), format!("{chart}/Chart.yaml")));
                     }
                 }
-                Track::File => {
-                    if let Ok(locs) = ctx.config.locations(env, service)
-                        && let Some(l) = locs.first()
-                    {
-                        reads.push((main_head.clone(), l.file.clone()));
-                    }
-                }
-                Track::Branch => {}
+                // File cells: read with the history walk that gives their revision.
+                Track::File | Track::Branch => {}
             }
         }
     }
@@ -72,15 +67,15 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
                     let rb = ctx.config.rollback_tag(env, service)?;
                     let t = tags.get(&format!("refs/tags/{tag}"));
                     let r = tags.get(&format!("refs/tags/{rb}"));
-                    match t {
+                    let state = EnvState::of_tag(ctx, service, tag.clone(), rb, t, r, Depth::Version);
+                    match &state.revision {
                         None => {
                             missing_tags += 1;
                             json!({"track": "tag", "tag": tag, "missing": true})
                         }
-                        Some(t) => {
-                            let version = ctx.chart_version(service, &t.commit);
-                            let mut v = json!({"track": "tag", "tag": tag, "revision": t.commit, "rollback-revision": r.map(|r| r.commit.clone())});
-                            match version {
+                        Some(rev) => {
+                            let mut v = json!({"track": "tag", "tag": tag, "revision": rev, "rollback-revision": state.rollback.as_ref().map(|r| r.revision.clone())});
+                            match state.version {
                                 Ok(ver) => v["version"] = json!(ver),
                                 Err(e) => v["error"] = json!(e.to_string()),
                             }
@@ -89,13 +84,17 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
                     }
                 }
                 Track::File => {
-                    let locs = ctx.config.locations(env, service)?;
-                    match ctx.read_version(&main_head, &locs) {
+                    let state = EnvState::read(ctx, env, service, &main_head, Depth::Full)?;
+                    let file = match &state.source {
+                        Source::File { files } => files.first().cloned(),
+                        _ => None,
+                    };
+                    match state.version {
                         Ok(ver) => {
-                            json!({"track": "file", "file": locs[0].file, "version": ver, "revision": main_head})
+                            json!({"track": "file", "file": file, "version": ver, "revision": state.revision})
                         }
                         Err(e) => {
-                            json!({"track": "file", "file": locs.first().map(|l| l.file.clone()), "error": e.to_string()})
+                            json!({"track": "file", "file": file, "error": e.to_string()})
                         }
                     }
                 }
@@ -104,13 +103,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
                     let head = match branch_heads.get(&b) {
                         Some(h) => h.clone(),
                         None => {
-                            let h = ctx
-                                .repo
-                                .resolve_refs(&[format!("refs/heads/{b}")])?
-                                .into_iter()
-                                .next()
-                                .flatten()
-                                .map(|r| r.commit);
+                            let h = ctx.repo.resolve_ref(&format!("refs/heads/{b}"))?.map(|r| r.commit);
                             branch_heads.insert(b.clone(), h.clone());
                             h
                         }
@@ -120,8 +113,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
                             json!({"track": "branch", "branch": b, "error": "branch not found"})
                         }
                         Some(h) => {
-                            let locs = ctx.config.locations(env, service)?;
-                            match ctx.read_version(&h, &locs) {
+                            match EnvState::of_branch(ctx, env, service, Some(h.clone()), Depth::Version)?.version {
                                 Ok(ver) => {
                                     json!({"track": "branch", "branch": b, "version": ver, "revision": h})
                                 }

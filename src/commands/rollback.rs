@@ -1,6 +1,6 @@
 //! `rollback`: put an environment of a service back.
 
-use super::promote::current;
+use super::state::{Depth, EnvState, RollbackPoint};
 use super::{Ctx, Outcome, short};
 use crate::cli::RollbackVia;
 use crate::config::{Environment, Track};
@@ -101,8 +101,8 @@ fn rollback_tag(
         {
             Ok(()) => {}
             Err(Error::Conflict(msg)) => {
-                let now = ctx.repo.resolve_refs(&[format!("refs/tags/{tag}")])?;
-                if now[0].as_ref().map(|r| &r.commit) != Some(&target) {
+                let now = ctx.repo.resolve_ref(&format!("refs/tags/{tag}"))?;
+                if now.as_ref().map(|r| &r.commit) != Some(&target) {
                     return Err(Error::Conflict(msg));
                 }
                 // Another run made this very rollback first: this one wrote nothing.
@@ -134,58 +134,43 @@ fn rollback_tag(
 fn rollback_file(ctx: &Ctx<'_>, service: &str, env: &Environment, to: &Target, mut out: Outcome) -> Result<Outcome> {
     let main_head = ctx.main_head()?;
     let locations = ctx.config.locations(env, service)?;
-    let now = current(ctx, env, service, &main_head)?.version.unwrap_or_default();
+    // The history (for the rollback point) only when no version is given.
+    let depth = if to.version.is_some() {
+        Depth::Version
+    } else {
+        Depth::Full
+    };
+    let state = EnvState::read(ctx, env, service, &main_head, depth)?;
+    let now = state.version?.unwrap_or_default();
     out.previous_version = Some(now.clone());
-    let loc = &locations[0];
     let target = match &to.version {
         Some(v) => v.clone(),
         None => {
-            // Read back only until a value other than the current one shows up.
-            let differs = |h: &crate::repo::HistoryEntry| {
-                h.content
-                    .as_deref()
-                    .and_then(|c| std::str::from_utf8(c).ok())
-                    .and_then(|t| crate::manifest::read(t, loc).ok())
-                    .is_some_and(|v| v != now)
-            };
-            let history = ctx.repo.file_history(&main_head, &loc.file, 100, &mut |h| differs(h))?;
-            // This service's value after each change of the file, newest first.
-            let values: Vec<Option<String>> = history
-                .iter()
-                .map(|h| {
-                    let text = std::str::from_utf8(h.content.as_deref()?).ok()?;
-                    crate::manifest::read(text, loc).ok()
-                })
-                .collect();
-            // The commit that last changed *this service's* value (another service
-            // sharing the file does not count).
-            let last = (0..history.len()).find(|&i| values.get(i + 1).is_none_or(|older| *older != values[i]));
             // A value last set by a rollback of this service is not rolled back again
             // (as in tag mode) — also when a merged rollback pull request hid the trailers.
-            if let Some(i) = last
-                && rolled_back_by(ctx, &history[i], service)?
+            if let Some(last) = &state.changed_by
+                && rolled_back_by(ctx, last, service)?
             {
                 ctx.runner.notice(&format!(
                     "{service} in `{}` was last changed by a rollback ({}); nothing to do. Pass `version` to choose one",
                     env.name,
-                    short(&history[i].commit)
+                    short(&last.commit)
                 ));
                 out.version = Some(now);
                 return Ok(out);
             }
-            let found = history
-                .iter()
-                .zip(&values)
-                .find_map(|(h, v)| v.as_ref().filter(|v| **v != now).map(|v| (v.clone(), h.commit.clone())));
-            match found {
-                Some((v, commit)) => {
-                    out.rollback_revision = Some(commit);
+            match state.rollback {
+                Some(RollbackPoint {
+                    revision,
+                    version: Some(v),
+                }) => {
+                    out.rollback_revision = Some(revision);
                     v
                 }
-                None => {
+                _ => {
                     return Err(Error::input(format!(
                         "no earlier version of {service} in the history of {} on `{}`; pass `version` to say what to roll back to",
-                        loc.file, ctx.branch
+                        locations[0].file, ctx.branch
                     )));
                 }
             }
@@ -273,10 +258,7 @@ fn rollback_branch(ctx: &Ctx<'_>, env: &Environment, mut out: Outcome) -> Result
     let branch = env.branch.clone().unwrap_or_default();
     let head = ctx
         .repo
-        .resolve_refs(&[format!("refs/heads/{branch}")])?
-        .into_iter()
-        .next()
-        .flatten()
+        .resolve_ref(&format!("refs/heads/{branch}"))?
         .ok_or_else(|| Error::input(format!("branch `{branch}` not found")))?;
     let last = ctx.repo.changed_paths(&head.commit)?;
     let parent = ctx

@@ -1,5 +1,6 @@
 //! `status`: the health gate, also run by deploy/promote/rollback with `wait`.
 
+use super::state::{Depth, EnvState, Source};
 use super::{Ctx, Meta, Outcome, short};
 use crate::config::{Environment, Track, expand};
 use crate::error::{Error, Result};
@@ -58,41 +59,19 @@ fn target(ctx: &Ctx<'_>) -> Result<(String, Environment)> {
     Ok((service, env))
 }
 
-/// The revision the environment should be running.
+/// The revision the environment should be running (see [`EnvState`]).
 pub fn expected_revision(ctx: &Ctx<'_>, service: &str, env: &Environment) -> Result<Oid> {
-    match env.track {
-        Track::Tag => {
-            let tag = ctx.config.tag(env, service)?;
-            ctx.repo
-                .resolve_refs(&[format!("refs/tags/{tag}")])?
-                .into_iter()
-                .next()
-                .flatten()
-                .map(|r| r.commit)
-                .ok_or_else(|| {
-                    Error::input(format!(
-                        "tag `{tag}` not found; nothing is deployed to `{}` yet",
-                        env.name
-                    ))
-                })
-        }
-        Track::File => {
-            let main = ctx.main_head()?;
-            let locs = ctx.config.locations(env, service)?;
-            let h = ctx.repo.file_history(&main, &locs[0].file, 1, &mut |_| true)?;
-            Ok(h.first().map(|e| e.commit.clone()).unwrap_or(main))
-        }
-        Track::Branch => {
-            let b = env.branch.clone().unwrap_or_default();
-            ctx.repo
-                .resolve_refs(&[format!("refs/heads/{b}")])?
-                .into_iter()
-                .next()
-                .flatten()
-                .map(|r| r.commit)
-                .ok_or_else(|| Error::input(format!("branch `{b}` not found")))
-        }
-    }
+    let main = ctx.main_head()?;
+    let state = EnvState::read(ctx, env, service, &main, Depth::Revision)?;
+    state.revision.ok_or_else(|| match state.source {
+        Source::Tag { tag, .. } => Error::input(format!(
+            "tag `{tag}` not found; nothing is deployed to `{}` yet",
+            env.name
+        )),
+        Source::Branch { branch } => Error::input(format!("branch `{branch}` not found")),
+        // A file-tracked environment always has a revision (the main branch at worst).
+        Source::File { .. } => Error::input(format!("nothing is deployed to `{}` yet", env.name)),
+    })
 }
 
 /// Checks, before the first write, everything the health gate and the deployments

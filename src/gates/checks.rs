@@ -64,12 +64,7 @@ impl Probe for ChecksProbe<'_> {
         }
         // Flux reports on the newest commit it applied: look at the main head when it contains ours.
         self.repo.forget();
-        let head = self
-            .repo
-            .resolve_refs(std::slice::from_ref(&self.main_ref))?
-            .into_iter()
-            .next()
-            .flatten();
+        let head = self.repo.resolve_ref(&self.main_ref)?;
         if let Some(h) = head
             && h.commit != self.expected
             && self.repo.is_ancestor(&self.expected, &h.commit)?

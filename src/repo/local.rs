@@ -677,11 +677,7 @@ impl Repository for LocalRepo {
             None => None,
         };
         // Compare-and-swap precheck (the ref transaction checks again under its lock).
-        let current = self
-            .resolve_refs(std::slice::from_ref(&full))?
-            .into_iter()
-            .next()
-            .flatten();
+        let current = self.resolve_ref(&full)?;
         if current.as_ref().map(|c| c.target.as_str()) != req.expected_head.as_deref() {
             return Err(Error::Conflict(format!(
                 "branch `{}` is at {} but was expected at {}; another writer got there first, nothing was overwritten",

@@ -109,32 +109,53 @@ impl Run {
     }
 }
 
-/// The runner's rules for GITHUB_OUTPUT (written independently of the crate's
-/// own writer): `k=v` lines and `k<<DELIM` heredocs.
+/// The runner's rules for GITHUB_OUTPUT (written independently of the crate's own
+/// writer; the one parser of workflow outputs): `k=v` lines and `k<<DELIM` heredocs.
 pub fn parse_outputs(text: &str) -> HashMap<String, String> {
+    try_parse_outputs(text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`parse_outputs`], with the runner's complaint about a malformed file as `Err`;
+/// a later value of the same name wins.
+pub fn try_parse_outputs(text: &str) -> Result<HashMap<String, String>, String> {
     let mut out = HashMap::new();
     let mut lines = text.split('\n');
     while let Some(line) = lines.next() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
         if line.is_empty() {
             continue;
         }
-        if let Some((k, delim)) = line.split_once("<<") {
-            let mut v = Vec::new();
-            loop {
-                let l = lines.next().unwrap_or_else(|| panic!("unterminated heredoc {k}"));
-                if l == delim {
-                    break;
-                }
-                v.push(l);
+        let eq = line.find('=');
+        let heredoc = line.find("<<");
+        match (eq, heredoc) {
+            (Some(e), h) if h.is_none_or(|h| e < h) => {
+                out.insert(line[..e].to_string(), line[e + 1..].to_string());
             }
-            out.insert(k.to_string(), v.join("\n"));
-        } else if let Some((k, v)) = line.split_once('=') {
-            out.insert(k.to_string(), v.to_string());
-        } else {
-            panic!("invalid output line {line:?}");
+            (_, Some(h)) => {
+                let name = &line[..h];
+                let delim = &line[h + 2..];
+                if name.is_empty() || delim.is_empty() {
+                    return Err(format!("invalid heredoc line `{line}`"));
+                }
+                let mut value = Vec::new();
+                let mut closed = false;
+                for l in lines.by_ref() {
+                    let l = l.strip_suffix('\r').unwrap_or(l);
+                    if l == delim {
+                        closed = true;
+                        break;
+                    }
+                    value.push(l);
+                }
+                if !closed {
+                    return Err(format!("matching delimiter not found `{delim}`"));
+                }
+                out.insert(name.to_string(), value.join("\n"));
+            }
+            _ => return Err(format!("invalid output line `{line}`")),
         }
     }
-    out
+    Ok(out)
 }
 
 /// Runs the real binary with a scrubbed environment: nothing of the runner's

@@ -382,7 +382,7 @@ impl Repository for GitRepo {
             return Ok(b.to_string());
         }
         for b in ["main", "master"] {
-            if self.resolve_refs(&[format!("refs/heads/{b}")])?[0].is_some() {
+            if self.resolve_ref(&format!("refs/heads/{b}"))?.is_some() {
                 return Ok(b.to_string());
             }
         }
