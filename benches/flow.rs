@@ -319,6 +319,9 @@ fn latency(tmp: &Path) {
             ("rollback", Some(head.clone()))
         };
         let _ = extra;
+        // A fresh shallow checkout per job, as actions/checkout leaves it.
+        let ws = tmp.join(format!("lat{i}"));
+        fake.checkout(&ws);
         fake.clear_log();
         let t = Instant::now();
         let (code, ..) = timed(
