@@ -74,3 +74,38 @@ fn deploy_after_a_merged_stage_pull_request_reads_once() {
     assert!(fake.requests().len() <= 3, "deploy: {:?}", log(&fake));
     fake.assert_clean();
 }
+
+/// The first read also works when the main branch is named (`branch` input: the
+/// comparisons sit on that ref, not on the default branch) and for annotated tags
+/// (the chart is read under the tag object's target).
+#[test]
+fn named_branch_and_annotated_tags_are_read_in_the_first_query() {
+    let (_s, dir) = scratch("make_tag_repo.sh");
+    let head = support::rev(&dir, "main");
+    support::git(
+        &dir,
+        &["-c", "user.name=t", "-c", "user.email=t@example.com", "tag", "-f", "-a", "-m", "annotated", "payments-staging", &head],
+    );
+    let fake = FakeGitHub::start(&dir);
+    let j = Jobs::new(&fake);
+    fake.clear_log();
+    let p = j.run(
+        &[("command", "promote"), ("service", "payments"), ("branch", "main")],
+        &[],
+    );
+    p.assert_ok();
+    assert_eq!(p.out("revision"), head);
+    assert_eq!(p.out("version"), "1.0.0");
+    assert_eq!(fake.rev("payments-production").unwrap(), head);
+    assert!(fake.requests().len() <= 3, "promote: {:?}", log(&fake));
+    // A tag that is not on main is refused before anything moves, from the same read.
+    let side = fake.git(&[
+        "-c", "user.name=t", "-c", "user.email=t@example.com", "commit-tree",
+        &fake.git(&["rev-parse", &format!("{head}^{{tree}}")]), "-m", "side",
+    ]);
+    fake.git(&["update-ref", "refs/tags/orders-staging", &side]);
+    let r = j.run(&[("command", "promote"), ("service", "orders"), ("branch", "main")], &[]);
+    r.assert_input_error("main");
+    assert_ne!(fake.rev("orders-production").unwrap(), side);
+    fake.assert_clean();
+}
