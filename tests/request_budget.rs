@@ -84,7 +84,19 @@ fn named_branch_and_annotated_tags_are_read_in_the_first_query() {
     let head = support::rev(&dir, "main");
     support::git(
         &dir,
-        &["-c", "user.name=t", "-c", "user.email=t@example.com", "tag", "-f", "-a", "-m", "annotated", "payments-staging", &head],
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "tag",
+            "-f",
+            "-a",
+            "-m",
+            "annotated",
+            "payments-staging",
+            &head,
+        ],
     );
     let fake = FakeGitHub::start(&dir);
     let j = Jobs::new(&fake);
@@ -100,12 +112,62 @@ fn named_branch_and_annotated_tags_are_read_in_the_first_query() {
     assert!(fake.requests().len() <= 3, "promote: {:?}", log(&fake));
     // A tag that is not on main is refused before anything moves, from the same read.
     let side = fake.git(&[
-        "-c", "user.name=t", "-c", "user.email=t@example.com", "commit-tree",
-        &fake.git(&["rev-parse", &format!("{head}^{{tree}}")]), "-m", "side",
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@example.com",
+        "commit-tree",
+        &fake.git(&["rev-parse", &format!("{head}^{{tree}}")]),
+        "-m",
+        "side",
     ]);
     fake.git(&["update-ref", "refs/tags/orders-staging", &side]);
-    let r = j.run(&[("command", "promote"), ("service", "orders"), ("branch", "main")], &[]);
+    let r = j.run(
+        &[("command", "promote"), ("service", "orders"), ("branch", "main")],
+        &[],
+    );
     r.assert_input_error("main");
     assert_ne!(fake.rev("orders-production").unwrap(), side);
+    fake.assert_clean();
+}
+
+/// A comparison GitHub cannot make in the first query (a null `compare` with a
+/// NOT_FOUND field error) does not fail the run: ancestry is asked through REST.
+#[test]
+fn an_unresolvable_compare_falls_back_to_rest() {
+    let (_s, dir) = scratch("make_tag_repo.sh");
+    let fake = FakeGitHub::start(&dir);
+    fake.set_compare_unresolvable(true);
+    let j = Jobs::new(&fake);
+    let head = fake.rev("main").unwrap();
+    j.run(
+        &[("command", "deploy"), ("service", "payments"), ("revision", &head)],
+        &[],
+    )
+    .assert_ok();
+    // main moves on: whether staging's commit is on main must really be asked.
+    let tree = fake.git(&["rev-parse", &format!("{head}^{{tree}}")]);
+    let next = fake.git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@example.com",
+        "commit-tree",
+        &tree,
+        "-p",
+        &head,
+        "-m",
+        "later",
+    ]);
+    fake.git(&["update-ref", "refs/heads/main", &next]);
+    fake.clear_log();
+    let p = j.run(&[("command", "promote"), ("service", "payments")], &[]);
+    p.assert_ok();
+    assert_eq!(fake.rev("payments-production").unwrap(), head);
+    assert!(
+        fake.requests().iter().any(|r| r.path.contains("/compare/")),
+        "ancestry through REST: {:?}",
+        log(&fake)
+    );
     fake.assert_clean();
 }

@@ -193,6 +193,8 @@ struct State {
     /// GraphQL errors to answer the next document naming a field with: (field, type, message).
     graphql_errors: VecDeque<(String, String, String)>,
     merge: MergeSettings,
+    /// `Ref.compare` answers null with a field error (a head GitHub cannot resolve).
+    compare_unresolvable: bool,
     /// Auto-merge mutations seen: (pull request number, merge method).
     auto_merges: Vec<(u64, String)>,
 }
@@ -425,6 +427,11 @@ impl FakeGitHub {
             .expect("lock")
             .graphql_errors
             .push_back((field.into(), kind.into(), message.into()));
+    }
+
+    /// Every `Ref.compare` answers null with a `NOT_FOUND` field error.
+    pub fn set_compare_unresolvable(&self, on: bool) {
+        self.state.lock().expect("lock").compare_unresolvable = on;
     }
 
     pub fn set_merge_settings(&self, m: MergeSettings) {
@@ -1375,6 +1382,10 @@ struct Exec<'a> {
     url: &'a str,
     frags: &'a HashMap<String, q::FragmentDefinition<'static, String>>,
     errors: Vec<String>,
+    /// Field errors with their path, as GitHub reports a field it could not resolve.
+    field_errors: Vec<Value>,
+    /// The aliases from the root to the field being resolved.
+    path: Vec<String>,
     /// Blob contents read in this document, by id (a blob's text, size and
     /// binary-ness are asked for together).
     blobs: HashMap<String, Vec<u8>>,
@@ -1397,6 +1408,8 @@ fn graphql(
         url,
         frags: &parsed.fragments,
         errors: Vec::new(),
+        field_errors: Vec::new(),
+        path: Vec::new(),
         blobs: HashMap::new(),
         batch: None,
     };
@@ -1416,6 +1429,9 @@ fn graphql(
     } else {
         ex.select(&Obj::Root, sel)
     };
+    if !ex.field_errors.is_empty() && ex.errors.is_empty() {
+        return (200, json!({ "data": data, "errors": ex.field_errors }));
+    }
     if ex.errors.is_empty() {
         (200, json!({ "data": data }))
     } else {
@@ -1489,7 +1505,9 @@ impl Exec<'_> {
             match item {
                 q::Selection::Field(f) => {
                     let key = f.alias.clone().unwrap_or_else(|| f.name.clone());
+                    self.path.push(key.clone());
                     let v = self.field(obj, f);
+                    self.path.pop();
                     out.insert(key, v);
                 }
                 q::Selection::InlineFragment(fr) => {
@@ -1634,6 +1652,11 @@ impl Exec<'_> {
                 self.sub(Some(Obj::Payload(p)), f)
             }
             (Obj::Tag(_, p), "target") => self.sub(Some(Obj::Commit(p.clone())), f),
+            (Obj::Ref(_, _), "compare") if self.state.lock().expect("lock").compare_unresolvable => {
+                // As GitHub for a head it cannot resolve: null, with a NOT_FOUND error on that field.
+                self.field_errors.push(json!({"type": "NOT_FOUND", "path": self.path, "locations": [{"line": 1, "column": 1}], "message": "Could not resolve to a Ref"}));
+                Value::Null
+            }
             (Obj::Ref(_, t), "compare") => {
                 // As GitHub: the ref is the base, `headRef` the head.
                 let head = arg("headRef").as_str().unwrap_or_default().to_string();

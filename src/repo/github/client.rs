@@ -221,6 +221,14 @@ impl Api {
     }
 
     pub fn graphql(&self, query: &str, variables: Value) -> Result<Value> {
+        self.graphql_tolerating(query, variables, &|_| false)
+    }
+
+    /// Like [`Api::graphql`], but errors on fields whose path has a segment that
+    /// `optional` accepts are not failures: those fields come back null (GitHub answers
+    /// `compare: null` with a `NOT_FOUND` error for a head it cannot resolve), and the
+    /// caller falls back to another way of asking.
+    pub fn graphql_tolerating(&self, query: &str, variables: Value, optional: &dyn Fn(&str) -> bool) -> Result<Value> {
         let body = serde_json::json!({ "query": query, "variables": variables });
         let r = self.block_on(self.send_repeatable(http::Method::POST, &self.graphql_url, Some(&body)))?;
         if !r.status.is_success() {
@@ -232,7 +240,19 @@ impl Api {
             .and_then(|e| e.as_array())
             .filter(|e| !e.is_empty())
         {
-            return Err(graphql_error(errors));
+            let fatal: Vec<Value> = errors
+                .iter()
+                .filter(|e| {
+                    !e.get("path")
+                        .and_then(|p| p.as_array())
+                        .is_some_and(|p| p.iter().filter_map(|s| s.as_str()).any(optional))
+                })
+                .cloned()
+                .collect();
+            if !fatal.is_empty() || r.body.get("data").is_none_or(|d| d.is_null()) {
+                return Err(graphql_error(errors));
+            }
+            tracing::debug!("GitHub GraphQL: optional fields failed and are read another way: {errors:?}");
         }
         Ok(r.body.get("data").cloned().unwrap_or(Value::Null))
     }

@@ -300,7 +300,13 @@ impl GitHubRepo {
         let query = format!(
             "{decl}) {{ repository(owner: $owner, name: $name) {{ id autoMergeAllowed mergeCommitAllowed squashMergeAllowed rebaseMergeAllowed defaultBranchRef {{ name target {{ oid }}{default_compare} }}{main_sel}{body} }} }}"
         );
-        let data = self.api.graphql(&query, vars)?;
+        // A comparison GitHub cannot make comes back null with an error: `is_ancestor`
+        // then asks the REST compare API instead of failing the whole read.
+        let is_compare = |seg: &str| {
+            seg.strip_prefix('c')
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        };
+        let data = self.api.graphql_tolerating(&query, vars, &is_compare)?;
         let repo = data.get("repository").filter(|r| !r.is_null()).ok_or_else(|| {
             Error::input(format!(
                 "repository {}/{} not found, or the token cannot read it",
