@@ -742,12 +742,14 @@ fn respond(w: &mut TcpStream, status: u16, body: &str, extra: &[(String, String)
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("\r\n");
+    // One write: a head and a body written apart wait on Nagle and delayed ACKs.
+    head.push_str(body);
     let _ = w.write_all(head.as_bytes());
-    let _ = w.write_all(body.as_bytes());
     let _ = w.flush();
 }
 
 fn serve(conn: TcpStream, state: &Arc<Mutex<State>>, bare: &Path, url: &str) {
+    let _ = conn.set_nodelay(true);
     let mut writer = conn.try_clone().expect("clone stream");
     let mut reader = BufReader::new(conn);
     while let Some(req) = read_request(&mut reader) {
