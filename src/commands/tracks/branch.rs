@@ -1,18 +1,38 @@
 //! Branch-tracked environments: the environment runs its own branch; a move is a
 //! fast-forward or a pull request between branches.
 
-use super::EnvTrack;
+use super::{EnvTrack, Moved, StageTarget};
 use crate::commands::promote::moved_services;
 use crate::commands::rollback::Target;
 use crate::commands::{Ctx, Outcome, short};
+use crate::config::Config;
 use crate::config::{Environment, Track};
 use crate::error::{Error, Result};
+use crate::repo::ReadPlan;
 use crate::repo::{FileChange, Oid, PullRequestSpec, RefUpdate, trailers};
 
 /// The branch track.
 pub struct Branch;
 
 impl EnvTrack for Branch {
+    fn plan(&self, config: &Config, env: &Environment, service: &str, plan: &mut ReadPlan) {
+        if let Some(b) = &env.branch {
+            plan.refs.push(format!("refs/heads/{b}"));
+            plan.file_refs.push(format!("refs/heads/{b}"));
+            for l in config.locations(env, service).unwrap_or_default() {
+                super::add_file(plan, l.file);
+            }
+        }
+    }
+
+    fn stage_target(&self, ctx: &Ctx<'_>, _env: &Environment, service: &str) -> Result<StageTarget> {
+        super::chart_stage(ctx, service)
+    }
+
+    fn moved(&self, out: &Outcome) -> Moved {
+        Moved::Revision(out.revision.clone())
+    }
+
     fn promote(&self, ctx: &Ctx<'_>, p: &super::Promotion<'_>, mut out: Outcome) -> Result<Outcome> {
         out.branch = p.to.branch.clone();
         promote_branch(ctx, p.from, p.to, out)

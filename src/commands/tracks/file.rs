@@ -1,19 +1,43 @@
 //! File-tracked environments: the environment runs what a version field on the main
 //! branch says; a move is a commit (direct) or a pull request.
 
-use super::EnvTrack;
+use super::{EnvTrack, Moved, StageTarget};
 use crate::cli::RollbackVia;
 use crate::commands::rollback::Target;
 use crate::commands::state::{Depth, EnvState, RollbackPoint};
 use crate::commands::{Ctx, Meta, Outcome, short};
+use crate::config::Config;
 use crate::config::{Environment, Track};
 use crate::error::{Error, Result};
+use crate::repo::ReadPlan;
 use crate::repo::{Oid, PullRequestSpec, trailer, trailers};
 
 /// The file track.
 pub struct File;
 
 impl EnvTrack for File {
+    fn plan(&self, _config: &Config, env: &Environment, service: &str, plan: &mut ReadPlan) {
+        plan.refs.push(format!("refs/heads/gitops-flow/{}/{service}", env.name));
+    }
+
+    fn stage_target(&self, ctx: &Ctx<'_>, env: &Environment, service: &str) -> Result<StageTarget> {
+        Ok(StageTarget {
+            locations: ctx.config.locations(env, service)?,
+            branch: format!("gitops-flow/{}/{service}", env.name),
+            environment: Some(env.name.clone()),
+            direct: env.direct,
+            auto_merge: env.auto_merge,
+        })
+    }
+
+    fn moved(&self, out: &Outcome) -> Moved {
+        if out.pull_request_number.is_some() || (out.commit.is_none() && out.changed) {
+            Moved::Pending
+        } else {
+            Moved::Revision(out.commit.clone().or(out.revision.clone()))
+        }
+    }
+
     fn promote(&self, ctx: &Ctx<'_>, p: &super::Promotion<'_>, mut out: Outcome) -> Result<Outcome> {
         let (service, from) = (p.service, p.from);
         let src = EnvState::read(ctx, from, service, p.main_head, Depth::Version)?;

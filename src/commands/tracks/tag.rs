@@ -1,17 +1,40 @@
 //! Tag-tracked environments: the environment runs what the tag `{service}-{env}`
 //! points at; a move is a tag move (the rollback tag keeps where it was).
 
-use super::EnvTrack;
+use super::{EnvTrack, Moved, StageTarget};
 use crate::commands::rollback::Target;
 use crate::commands::{Ctx, Outcome, short};
+use crate::config::Config;
 use crate::config::Environment;
 use crate::error::{Error, Result};
+use crate::repo::ReadPlan;
 use crate::repo::{Oid, RefUpdate};
 
 /// The tag track.
 pub struct Tag;
 
 impl EnvTrack for Tag {
+    fn plan(&self, config: &Config, env: &Environment, service: &str, plan: &mut ReadPlan) {
+        if let (Ok(t), Ok(r)) = (config.tag(env, service), config.rollback_tag(env, service)) {
+            for name in [format!("refs/tags/{t}"), format!("refs/tags/{r}")] {
+                plan.refs.push(name.clone());
+                plan.file_refs.push(name.clone());
+                plan.on_main.push(name);
+            }
+            if let Ok(chart) = config.chart_dir(service) {
+                super::add_file(plan, format!("{chart}/Chart.yaml"));
+            }
+        }
+    }
+
+    fn stage_target(&self, ctx: &Ctx<'_>, _env: &Environment, service: &str) -> Result<StageTarget> {
+        super::chart_stage(ctx, service)
+    }
+
+    fn moved(&self, out: &Outcome) -> Moved {
+        Moved::Revision(out.revision.clone())
+    }
+
     fn promote(&self, ctx: &Ctx<'_>, p: &super::Promotion<'_>, out: Outcome) -> Result<Outcome> {
         promote_tag(ctx, p.service, p.from, p.to, p.main_head, out)
     }
