@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::config::{Environment, Track};
 use crate::error::{Error, Result};
 use crate::repo::ReadPlan;
-use crate::repo::{FileChange, Oid, PullRequestSpec, RefUpdate, trailers};
+use crate::repo::{FileChange, Oid, PullRequest, PullRequestSpec, RefUpdate, trailers};
 
 /// The branch track.
 pub struct Branch;
@@ -115,17 +115,17 @@ fn promote_branch(ctx: &Ctx<'_>, from: &Environment, to: &Environment, mut out: 
         auto_merge: ctx.inputs.auto_merge || to.auto_merge,
     };
     let pr = if ctx.inputs.dry_run {
-        Default::default()
+        PullRequest::reported(&spec)
     } else {
         ctx.repo.pull_request(&spec)?
     };
-    out.changed = pr.created;
-    out.pull_request_number = pr.number;
-    out.pull_request_url = pr.url.clone();
+    out.changed = pr.created();
+    out.pull_request_number = pr.number();
+    out.pull_request_url = pr.url().map(String::from);
     out.summary = format!(
         "### gitops-flow promote\n\npull request `{from_branch}` → `{to_branch}` {}\n",
-        pr.url
-            .unwrap_or_else(|| "(reported, not opened by gitops-flow: no forge API on this backend)".into())
+        pr.url()
+            .unwrap_or("(reported, not opened by gitops-flow: no forge API on this backend)")
     );
     Ok(out)
 }

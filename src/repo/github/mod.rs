@@ -1109,9 +1109,9 @@ impl Repository for GitHubRepo {
         if spec.auto_merge && pr.auto_merge.as_ref().is_none_or(|a| a.is_null()) {
             self.enable_auto_merge(n, &pr.node_id)?;
         }
-        Ok(PullRequest {
-            number: Some(n),
-            url: Some(pr.html_url),
+        Ok(PullRequest::Opened {
+            number: n,
+            url: pr.html_url,
             created,
         })
     }
