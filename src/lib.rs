@@ -28,6 +28,7 @@ use crate::commands::{Ctx, Outcome};
 use crate::config::Config;
 use crate::error::Result;
 use crate::repo::Repository;
+use crate::repo::github::GitHubSettings;
 
 /// Runs the program and returns its exit code.
 pub fn run(argv: Vec<OsString>, env: HashMap<String, String>, now: i64) -> u8 {
@@ -209,7 +210,10 @@ fn execute(args: Args, env: &HashMap<String, String>, runner: &Runner, now: i64)
     };
     let boxed: Option<Box<dyn Repository>> = match inputs.backend {
         Backend::Local => Some(Box::new(repo::local::LocalRepo::open(&inputs.path, now)?)),
-        Backend::GitHub => Some(Box::new(repo::github::GitHubRepo::open(&inputs, env, now)?)),
+        Backend::GitHub => Some(Box::new(repo::github::GitHubRepo::open(
+            github_settings(&inputs, env)?,
+            now,
+        )?)),
         Backend::Git => None,
     };
     let git_backend = git_repo.as_ref();
@@ -267,5 +271,35 @@ fn execute(args: Args, env: &HashMap<String, String>, runner: &Runner, now: i64)
             o.changed = false;
         }
         o
+    })
+}
+
+/// The GitHub backend's settings from the inputs and the runner's `GITHUB_*` variables
+/// (with GitHub.com's defaults); `GITOPS_FLOW_RETRY_BASE_MS` shortens the backoff (tests).
+fn github_settings(inputs: &Inputs, env: &HashMap<String, String>) -> Result<GitHubSettings> {
+    let repository = inputs.repository.clone().ok_or_else(|| {
+        error::Error::input(
+            "the github backend needs the repository; set input `repository` (owner/name) or GITHUB_REPOSITORY",
+        )
+    })?;
+    let token = inputs.token.clone().ok_or_else(|| {
+        error::Error::input("the github backend needs a token; pass input `token` (default `${{ github.token }}`) or use `backend: local`")
+    })?;
+    let var = |k: &str| env.get(k).filter(|s| !s.is_empty()).cloned();
+    let api_url = var("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into());
+    let graphql_url = var("GITHUB_GRAPHQL_URL").unwrap_or_else(|| format!("{}/graphql", api_url.trim_end_matches('/')));
+    let server_url = var("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into());
+    let mut retry = repo::github::retry::RetryPolicy::default();
+    if let Some(ms) = env.get("GITOPS_FLOW_RETRY_BASE_MS").and_then(|s| s.parse::<u64>().ok()) {
+        retry.base = std::time::Duration::from_millis(ms);
+    }
+    Ok(GitHubSettings {
+        repository,
+        token,
+        api_url,
+        graphql_url,
+        server_url,
+        retry,
+        checkout: inputs.path.clone(),
     })
 }

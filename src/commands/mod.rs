@@ -26,6 +26,7 @@ mod outcome;
 mod plan;
 mod propose;
 mod tags;
+mod tracks;
 
 pub use context::Ctx;
 pub use meta::Meta;

@@ -3,7 +3,7 @@
 
 use super::Ctx;
 use crate::cli::{Event, Inputs};
-use crate::config::{Config, Environment, Track};
+use crate::config::{Config, Environment};
 use crate::error::Result;
 use crate::repo::ReadPlan;
 
@@ -71,36 +71,8 @@ pub fn plan_for(
         main,
         ..ReadPlan::default()
     };
-    let add_file = |plan: &mut ReadPlan, f: String| {
-        if !plan.files.contains(&f) {
-            plan.files.push(f);
-        }
-    };
     for env in envs {
-        match env.track {
-            Track::Tag => {
-                if let (Ok(t), Ok(r)) = (config.tag(env, service), config.rollback_tag(env, service)) {
-                    for name in [format!("refs/tags/{t}"), format!("refs/tags/{r}")] {
-                        plan.refs.push(name.clone());
-                        plan.file_refs.push(name.clone());
-                        plan.on_main.push(name);
-                    }
-                    if let Ok(chart) = config.chart_dir(service) {
-                        add_file(&mut plan, format!("{chart}/Chart.yaml"));
-                    }
-                }
-            }
-            Track::File => plan.refs.push(format!("refs/heads/gitops-flow/{}/{service}", env.name)),
-            Track::Branch => {
-                if let Some(b) = &env.branch {
-                    plan.refs.push(format!("refs/heads/{b}"));
-                    plan.file_refs.push(format!("refs/heads/{b}"));
-                    for l in config.locations(env, service).unwrap_or_default() {
-                        add_file(&mut plan, l.file);
-                    }
-                }
-            }
-        }
+        super::tracks::of(env).plan(config, env, service, &mut plan);
     }
     if command == Some("stage") {
         plan.refs.push(format!("refs/heads/gitops-flow/stage/{service}"));

@@ -3,7 +3,7 @@
 
 use super::{Ctx, Outcome};
 use crate::error::Result;
-use crate::repo::{CommitRequest, FileChange, Oid, PullRequestSpec};
+use crate::repo::{CommitRequest, FileChange, Oid, PullRequest, PullRequestSpec};
 
 impl Ctx<'_> {
     /// Puts `changes` on branch `head_branch` as one commit on top of the main head
@@ -44,13 +44,13 @@ impl Ctx<'_> {
             commit = Some(self.repo.commit(&req)?);
         }
         let pr = if self.inputs.dry_run {
-            Default::default()
+            PullRequest::reported(&spec)
         } else {
             self.repo.pull_request(&spec)?
         };
         Ok(Proposal {
             commit,
-            changed: changed || pr.created,
+            changed: changed || pr.created(),
             pr,
             spec,
         })
@@ -60,7 +60,7 @@ impl Ctx<'_> {
 pub struct Proposal {
     pub commit: Option<Oid>,
     pub changed: bool,
-    pub pr: crate::repo::PullRequest,
+    pub pr: PullRequest,
     pub spec: PullRequestSpec,
 }
 
@@ -68,16 +68,20 @@ impl Proposal {
     pub fn fill(&self, out: &mut Outcome) {
         out.commit = self.commit.clone();
         out.branch = Some(self.spec.head.clone());
-        out.pull_request_number = self.pr.number;
-        out.pull_request_url = self.pr.url.clone();
+        out.pull_request_number = self.pr.number();
+        out.pull_request_url = self.pr.url().map(String::from);
     }
 
     pub fn summary_line(&self) -> String {
-        match (&self.pr.url, self.pr.number) {
-            (Some(u), Some(n)) => format!("pull request [#{n}]({u}) `{}` → `{}`", self.spec.head, self.spec.base),
-            _ => format!(
-                "pull request `{}` → `{}`: {} (reported, not opened by gitops-flow: no forge API on this backend)",
-                self.spec.head, self.spec.base, self.spec.title
+        match &self.pr {
+            PullRequest::Opened { number, url, .. } => {
+                format!(
+                    "pull request [#{number}]({url}) `{}` → `{}`",
+                    self.spec.head, self.spec.base
+                )
+            }
+            PullRequest::Reported { title, head, base } => format!(
+                "pull request `{head}` → `{base}`: {title} (reported, not opened by gitops-flow: no forge API on this backend)"
             ),
         }
     }

@@ -1,9 +1,7 @@
 //! `stage`: set a service's version at the start of the pipeline.
 
 use super::{Ctx, Meta, Outcome, short};
-use crate::config::{LocationKind, Track};
 use crate::error::Result;
-use crate::manifest::Location;
 use crate::repo::{PullRequestSpec, trailers};
 
 pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
@@ -18,24 +16,8 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
     };
 
     // Where the version lives: the chart (tag and branch mode) or the first environment's files.
-    let (locations, branch_name, env_name) = match first.track {
-        Track::File => (
-            ctx.config.locations(first, &service)?,
-            format!("gitops-flow/{}/{service}", first.name),
-            Some(first.name.clone()),
-        ),
-        Track::Tag | Track::Branch => {
-            let chart = ctx.config.chart_dir(&service)?;
-            (
-                vec![Location::new(
-                    format!("{chart}/Chart.yaml"),
-                    LocationKind::ChartAppVersion,
-                )],
-                format!("gitops-flow/stage/{service}"),
-                None,
-            )
-        }
-    };
+    let target = super::tracks::of(first).stage_target(ctx, first, &service)?;
+    let (locations, branch_name, env_name) = (target.locations, target.branch, target.environment);
     out.environment = env_name.clone();
     // Staging starts the pipeline in the first environment: a hold there stops it.
     ctx.check_holds(&main_head, &[&service], first)?;
@@ -59,7 +41,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
         return Ok(out);
     }
 
-    if first.track == Track::File && first.direct {
+    if target.direct {
         // The holds are read at the very commit the change goes on top of.
         let result = ctx.commit_direct(&message, |head| {
             ctx.check_holds(head, &[&service], first)?;
@@ -119,7 +101,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
             meta.render()
         ),
         labels: ctx.inputs.labels.clone(),
-        auto_merge: ctx.inputs.auto_merge || (first.track == Track::File && first.auto_merge),
+        auto_merge: ctx.inputs.auto_merge || target.auto_merge,
     };
     let proposal = ctx.propose(&branch_name, &main_head, changes, &message, spec)?;
     proposal.fill(&mut out);

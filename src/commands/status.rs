@@ -1,6 +1,7 @@
 //! `status`: the health gate, also run by deploy/promote/rollback with `wait`.
 
 use super::state::{Depth, EnvState, Source};
+use super::tracks::Moved;
 use super::{Ctx, Meta, Outcome, short};
 use crate::config::{Environment, Track, expand};
 use crate::error::{Error, Result};
@@ -339,15 +340,14 @@ pub fn after_move(ctx: &Ctx<'_>, out: &mut Outcome) -> Result<()> {
     }
     let sync = moved && wants_sync(ctx, ctx.config.env(&env_name)?);
     let env = ctx.config.env(&env_name)?.clone();
-    let revision = match env.track {
-        Track::Tag | Track::Branch => out.revision.clone(),
-        Track::File if out.pull_request_number.is_some() || (out.commit.is_none() && out.changed) => {
+    let revision = match super::tracks::of(&env).moved(out) {
+        Moved::Revision(r) => r,
+        Moved::Pending => {
             if ctx.inputs.wait || ctx.inputs.deployments {
                 ctx.runner.notice("the change waits in a pull request; the health gate and deployment run when it merges (run `status` then)");
             }
             return Ok(());
         }
-        Track::File => out.commit.clone().or(out.revision.clone()),
     };
     let Some(revision) = revision else { return Ok(()) };
     let log_url = match (

@@ -788,11 +788,7 @@ impl Repository for LocalRepo {
     fn pull_request(&self, spec: &PullRequestSpec) -> Result<PullRequest> {
         // The local backend reports a pull request; it never opens or merges one.
         tracing::info!(head = %spec.head, base = %spec.base, "pull request (not opened on the local backend): {}", spec.title);
-        Ok(PullRequest {
-            number: None,
-            url: None,
-            created: false,
-        })
+        Ok(PullRequest::reported(spec))
     }
 
     fn pull_request_for_commit(&self, _sha: &Oid) -> Result<Option<PullRequestInfo>> {

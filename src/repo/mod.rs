@@ -81,13 +81,44 @@ pub struct PullRequestSpec {
     pub auto_merge: bool,
 }
 
-/// An opened (or found, or reported) pull request.
-#[derive(Debug, Clone, Default)]
-pub struct PullRequest {
-    pub number: Option<u64>,
-    pub url: Option<String>,
+/// What became of a proposed change on the forge: the difference between a backend
+/// with a forge API and one without is in the type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PullRequest {
+    /// Opened or updated on the forge (`created`: newly opened by this run).
+    Opened { number: u64, url: String, created: bool },
+    /// Not opened by gitops-flow (no forge API, a dry run): what to open.
+    Reported { title: String, head: String, base: String },
+}
+
+impl PullRequest {
+    /// The pull request `spec` describes, reported rather than opened.
+    pub fn reported(spec: &PullRequestSpec) -> PullRequest {
+        PullRequest::Reported {
+            title: spec.title.clone(),
+            head: spec.head.clone(),
+            base: spec.base.clone(),
+        }
+    }
+
+    pub fn number(&self) -> Option<u64> {
+        match self {
+            PullRequest::Opened { number, .. } => Some(*number),
+            PullRequest::Reported { .. } => None,
+        }
+    }
+
+    pub fn url(&self) -> Option<&str> {
+        match self {
+            PullRequest::Opened { url, .. } => Some(url),
+            PullRequest::Reported { .. } => None,
+        }
+    }
+
     /// Newly opened by this run.
-    pub created: bool,
+    pub fn created(&self) -> bool {
+        matches!(self, PullRequest::Opened { created: true, .. })
+    }
 }
 
 /// A pull request found for a commit (for `deploy` and the promotion chain).

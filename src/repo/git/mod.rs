@@ -527,10 +527,13 @@ impl Repository for GitRepo {
                     number,
                     url: url.clone(),
                 });
-                Ok(PullRequest {
-                    number,
-                    url,
-                    created: false,
+                Ok(match (number, url) {
+                    (Some(number), Some(url)) => PullRequest::Opened {
+                        number,
+                        url,
+                        created: false,
+                    },
+                    _ => PullRequest::reported(spec),
                 })
             }
             (Forge::GitLab, None) => {
@@ -540,7 +543,7 @@ impl Repository for GitRepo {
                     spec.base,
                     compare.map(|c| format!(" (if it was closed, open it again: {c})")).unwrap_or_default()
                 ));
-                Ok(PullRequest::default())
+                Ok(PullRequest::reported(spec))
             }
             (Forge::None, pending) => {
                 if let Some(u) = pending {
@@ -559,7 +562,7 @@ impl Repository for GitRepo {
                         .map(|c| format!(": {c}"))
                         .unwrap_or_else(|| " on the git host (`forge: none`)".into())
                 ));
-                Ok(PullRequest::default())
+                Ok(PullRequest::reported(spec))
             }
         }
     }

@@ -25,7 +25,6 @@ use super::{
 use super::{
     CommitRequest, HistoryEntry, Oid, PullRequest, PullRequestInfo, PullRequestSpec, RefTarget, RefUpdate, Repository,
 };
-use crate::cli::Inputs;
 use crate::error::{Error, Result};
 
 const ZERO: &str = "0000000000000000000000000000000000000000";
@@ -148,42 +147,40 @@ type FileCache = HashMap<(Oid, String), Option<Vec<u8>>>;
 
 const REFS_QUERY_HEAD: &str = "query($owner: String!, $name: String!";
 
+/// What the GitHub backend needs, resolved from inputs and the runner's variables at
+/// the edge (`lib.rs` `github_settings`); the backend knows nothing of the CLI.
+#[derive(Debug, Clone)]
+pub struct GitHubSettings {
+    /// `owner/name`, validated.
+    pub repository: String,
+    pub token: crate::secret::Secret,
+    pub api_url: String,
+    pub graphql_url: String,
+    /// The web server, for links (`https://github.com`).
+    pub server_url: String,
+    pub retry: retry::RetryPolicy,
+    /// The workspace checkout, read instead of the API where it has the objects.
+    pub checkout: std::path::PathBuf,
+}
+
 impl GitHubRepo {
-    pub fn open(inputs: &Inputs, env: &HashMap<String, String>, now: i64) -> Result<GitHubRepo> {
-        let repository = inputs.repository.clone().ok_or_else(|| {
-            Error::input(
-                "the github backend needs the repository; set input `repository` (owner/name) or GITHUB_REPOSITORY",
-            )
-        })?;
+    pub fn open(settings: GitHubSettings, now: i64) -> Result<GitHubRepo> {
+        let GitHubSettings {
+            repository,
+            token,
+            api_url,
+            graphql_url,
+            server_url: server,
+            retry: policy,
+            checkout,
+        } = settings;
         let (owner, name) = repository
             .split_once('/')
             .map(|(o, n)| (o.to_string(), n.to_string()))
             .expect("validated owner/name");
-        let token = inputs.token.clone().ok_or_else(|| {
-            Error::input("the github backend needs a token; pass input `token` (default `${{ github.token }}`) or use `backend: local`")
-        })?;
-        let api_url = env
-            .get("GITHUB_API_URL")
-            .filter(|s| !s.is_empty())
-            .cloned()
-            .unwrap_or_else(|| "https://api.github.com".into());
-        let graphql_url = env
-            .get("GITHUB_GRAPHQL_URL")
-            .filter(|s| !s.is_empty())
-            .cloned()
-            .unwrap_or_else(|| format!("{}/graphql", api_url.trim_end_matches('/')));
-        let server = env
-            .get("GITHUB_SERVER_URL")
-            .filter(|s| !s.is_empty())
-            .cloned()
-            .unwrap_or_else(|| "https://github.com".into());
-        let mut policy = RetryPolicy::default();
-        if let Some(ms) = env.get("GITOPS_FLOW_RETRY_BASE_MS").and_then(|s| s.parse::<u64>().ok()) {
-            policy.base = std::time::Duration::from_millis(ms);
-        }
         let api = Api::new(&api_url, &graphql_url, &token, policy)?;
         // The workspace checkout is optional: without it every read goes to the API.
-        let local = LocalRepo::open(&inputs.path, now).ok();
+        let local = LocalRepo::open(&checkout, now).ok();
         Ok(GitHubRepo {
             api,
             web: format!("{}/{owner}/{name}", server.trim_end_matches('/')),
@@ -1132,9 +1129,9 @@ impl Repository for GitHubRepo {
         if spec.auto_merge && pr.auto_merge.as_ref().is_none_or(|a| a.is_null()) {
             self.enable_auto_merge(n, &pr.node_id)?;
         }
-        Ok(PullRequest {
-            number: Some(n),
-            url: Some(pr.html_url),
+        Ok(PullRequest::Opened {
+            number: n,
+            url: pr.html_url,
             created,
         })
     }
