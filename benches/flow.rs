@@ -105,21 +105,7 @@ fn requests(tmp: &Path) {
     );
     println!("| tag `deploy` (pull_request closed+merged) | {deploy} | <= 2 |");
     // The normal case: main moves on, staging's tag is behind it.
-    let head = fake.rev("main").unwrap();
-    let tree = fake.git(&["rev-parse", &format!("{head}^{{tree}}")]);
-    let next = fake.git(&[
-        "-c",
-        "user.name=b",
-        "-c",
-        "user.email=b@example.com",
-        "commit-tree",
-        &tree,
-        "-p",
-        &head,
-        "-m",
-        "later",
-    ]);
-    fake.git(&["update-ref", "refs/heads/main", &next]);
+    fake.advance_main("later");
     let promote = job(&fake, &[("command", "promote"), ("service", "payments")], &[]);
     println!("| tag `promote`, source tag behind main, with version outputs | {promote} | <= 2 |");
     let rollback = job(&fake, &[("command", "rollback"), ("service", "payments")], &[]);
@@ -295,20 +281,7 @@ fn latency(tmp: &Path) {
     );
     assert_eq!(code, 0);
     // The normal case: main has moved on since staging was deployed.
-    let tree = fake.git(&["rev-parse", &format!("{head}^{{tree}}")]);
-    let next = fake.git(&[
-        "-c",
-        "user.name=b",
-        "-c",
-        "user.email=b@example.com",
-        "commit-tree",
-        &tree,
-        "-p",
-        &head,
-        "-m",
-        "later",
-    ]);
-    fake.git(&["update-ref", "refs/heads/main", &next]);
+    fake.advance_main("later");
     fake.set_latency(100);
     let mut times = Vec::new();
     for i in 0..5 {

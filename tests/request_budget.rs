@@ -146,20 +146,7 @@ fn an_unresolvable_compare_falls_back_to_rest() {
     )
     .assert_ok();
     // main moves on: whether staging's commit is on main must really be asked.
-    let tree = fake.git(&["rev-parse", &format!("{head}^{{tree}}")]);
-    let next = fake.git(&[
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@example.com",
-        "commit-tree",
-        &tree,
-        "-p",
-        &head,
-        "-m",
-        "later",
-    ]);
-    fake.git(&["update-ref", "refs/heads/main", &next]);
+    fake.advance_main("later");
     fake.clear_log();
     let p = j.run(&[("command", "promote"), ("service", "payments")], &[]);
     p.assert_ok();

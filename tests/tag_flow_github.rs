@@ -356,20 +356,7 @@ fn tag_moves_cost_a_read_a_write_and_the_hold_check_when_the_tag_is_behind_main(
     d.assert_ok();
     let deploy = s.fake.requests().len();
     // main moves on: staging's tag is now behind main.
-    let tree = s.fake.git(&["rev-parse", &format!("{head}^{{tree}}")]);
-    let next = s.fake.git(&[
-        "-c",
-        "user.name=x",
-        "-c",
-        "user.email=x@example.com",
-        "commit-tree",
-        &tree,
-        "-p",
-        &head,
-        "-m",
-        "later",
-    ]);
-    s.fake.git(&["update-ref", "refs/heads/main", &next]);
+    s.fake.advance_main("later");
 
     s.fake.clear_log();
     let p = j.run(&[("command", "promote"), ("service", "payments")], &[]);

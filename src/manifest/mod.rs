@@ -431,22 +431,23 @@ fn not_found(loc: &Location) -> Error {
 
 /// `Kind/name (line N)` of a document, for messages.
 fn describe_doc(d: &Doc) -> String {
-    let s = |path: &str| match d.root.get_path(&KeyPath::parse(path).expect("a valid path")) {
-        Some(Node::Scalar(s)) => Some(s.value.clone()),
-        _ => None,
-    };
-    match (s("kind"), s("metadata.name")) {
+    match (doc_field(d, "kind"), doc_field(d, "metadata.name")) {
         (Some(k), Some(n)) => format!("{k}/{n} (line {})", d.line),
         (Some(k), None) => format!("{k} (line {})", d.line),
         _ => format!("the document at line {}", d.line),
     }
 }
 
-fn selects(sel: &DocSelector, d: &Doc) -> bool {
-    let s = |path: &str| match d.root.get_path(&KeyPath::parse(path).expect("a valid path")) {
+/// A scalar of a document by key path (`kind`, `metadata.name`).
+fn doc_field<'d>(d: &'d Doc, path: &str) -> Option<&'d str> {
+    match d.root.get_path(&KeyPath::parse(path).expect("a valid path")) {
         Some(Node::Scalar(s)) => Some(s.value.as_str()),
         _ => None,
-    };
+    }
+}
+
+fn selects(sel: &DocSelector, d: &Doc) -> bool {
+    let s = |path: &str| doc_field(d, path);
     sel.kind.as_deref().is_none_or(|k| s("kind") == Some(k))
         && sel.name.as_deref().is_none_or(|n| s("metadata.name") == Some(n))
 }

@@ -307,6 +307,26 @@ impl FakeGitHub {
         .expect("clone");
     }
 
+    /// Moves main on by one commit with the same tree (someone else's push); returns it.
+    pub fn advance_main(&self, message: &str) -> String {
+        let head = self.rev("main").expect("main");
+        let tree = self.git(&["rev-parse", &format!("{head}^{{tree}}")]);
+        let next = self.git(&[
+            "-c",
+            "user.name=other",
+            "-c",
+            "user.email=other@example.com",
+            "commit-tree",
+            &tree,
+            "-p",
+            &head,
+            "-m",
+            message,
+        ]);
+        self.git(&["update-ref", "refs/heads/main", &next]);
+        next
+    }
+
     pub fn git(&self, args: &[&str]) -> String {
         git_in(&self.bare, args, None, &[])
             .unwrap_or_else(|e| panic!("git {args:?}: {e}"))

@@ -142,6 +142,14 @@ struct ApiDeploymentStatus {
     state: String,
 }
 
+/// The whole text of a GraphQL `Blob` (`text isTruncated isBinary`); `None` when
+/// GitHub sent it truncated or binary, to be read through the REST blob API instead.
+fn blob_text(blob: &Value) -> Option<Vec<u8>> {
+    let whole = blob.get("isTruncated") == Some(&json!(false)) && blob.get("isBinary") != Some(&json!(true));
+    let text = blob.get("text")?.as_str()?;
+    whole.then(|| text.as_bytes().to_vec())
+}
+
 /// Files read in a run, by (commit, path); `None`: no such file at that commit.
 type FileCache = HashMap<(Oid, String), Option<Vec<u8>>>;
 
@@ -367,17 +375,10 @@ impl GitHubRepo {
                                 files.insert((t.commit.clone(), f.clone()), None);
                             }
                             Some(e) => {
-                                let blob = e.get("object");
-                                let complete = blob.is_some_and(|b| {
-                                    b.get("isTruncated") == Some(&json!(false))
-                                        && b.get("isBinary") != Some(&json!(true))
-                                });
-                                if let (true, Some(text)) =
-                                    (complete, blob.and_then(|b| b.get("text")).and_then(|v| v.as_str()))
-                                {
-                                    files.insert((t.commit.clone(), f.clone()), Some(text.as_bytes().to_vec()));
-                                }
                                 // Truncated or binary: read through the REST blob API when needed.
+                                if let Some(text) = e.get("object").and_then(blob_text) {
+                                    files.insert((t.commit.clone(), f.clone()), Some(text));
+                                }
                             }
                             None => {}
                         }
@@ -700,12 +701,10 @@ impl Repository for GitHubRepo {
                         files.insert(key.clone(), None);
                     }
                     Some(b) => {
-                        let whole =
-                            b.get("isTruncated") == Some(&json!(false)) && b.get("isBinary") != Some(&json!(true));
-                        if let (true, Some(t)) = (whole, b.get("text").and_then(|t| t.as_str())) {
-                            files.insert(key.clone(), Some(t.as_bytes().to_vec()));
-                        }
                         // Large or binary: `read_file` goes through the REST blob API.
+                        if let Some(text) = blob_text(b) {
+                            files.insert(key.clone(), Some(text));
+                        }
                     }
                 }
             }
@@ -894,16 +893,7 @@ impl Repository for GitHubRepo {
                     .map(String::from);
                 let content = match n.get("file") {
                     None | Some(Value::Null) => Ok(None),
-                    Some(f) => {
-                        let blob = f.get("object");
-                        let whole = blob.is_some_and(|b| {
-                            b.get("isTruncated") == Some(&json!(false)) && b.get("isBinary") != Some(&json!(true))
-                        });
-                        match blob.and_then(|b| b.get("text")).and_then(|t| t.as_str()) {
-                            Some(t) if whole => Ok(Some(t.as_bytes().to_vec())),
-                            _ => Err(()),
-                        }
-                    }
+                    Some(f) => f.get("object").and_then(blob_text).map(Some).ok_or(()),
                 };
                 commits.insert(sha.to_string(), (message.to_string(), parent, content));
             }
