@@ -22,6 +22,10 @@ use crate::repo::{Oid, Repository};
 
 /// Where the holds live, relative to the root of the main branch.
 pub const HOLDS_FILE: &str = ".gitops-flow/holds.yaml";
+/// A ref that `lock` moves to its commit once the hold is on the main branch, so that
+/// a ref move can check in the same atomic update that no hold landed since the
+/// holds were read (GitHub backend; never a branch or tag, so nothing reacts to it).
+pub const HOLDS_GUARD_REF: &str = "refs/gitops-flow/holds";
 
 /// The longest `reason` accepted (a sentence, not a document).
 pub const MAX_REASON: usize = 500;

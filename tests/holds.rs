@@ -595,8 +595,13 @@ fn github_tag_track_lock_is_a_verified_commit_and_refuses_promote() {
     fake.assert_clean();
 }
 
+/// A lock — the hold committed on main, then the hold guard ref moved to it — that
+/// completes after the promotion read the holds and right before its tag update:
+/// the guarded `updateRefs` fails as a whole, the promotion reads the holds again and
+/// stops. Nothing moved (the old design moved the tags, read main once more and moved
+/// them back, at one more request per promotion).
 #[test]
-fn github_a_lock_landing_during_the_tag_move_undoes_it() {
+fn github_a_lock_landing_during_the_tag_move_stops_it_before_anything_moves() {
     let (_seed, dir) = scratch("make_tag_repo.sh");
     let fake = FakeGitHub::start(&dir);
     let j = Jobs::new(&fake);
@@ -609,24 +614,68 @@ fn github_a_lock_landing_during_the_tag_move_undoes_it() {
     let prod = fake.rev("refs/tags/payments-production").unwrap();
     let rb = fake.rev("refs/tags/payments-production-rollback");
     let push = fake.pusher();
-    // The lock lands after the promotion's last read, right before its tag update.
+    let bare = fake.bare().to_path_buf();
     fake.before_write("updateRefs", move || {
-        push(
+        let lock = push(
             "main",
             ".gitops-flow/holds.yaml",
             "holds:\n  - environment: \"production\"\n    by: \"@ops\"\n    at: \"2024-05-01T12:00:00Z\"\n    reason: \"raced\"\n",
         );
+        support::git(&bare, &["update-ref", "refs/gitops-flow/holds", &lock]);
     });
+    fake.clear_log();
     let r = j.run(&[("command", "promote"), ("service", "payments")], &[]);
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert_eq!(r.out("held"), "true");
+    assert_eq!(r.out("changed"), "false");
     let err = error_line(&r);
-    assert!(
-        err.contains("@ops") && err.contains("raced") && err.contains("moved back"),
-        "{err}"
-    );
-    assert_eq!(fake.rev("refs/tags/payments-production").unwrap(), prod, "moved back");
+    assert!(err.contains("@ops") && err.contains("raced"), "{err}");
+    assert!(!err.contains("moved back"), "nothing had moved: {err}");
+    assert_eq!(fake.rev("refs/tags/payments-production").unwrap(), prod);
     assert_eq!(fake.rev("refs/tags/payments-production-rollback"), rb);
+    // One write, the refused one: nothing to move back.
+    let writes = fake
+        .requests()
+        .iter()
+        .filter(|r| r.graphql.iter().any(|g| g == "updateRefs"))
+        .count();
+    assert_eq!(writes, 1, "{:?}", fake.requests());
+    fake.assert_clean();
+}
+
+/// The real `lock` racing a promotion on GitHub: the promotion reads the holds, waits,
+/// the lock completes, the promotion's write is refused and it stops as held.
+#[test]
+fn github_a_real_lock_racing_a_tag_promote_wins() {
+    let (_seed, dir) = scratch("make_tag_repo.sh");
+    let fake = FakeGitHub::start(&dir);
+    let head = fake.rev("main").unwrap();
+    Jobs::new(&fake)
+        .run(
+            &[("command", "deploy"), ("service", "payments"), ("revision", &head)],
+            &[],
+        )
+        .assert_ok();
+    let prod = fake.rev("refs/tags/payments-production").unwrap();
+    let r = std::thread::scope(|s| {
+        let bg = s.spawn(|| {
+            Jobs::new(&fake).run(
+                &[("command", "promote"), ("service", "payments")],
+                &[("GITOPS_FLOW_TEST_WRITE_DELAY_MS", "1500")],
+            )
+        });
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let l = Jobs::new(&fake).run(
+            &[("command", "lock"), ("environment", "production"), ("reason", "raced")],
+            &ACTOR,
+        );
+        l.assert_ok();
+        assert_eq!(fake.rev("refs/gitops-flow/holds").as_deref(), Some(l.out("commit")));
+        bg.join().expect("promote thread")
+    });
+    assert_held(&r, "@octocat", "raced", "unlock --environment production");
+    assert!(!error_line(&r).contains("moved back"), "{}", error_line(&r));
+    assert_eq!(fake.rev("refs/tags/payments-production").unwrap(), prod);
     fake.assert_clean();
 }
 

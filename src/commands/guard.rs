@@ -43,9 +43,11 @@ impl Ctx<'_> {
     /// Moves refs of `env` for `services` unless a hold at the main head stops them.
     /// The guarantee: the local backend moves the refs in one transaction with a
     /// check that the main branch is still where the holds were read (else it reads
-    /// them again and retries); the GitHub backend reads the main head once more
-    /// right after its atomic update, and a hold that landed since the holds were
-    /// read undoes the move (compare-and-swap back) and fails as held.
+    /// them again and retries); the GitHub backend makes the same check in its atomic
+    /// update on the hold guard ref that `lock` moves (`HOLDS_GUARD_REF`); a backend
+    /// without either (the git backend) reads the main head once more right after
+    /// the update, and a hold that landed since the holds were read undoes the move
+    /// (compare-and-swap back) and fails as held.
     pub fn update_refs_unless_held(
         &self,
         updates: &[RefUpdate],

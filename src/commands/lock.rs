@@ -5,8 +5,8 @@
 use super::{Ctx, Outcome};
 use crate::config::Environment;
 use crate::error::{Error, Result};
-use crate::holds::{HOLDS_FILE, Hold, Holds, utc};
-use crate::repo::{FileChange, trailers};
+use crate::holds::{HOLDS_FILE, HOLDS_GUARD_REF, Hold, Holds, utc};
+use crate::repo::{FileChange, Oid, trailers};
 
 pub fn run(ctx: &Ctx<'_>, lock: bool) -> Result<Outcome> {
     let command = &ctx.inputs.command;
@@ -75,7 +75,7 @@ fn take(ctx: &Ctx<'_>, env: &Environment, hold: Hold) -> Result<Outcome> {
     );
     // The hold as it stands at the head we commit on (an earlier one is kept).
     let mut existing: Option<Hold> = None;
-    let result = ctx.commit_direct(&message, |head| {
+    let result = commit_hold(ctx, &message, |head| {
         let mut holds = Holds::read(ctx.repo, head)?;
         if let Some(h) = holds.find(&hold.environment, hold.service.as_deref()) {
             existing = Some(h.clone());
@@ -240,7 +240,7 @@ pub fn hold_after_rollback(ctx: &Ctx<'_>, env: &Environment, service: &str, why:
         ),
     );
     let mut already = false;
-    let result = ctx.commit_direct(&message, |head| {
+    let result = commit_hold(ctx, &message, |head| {
         let mut holds = Holds::read(ctx.repo, head)?;
         already = !holds.add(hold.clone());
         if already {
@@ -265,4 +265,24 @@ pub fn hold_after_rollback(ctx: &Ctx<'_>, env: &Environment, service: &str, why:
         None => format!("{} was already held; the hold stays", hold.subject()),
     };
     Ok(Some(line))
+}
+
+/// Commits a new hold, then moves the hold guard (`HOLDS_GUARD_REF`) to that commit,
+/// so that a ref move already under way with the holds it read before cannot land.
+fn commit_hold(
+    ctx: &Ctx<'_>,
+    message: &str,
+    edit: impl FnMut(&Oid) -> Result<Vec<FileChange>>,
+) -> Result<Option<(Oid, Oid)>> {
+    let result = ctx.commit_direct(message, edit)?;
+    if let Some((commit, _)) = &result
+        && !commit.is_empty()
+        && let Err(e) = ctx.repo.holds_recorded(commit)
+    {
+        ctx.runner.warning(&format!(
+            "the hold is recorded ({}), but `{HOLDS_GUARD_REF}` could not be moved to it ({e}): a promotion that read the holds before it may still land: check with `report` that nothing moved after the hold",
+            crate::names::short_sha(commit)
+        ));
+    }
+    Ok(result)
 }

@@ -312,14 +312,12 @@ pub trait Repository {
         guard: &str,
         guard_value: &Oid,
     ) -> Result<Option<Oid>> {
-        self.update_refs(updates, message)?;
-        self.forget();
-        let after = self.resolve_ref(guard)?;
-        Ok(match after {
-            Some(a) if a.target == *guard_value => None,
-            Some(a) => Some(a.commit),
-            None => Some(String::new()),
-        })
+        update_then_reread(self, updates, message, guard, guard_value)
+    }
+    /// A hold was just recorded at `commit` on the main branch: moves what
+    /// `update_refs_guarded` checks, if the backend has such a thing (GitHub).
+    fn holds_recorded(&self, _commit: &Oid) -> Result<()> {
+        Ok(())
     }
     /// The identity this backend writes as (the git committer), for who took a hold.
     fn actor(&self) -> Option<String> {
@@ -373,6 +371,25 @@ pub trait Repository {
 
 /// After a failed ref write: `Error::Conflict` naming the refs when any of them is no
 /// longer at its expected value (`now`, read again after the failure), else `None`.
+/// `update_refs_guarded` without an atomic guard: the refs are moved, then the guard
+/// is read again (one request).
+pub(crate) fn update_then_reread<R: Repository + ?Sized>(
+    repo: &R,
+    updates: &[RefUpdate],
+    message: &str,
+    guard: &str,
+    guard_value: &Oid,
+) -> Result<Option<Oid>> {
+    repo.update_refs(updates, message)?;
+    repo.forget();
+    let after = repo.resolve_ref(guard)?;
+    Ok(match after {
+        Some(a) if a.target == *guard_value => None,
+        Some(a) => Some(a.commit),
+        None => Some(String::new()),
+    })
+}
+
 pub(crate) fn conflict(
     updates: &[RefUpdate],
     now: &[Option<RefTarget>],

@@ -327,6 +327,11 @@ impl FakeGitHub {
         next
     }
 
+    /// The bare repository behind the fake.
+    pub fn bare(&self) -> &Path {
+        &self.bare
+    }
+
     pub fn git(&self, args: &[&str]) -> String {
         git_in(&self.bare, args, None, &[])
             .unwrap_or_else(|e| panic!("git {args:?}: {e}"))

@@ -26,6 +26,7 @@ use super::{
     CommitRequest, HistoryEntry, Oid, PullRequest, PullRequestInfo, PullRequestSpec, RefTarget, RefUpdate, Repository,
 };
 use crate::error::{Error, Result};
+use crate::holds::HOLDS_GUARD_REF;
 
 const ZERO: &str = "0000000000000000000000000000000000000000";
 
@@ -45,6 +46,9 @@ pub struct GitHubRepo {
     ancestry: RefCell<HashMap<(Oid, Oid), bool>>,
     /// Branches this run created.
     new_branches: RefCell<std::collections::HashSet<String>>,
+    /// (branch, its commit, the hold guard ref's commit) as read together, the guard
+    /// first, in the last refs query (see `update_refs_guarded`).
+    hold_guard: RefCell<Vec<(String, Oid, Option<Oid>)>>,
     journal: Journal,
     /// What the repository allows for merging (read with the repository id).
     merge: RefCell<Option<MergeSettings>>,
@@ -201,6 +205,7 @@ impl GitHubRepo {
             files: RefCell::new(HashMap::new()),
             ancestry: RefCell::new(HashMap::new()),
             new_branches: RefCell::new(Default::default()),
+            hold_guard: RefCell::new(Vec::new()),
             journal: Journal::default(),
             merge: RefCell::new(None),
             notices: RefCell::new(Vec::new()),
@@ -302,8 +307,10 @@ impl GitHubRepo {
             _ => String::new(),
         };
         let default_compare = if plan.main.is_none() { compare_sel.as_str() } else { "" };
+        // The hold guard is read before the main branch (GitHub resolves a query's
+        // fields in order): see `update_refs_guarded`.
         let query = format!(
-            "{decl}) {{ repository(owner: $owner, name: $name) {{ id autoMergeAllowed mergeCommitAllowed squashMergeAllowed rebaseMergeAllowed defaultBranchRef {{ name target {{ oid }}{default_compare} }}{main_sel}{body} }} }}"
+            "{decl}) {{ repository(owner: $owner, name: $name) {{ id autoMergeAllowed mergeCommitAllowed squashMergeAllowed rebaseMergeAllowed hold: ref(qualifiedName: \"{HOLDS_GUARD_REF}\") {{ target {{ oid }} }} defaultBranchRef {{ name target {{ oid }}{default_compare} }}{main_sel}{body} }} }}"
         );
         // A comparison GitHub cannot make comes back null with an error: `is_ancestor`
         // then asks the REST compare API instead of failing the whole read.
@@ -325,10 +332,22 @@ impl GitHubRepo {
             .and_then(|v| v.as_str())
             .map(String::from);
         let mut cache = self.refs.borrow_mut();
+        // The hold guard as it was before the main branch was read, for the branches
+        // read in this same query.
+        let hold = repo
+            .pointer("/hold/target/oid")
+            .and_then(|v| v.as_str())
+            .map(String::from);
+        let mut guards = self.hold_guard.borrow_mut();
+        guards.clear();
+        if let (Some(m), Some(oid)) = (&plan.main, repo.pointer("/main/target/oid").and_then(|v| v.as_str())) {
+            guards.push((m.clone(), oid.to_string(), hold.clone()));
+        }
         if let (Some(b), Some(oid)) = (
             repo.pointer("/defaultBranchRef/name").and_then(|v| v.as_str()),
             repo.pointer("/defaultBranchRef/target/oid").and_then(|v| v.as_str()),
         ) {
+            guards.push((format!("refs/heads/{b}"), oid.to_string(), hold.clone()));
             cache.entry(format!("refs/heads/{b}")).or_insert_with(|| {
                 Some(RefTarget {
                     target: oid.into(),
@@ -432,6 +451,41 @@ impl GitHubRepo {
             json!({ "input": { "repositoryId": id, "refUpdates": ups } }),
         )?;
         Ok(())
+    }
+
+    /// Moves `all` atomically; `ours` (a part of `all`) is what the journal records.
+    fn move_refs(&self, all: &[RefUpdate], ours: &[RefUpdate]) -> Result<()> {
+        let updates = all;
+        match self.gql_update_refs(updates) {
+            Ok(()) => {
+                let mut c = self.refs.borrow_mut();
+                for u in updates {
+                    c.insert(
+                        u.name.clone(),
+                        Some(RefTarget {
+                            target: u.new.clone(),
+                            commit: u.new.clone(),
+                        }),
+                    );
+                }
+                self.journal.record(Write::Refs(ours.to_vec()));
+                Ok(())
+            }
+            Err(e) => {
+                let names: Vec<String> = updates.iter().map(|u| u.name.clone()).collect();
+                let now = self.fresh_refs(&names)?;
+                // A retried request whose first attempt landed: the refs are where we wanted.
+                if updates
+                    .iter()
+                    .zip(&now)
+                    .all(|(u, n)| n.as_ref().is_some_and(|n| n.target == u.new))
+                {
+                    self.journal.record(Write::Refs(ours.to_vec()));
+                    return Ok(());
+                }
+                Err(super::conflict(updates, &now, &e, "").unwrap_or(e))
+            }
+        }
     }
 
     fn commit_on_branch(&self, branch: &str, expected: &str, message: &str, req: &CommitRequest) -> Result<Oid> {
@@ -941,37 +995,53 @@ impl Repository for GitHubRepo {
         Ok(out)
     }
 
+    /// The hold guard: `lock` moves the ref `refs/gitops-flow/holds` to its commit
+    /// right after the hold lands on the main branch. A guarded move carries a
+    /// compare-and-swap of that ref at the value read together with (and before) the
+    /// main head whose holds were checked, in the same atomic `updateRefs`: a lock that
+    /// completed since makes it fail (`Error::Conflict`, nothing moved) and the caller
+    /// reads the holds again. One write, no read after it. When the guard was not read
+    /// with `guard_value` in one query, the default (move, then read the branch again).
+    fn update_refs_guarded(
+        &self,
+        updates: &[RefUpdate],
+        message: &str,
+        guard: &str,
+        guard_value: &Oid,
+    ) -> Result<Option<Oid>> {
+        let read = self
+            .hold_guard
+            .borrow()
+            .iter()
+            .find(|(branch, at, _)| branch == guard && at == guard_value)
+            .map(|(_, _, hold)| hold.clone());
+        let Some(hold) = read else {
+            return super::update_then_reread(self, updates, message, guard, guard_value);
+        };
+        let mut all = updates.to_vec();
+        // Unchanged, or created at the main head on first use.
+        all.push(RefUpdate {
+            name: HOLDS_GUARD_REF.into(),
+            new: hold.clone().unwrap_or_else(|| guard_value.clone()),
+            expected: hold,
+        });
+        self.move_refs(&all, updates)?;
+        Ok(None)
+    }
+
+    fn holds_recorded(&self, commit: &Oid) -> Result<()> {
+        let id = self.repository_id()?;
+        let up = json!({ "name": HOLDS_GUARD_REF, "afterOid": commit, "force": true });
+        self.api.graphql(
+            "mutation($input: UpdateRefsInput!) { updateRefs(input: $input) { clientMutationId } }",
+            json!({ "input": { "repositoryId": id, "refUpdates": [up] } }),
+        )?;
+        self.hold_guard.borrow_mut().clear();
+        Ok(())
+    }
+
     fn update_refs(&self, updates: &[RefUpdate], _message: &str) -> Result<()> {
-        match self.gql_update_refs(updates) {
-            Ok(()) => {
-                let mut c = self.refs.borrow_mut();
-                for u in updates {
-                    c.insert(
-                        u.name.clone(),
-                        Some(RefTarget {
-                            target: u.new.clone(),
-                            commit: u.new.clone(),
-                        }),
-                    );
-                }
-                self.journal.record(Write::Refs(updates.to_vec()));
-                Ok(())
-            }
-            Err(e) => {
-                let names: Vec<String> = updates.iter().map(|u| u.name.clone()).collect();
-                let now = self.fresh_refs(&names)?;
-                // A retried request whose first attempt landed: the refs are where we wanted.
-                if updates
-                    .iter()
-                    .zip(&now)
-                    .all(|(u, n)| n.as_ref().is_some_and(|n| n.target == u.new))
-                {
-                    self.journal.record(Write::Refs(updates.to_vec()));
-                    return Ok(());
-                }
-                Err(super::conflict(updates, &now, &e, "").unwrap_or(e))
-            }
-        }
+        self.move_refs(updates, updates)
     }
 
     fn commit(&self, req: &CommitRequest) -> Result<Oid> {
