@@ -257,3 +257,62 @@ fn ten_parallel_promotes_one_changed() {
     assert_eq!(rev(&dir, "payments-production"), head);
     assert_eq!(rev(&dir, "payments-production-rollback"), initial);
 }
+
+/// The same on GitHub: five promotes read the same tags, then race for the one
+/// `updateRefs`. GitHub refuses the losers' first attempts, so the tag they find in
+/// place was moved by another run: `changed=false` there, `changed=true` only for the
+/// one run whose compare-and-swap wrote. (Before, every loser took the tag in place
+/// for its own earlier attempt and said `changed=true`.)
+#[test]
+fn five_parallel_promotes_on_github_one_changed() {
+    let (_t, dir) = scratch("make_tag_repo.sh");
+    let fake = FakeGitHub::start(&dir);
+    let initial = fake.rev("payments-production").unwrap();
+    let head = fake.rev("main").unwrap();
+    Jobs::new(&fake)
+        .run(
+            &[("command", "deploy"), ("service", "payments"), ("revision", &head)],
+            &[],
+        )
+        .assert_ok();
+    fake.clear_log();
+    // Every run pauses between its read and its write, so all five read first.
+    let runs: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..5)
+            .map(|_| {
+                s.spawn(|| {
+                    Jobs::new(&fake).run(
+                        &[("command", "promote"), ("service", "payments")],
+                        &[("GITOPS_FLOW_TEST_WRITE_DELAY_MS", "1500")],
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for r in &runs {
+        r.assert_ok();
+        assert_eq!(r.out("revision"), head);
+        assert_eq!(r.out("rollback-revision"), initial, "{}", r.stdout);
+    }
+    let winners: Vec<_> = runs.iter().filter(|r| r.out("changed") == "true").collect();
+    assert_eq!(winners.len(), 1, "exactly one run wrote");
+    assert_eq!(winners[0].out("previous-revision"), initial);
+    for r in runs.iter().filter(|r| r.out("changed") == "false") {
+        assert_eq!(r.out("previous-revision"), head, "where the tag already is");
+        assert!(
+            r.stdout.contains("already points at") || r.stdout.contains("another run moved"),
+            "{}",
+            r.stdout
+        );
+    }
+    let writes = fake
+        .requests()
+        .iter()
+        .filter(|r| r.graphql.iter().any(|g| g == "updateRefs") && r.status == 200)
+        .count();
+    assert_eq!(writes, 5, "one attempt each, no write retried");
+    assert_eq!(fake.rev("payments-production").unwrap(), head);
+    assert_eq!(fake.rev("payments-production-rollback").unwrap(), initial);
+    fake.assert_clean();
+}

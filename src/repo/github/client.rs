@@ -32,6 +32,9 @@ pub struct Response {
     pub headers: http::HeaderMap,
     pub body: Value,
     pub text: String,
+    /// An earlier attempt of this request had an unknown outcome (a 5xx, no answer)
+    /// before this answer: for a write, that attempt may have landed.
+    pub after_unknown: bool,
 }
 
 fn origin(url: &str) -> Result<String> {
@@ -45,6 +48,9 @@ fn origin(url: &str) -> Result<String> {
     };
     Ok(format!("{scheme}://{auth}"))
 }
+
+/// How many independent read queries `graphql_reads` keeps in flight.
+const READS_IN_FLIGHT: usize = 4;
 
 impl Api {
     pub fn new(rest_base: &str, graphql_url: &str, token: &Secret, policy: RetryPolicy) -> Result<Api> {
@@ -103,6 +109,7 @@ impl Api {
             headers,
             body,
             text,
+            after_unknown: false,
         })
     }
 
@@ -121,6 +128,7 @@ impl Api {
     ) -> Result<Sent> {
         let start = Instant::now();
         let mut attempt = 0u32;
+        let mut after_unknown = false;
         loop {
             let left = budget.saturating_sub(start.elapsed());
             let result = match tokio::time::timeout(left, self.once(&method, url, body)).await {
@@ -148,8 +156,9 @@ impl Api {
                 now,
             });
             match (decision, result) {
-                (Decision::Done, Ok(r)) => return Ok(Sent::Answer(r)),
+                (Decision::Done, Ok(r)) => return Ok(Sent::Answer(Response { after_unknown, ..r })),
                 (Decision::Retry(wait), res) => {
+                    after_unknown |= res.as_ref().map_or(true, |r| r.status.is_server_error());
                     let what = match &res {
                         Ok(r) => format!("HTTP {}", r.status.as_u16()),
                         Err(e) => e.clone(),
@@ -229,10 +238,52 @@ impl Api {
     /// `compare: null` with a `NOT_FOUND` error for a head it cannot resolve), and the
     /// caller falls back to another way of asking.
     pub fn graphql_tolerating(&self, query: &str, variables: Value, optional: &dyn Fn(&str) -> bool) -> Result<Value> {
+        self.block_on(self.graphql_async(query, variables, optional))
+    }
+
+    /// Read-only GraphQL queries that do not depend on each other, at most
+    /// `READS_IN_FLIGHT` at a time (GitHub asks integrations not to send many requests
+    /// at once; a few cut a batched read's wall time by as many round trips). The
+    /// answers come back in the order of `queries`; the first error is returned.
+    pub fn graphql_reads(&self, queries: Vec<(String, Value)>) -> Result<Vec<Value>> {
+        use futures_util::stream::{self, StreamExt, TryStreamExt};
+        let no = |_: &str| false;
+        self.block_on(
+            stream::iter(queries)
+                .map(|(q, v)| async move { self.graphql_async(&q, v, &no).await })
+                .buffered(READS_IN_FLIGHT)
+                .try_collect(),
+        )
+    }
+
+    /// A GraphQL mutation that is a compare-and-swap (safe to send again): its data,
+    /// or its error and whether an earlier attempt may have landed — `false` when
+    /// GitHub refused the very first attempt, so that what the caller finds in place
+    /// afterwards was written by someone else.
+    pub fn graphql_write(&self, query: &str, variables: Value) -> std::result::Result<Value, (Error, bool)> {
+        self.block_on(self.graphql_answer(query, variables, &|_| false))
+    }
+
+    async fn graphql_async(&self, query: &str, variables: Value, optional: &dyn Fn(&str) -> bool) -> Result<Value> {
+        self.graphql_answer(query, variables, optional)
+            .await
+            .map_err(|(e, _)| e)
+    }
+
+    async fn graphql_answer(
+        &self,
+        query: &str,
+        variables: Value,
+        optional: &dyn Fn(&str) -> bool,
+    ) -> std::result::Result<Value, (Error, bool)> {
         let body = serde_json::json!({ "query": query, "variables": variables });
-        let r = self.block_on(self.send_repeatable(http::Method::POST, &self.graphql_url, Some(&body)))?;
+        let r = self
+            .send_repeatable(http::Method::POST, &self.graphql_url, Some(&body))
+            .await
+            .map_err(|e| (e, true))?;
+        let maybe = r.after_unknown;
         if !r.status.is_success() {
-            return Err(api_error(&http::Method::POST, "graphql", &r));
+            return Err((api_error(&http::Method::POST, "graphql", &r), true));
         }
         if let Some(errors) = r
             .body
@@ -250,7 +301,7 @@ impl Api {
                 .cloned()
                 .collect();
             if !fatal.is_empty() || r.body.get("data").is_none_or(|d| d.is_null()) {
-                return Err(graphql_error(errors));
+                return Err((graphql_error(errors), maybe));
             }
             tracing::debug!("GitHub GraphQL: optional fields failed and are read another way: {errors:?}");
         }

@@ -440,13 +440,14 @@ impl GitHubRepo {
         self.resolve_refs(names)
     }
 
-    fn gql_update_refs(&self, updates: &[RefUpdate]) -> Result<()> {
-        let id = self.repository_id()?;
+    /// `updateRefs`; an error comes with whether an earlier attempt may have landed.
+    fn gql_update_refs(&self, updates: &[RefUpdate]) -> std::result::Result<(), (Error, bool)> {
+        let id = self.repository_id().map_err(|e| (e, false))?;
         let ups: Vec<Value> = updates
             .iter()
             .map(|u| json!({ "name": u.name, "afterOid": u.new, "beforeOid": u.expected.clone().unwrap_or_else(|| ZERO.into()), "force": true }))
             .collect();
-        self.api.graphql(
+        self.api.graphql_write(
             "mutation($input: UpdateRefsInput!) { updateRefs(input: $input) { clientMutationId } }",
             json!({ "input": { "repositoryId": id, "refUpdates": ups } }),
         )?;
@@ -471,14 +472,17 @@ impl GitHubRepo {
                 self.journal.record(Write::Refs(ours.to_vec()));
                 Ok(())
             }
-            Err(e) => {
+            Err((e, maybe_landed)) => {
                 let names: Vec<String> = updates.iter().map(|u| u.name.clone()).collect();
                 let now = self.fresh_refs(&names)?;
-                // A retried request whose first attempt landed: the refs are where we wanted.
-                if updates
-                    .iter()
-                    .zip(&now)
-                    .all(|(u, n)| n.as_ref().is_some_and(|n| n.target == u.new))
+                // A retried request whose first attempt landed: the refs are where we
+                // wanted. (When GitHub refused the first attempt, refs found there were
+                // moved by another run: a conflict, and that run says `changed`.)
+                if maybe_landed
+                    && updates
+                        .iter()
+                        .zip(&now)
+                        .all(|(u, n)| n.as_ref().is_some_and(|n| n.target == u.new))
                 {
                     self.journal.record(Write::Refs(ours.to_vec()));
                     return Ok(());
@@ -734,19 +738,28 @@ impl Repository for GitHubRepo {
                 wanted.push(key);
             }
         }
-        for chunk in wanted.chunks(250) {
-            let mut decl = String::from(REFS_QUERY_HEAD);
-            let mut body = String::new();
-            let mut vars = json!({ "owner": self.owner, "name": self.name });
-            for (i, (c, p)) in chunk.iter().enumerate() {
-                decl.push_str(&format!(", $e{i}: String!"));
-                vars[format!("e{i}")] = json!(format!("{c}:{p}"));
-                body.push_str(&format!(
-                    " e{i}: object(expression: $e{i}) {{ ... on Blob {{ text isTruncated isBinary }} }}"
-                ));
-            }
-            let query = format!("{decl}) {{ repository(owner: $owner, name: $name) {{{body} }} }}");
-            let data = self.api.graphql(&query, vars)?;
+        // A few batches in flight at a time: their answers do not depend on each other.
+        let queries: Vec<(String, Value)> = wanted
+            .chunks(250)
+            .map(|chunk| {
+                let mut decl = String::from(REFS_QUERY_HEAD);
+                let mut body = String::new();
+                let mut vars = json!({ "owner": self.owner, "name": self.name });
+                for (i, (c, p)) in chunk.iter().enumerate() {
+                    decl.push_str(&format!(", $e{i}: String!"));
+                    vars[format!("e{i}")] = json!(format!("{c}:{p}"));
+                    body.push_str(&format!(
+                        " e{i}: object(expression: $e{i}) {{ ... on Blob {{ text isTruncated isBinary }} }}"
+                    ));
+                }
+                (
+                    format!("{decl}) {{ repository(owner: $owner, name: $name) {{{body} }} }}"),
+                    vars,
+                )
+            })
+            .collect();
+        let answers = self.api.graphql_reads(queries)?;
+        for (chunk, data) in wanted.chunks(250).zip(answers) {
             let repo = data.get("repository").cloned().unwrap_or(Value::Null);
             let mut files = self.files.borrow_mut();
             for (i, key) in chunk.iter().enumerate() {
