@@ -51,8 +51,17 @@ fn ref_updates_are_compare_and_swap_and_all_or_nothing() {
             "test",
         )
         .unwrap_err();
-    assert!(matches!(err, Error::Conflict(_)), "{err}");
-    assert!(err.to_string().contains("payments-staging"), "{err}");
+    // The conflict names the refs and where they are now (the structure, not the text).
+    let Error::Conflict(c) = &err else {
+        panic!("not a conflict: {err}")
+    };
+    let payments = c
+        .refs
+        .iter()
+        .find(|r| r.name == "refs/tags/payments-staging")
+        .expect("payments-staging named");
+    assert_eq!(payments.expected.as_deref(), Some(initial.as_str()));
+    assert_eq!(payments.now.as_deref(), Some(main.as_str()), "where it is now");
     assert_eq!(refs(&dir), before, "all or nothing");
     // Creating a ref that already exists is a conflict too.
     let err = repo
@@ -65,7 +74,11 @@ fn ref_updates_are_compare_and_swap_and_all_or_nothing() {
             "t",
         )
         .unwrap_err();
-    assert!(matches!(err, Error::Conflict(_)));
+    let Error::Conflict(c) = &err else {
+        panic!("not a conflict: {err}")
+    };
+    assert_eq!(c.refs[0].expected, None, "expected absent");
+    assert!(c.refs[0].now.is_some(), "but it exists");
 }
 
 #[test]

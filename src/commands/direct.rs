@@ -39,7 +39,7 @@ impl Ctx<'_> {
                 Err(e) => return Err(e),
             }
         }
-        Err(Error::Conflict(format!(
+        Err(Error::conflict(format!(
             "`{}` kept moving; gave up after 5 attempts, re-run to try again",
             self.branch
         )))

@@ -68,7 +68,7 @@ impl Ctx<'_> {
                 // The update of the main branch itself is the compare-and-swap on
                 // the commit the holds were read at.
                 if u.expected.as_ref() != Some(&head) {
-                    return Err(Error::Conflict(format!(
+                    return Err(Error::conflict(format!(
                         "`{}` moved since it was read; nothing was written, re-run to act on the new state",
                         self.branch
                     )));
@@ -95,7 +95,7 @@ impl Ctx<'_> {
                 Err(e) => return Err(e),
             }
         }
-        Err(Error::Conflict(format!(
+        Err(Error::conflict(format!(
             "`{}` kept moving; gave up after 5 attempts, re-run to try again",
             self.branch
         )))

@@ -106,7 +106,7 @@ impl Ctx<'_> {
                     }
                     return Ok(out);
                 }
-                Err(Error::Conflict(format!(
+                Err(Error::conflict(format!(
                     "{msg}. Tags now: {}",
                     updates
                         .iter()

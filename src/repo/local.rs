@@ -679,7 +679,7 @@ impl Repository for LocalRepo {
         // Compare-and-swap precheck (the ref transaction checks again under its lock).
         let current = self.resolve_ref(&full)?;
         if current.as_ref().map(|c| c.target.as_str()) != req.expected_head.as_deref() {
-            return Err(Error::Conflict(format!(
+            return Err(Error::conflict(format!(
                 "branch `{}` is at {} but was expected at {}; another writer got there first, nothing was overwritten",
                 req.branch,
                 current.as_ref().map_or("nothing", |c| short_sha(&c.target)),

@@ -369,8 +369,6 @@ pub trait Repository {
     }
 }
 
-/// After a failed ref write: `Error::Conflict` naming the refs when any of them is no
-/// longer at its expected value (`now`, read again after the failure), else `None`.
 /// `update_refs_guarded` without an atomic guard: the refs are moved, then the guard
 /// is read again (one request).
 pub(crate) fn update_then_reread<R: Repository + ?Sized>(
@@ -390,6 +388,8 @@ pub(crate) fn update_then_reread<R: Repository + ?Sized>(
     })
 }
 
+/// After a failed ref write: `Error::Conflict` naming the refs when any of them is no
+/// longer at its expected value (`now`, read again after the failure), else `None`.
 pub(crate) fn conflict(
     updates: &[RefUpdate],
     now: &[Option<RefTarget>],
@@ -412,10 +412,21 @@ pub(crate) fn conflict(
                 )
             })
             .collect();
-        crate::error::Error::Conflict(format!(
-            "{what}{} changed concurrently ({cause}); nothing was overwritten, re-run to act on the new state",
-            names.join(", ")
-        ))
+        crate::error::Error::Conflict(crate::error::Conflict {
+            message: format!(
+                "{what}{} changed concurrently ({cause}); nothing was overwritten, re-run to act on the new state",
+                names.join(", ")
+            ),
+            refs: updates
+                .iter()
+                .enumerate()
+                .map(|(i, u)| crate::error::RefState {
+                    name: u.name.clone(),
+                    expected: u.expected.clone(),
+                    now: now.get(i).cloned().flatten().map(|n| n.target),
+                })
+                .collect(),
+        })
     })
 }
 

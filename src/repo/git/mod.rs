@@ -287,7 +287,7 @@ impl GitRepo {
                     .join(", ")
             );
             return Err(super::conflict(updates, &now, &cause, "")
-                .unwrap_or_else(|| Error::Conflict(format!("{cause}; re-run to act on the new state"))));
+                .unwrap_or_else(|| Error::conflict(format!("{cause}; re-run to act on the new state"))));
         }
         if !rejected.is_empty() {
             return Err(Error::failed(format!(
@@ -478,12 +478,16 @@ impl Repository for GitRepo {
             return Ok(new);
         }
         self.push(std::slice::from_ref(&update), &[]).map_err(|e| match e {
-            Error::Conflict(m) => Error::Conflict(format!(
-                "branch `{}` moved on `{}` since {}: {m}",
-                req.branch,
-                self.remote,
-                req.expected_head.as_deref().map_or("it was read", short_sha)
-            )),
+            Error::Conflict(m) => Error::Conflict(crate::error::Conflict {
+                message: format!(
+                    "branch `{}` moved on `{}` since {}: {}",
+                    req.branch,
+                    self.remote,
+                    req.expected_head.as_deref().map_or("it was read", short_sha),
+                    m.message
+                ),
+                refs: m.refs,
+            }),
             e => e,
         })?;
         self.journal.record(Write::Commit {

@@ -9,7 +9,7 @@ use octocrab::Octocrab;
 use serde_json::Value;
 
 use super::retry::{Answer, Attempt, Decision, RetryPolicy};
-use crate::error::{Error, Result};
+use crate::error::{ApiFailure, Error, Result};
 use crate::secret::Secret;
 
 pub struct Api {
@@ -334,11 +334,14 @@ pub fn api_error(method: &http::Method, path: &str, r: &Response) -> Error {
         .get("message")
         .and_then(|m| m.as_str())
         .unwrap_or(r.text.as_str());
-    Error::failed(format!(
-        "GitHub API {method} {path} returned {}: {msg}{}",
-        r.status.as_u16(),
-        hint(r.status.as_u16())
-    ))
+    Error::Api(Box::new(ApiFailure {
+        method: method.to_string(),
+        path: path.to_string(),
+        status: Some(r.status.as_u16()),
+        error_type: None,
+        message: msg.to_string(),
+        hint: hint(r.status.as_u16()),
+    }))
 }
 
 /// The `errors` of a GraphQL answer, with the permission hints of REST 403/404
@@ -348,15 +351,32 @@ pub fn graphql_error(errors: &[Value]) -> Error {
         .iter()
         .filter_map(|e| e.get("message").and_then(|m| m.as_str()))
         .collect();
-    let has = |t: &str| errors.iter().any(|e| e.get("type").and_then(|v| v.as_str()) == Some(t));
-    let status = if has("FORBIDDEN") {
-        403
-    } else if has("NOT_FOUND") {
-        404
-    } else {
-        0
+    let type_of = |t: &str| {
+        errors
+            .iter()
+            .find_map(|e| e.get("type").and_then(|v| v.as_str()).filter(|v| *v == t))
+            .map(String::from)
     };
-    Error::failed(format!("GitHub GraphQL API: {}{}", msgs.join("; "), hint(status)))
+    // The hints of the REST statuses of the same meaning.
+    let (error_type, like) = match (type_of("FORBIDDEN"), type_of("NOT_FOUND")) {
+        (Some(t), _) => (Some(t), 403),
+        (None, Some(t)) => (Some(t), 404),
+        (None, None) => (
+            errors
+                .iter()
+                .find_map(|e| e.get("type").and_then(|v| v.as_str()))
+                .map(String::from),
+            0,
+        ),
+    };
+    Error::Api(Box::new(ApiFailure {
+        method: "POST".into(),
+        path: "graphql".into(),
+        status: None,
+        error_type,
+        message: msgs.join("; "),
+        hint: hint(like),
+    }))
 }
 
 #[cfg(test)]
@@ -374,6 +394,14 @@ mod tests {
             "GitHub GraphQL API: Resource not accessible by integration; the token lacks a permission: give the workflow `permissions: contents: write` (and `pull-requests: write`, `deployments: write`, `statuses: read` as the command needs)"
         );
         assert_eq!(e.exit_code(), 1);
+        let Error::Api(a) = &e else {
+            panic!("not an API error: {e}")
+        };
+        assert_eq!(
+            (a.path.as_str(), a.status, a.error_type.as_deref()),
+            ("graphql", None, Some("FORBIDDEN"))
+        );
+        assert!(a.hint.contains("contents: write"), "{}", a.hint);
         let e = graphql_error(&[
             json!({"type": "NOT_FOUND", "message": "Could not resolve to a Repository with the name 'acme/nope'."}),
         ]);

@@ -1085,7 +1085,7 @@ impl Repository for GitHubRepo {
                 None => {
                     let now = self.fresh_refs(std::slice::from_ref(&full))?;
                     if now[0].as_ref().map(|n| n.target.as_str()) != Some(req.parent.as_str()) {
-                        Err(Error::Conflict(format!(
+                        Err(Error::conflict(format!(
                             "branch `{}` moved while committing ({e}); nothing was overwritten",
                             req.branch
                         )))
