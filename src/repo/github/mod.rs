@@ -6,6 +6,7 @@
 //! pull requests.
 
 mod client;
+mod forge;
 pub mod retry;
 
 use std::cell::RefCell;
@@ -19,9 +20,7 @@ pub use client::{Api, Sent};
 pub use retry::RetryPolicy;
 
 use super::local::LocalRepo;
-use super::{
-    Check, CheckState, DeploymentInfo, DeploymentSpec, DeploymentStatusSpec, Journal, PullRequestState, ReadPlan, Write,
-};
+use super::{Check, DeploymentInfo, DeploymentSpec, DeploymentStatusSpec, Journal, PullRequestState, ReadPlan, Write};
 use super::{
     CommitRequest, HistoryEntry, Oid, PullRequest, PullRequestInfo, PullRequestSpec, RefTarget, RefUpdate, Repository,
 };
@@ -99,49 +98,6 @@ fn typed<T: serde::de::DeserializeOwned>(v: Value, what: &str) -> Result<T> {
     serde_json::from_value(v).map_err(|e| Error::failed(format!("GitHub's answer to {what} is not as documented: {e}")))
 }
 
-#[derive(serde::Deserialize)]
-struct ApiPull {
-    number: u64,
-    state: String,
-    head: ApiPullHead,
-    labels: Vec<ApiLabel>,
-}
-
-/// A pull request as the REST API returns it: the fields gitops-flow relies on are
-/// required, so a missing `number` is an error naming it, never `PATCH /pulls/0`.
-#[derive(serde::Deserialize, Clone)]
-struct ApiPr {
-    number: u64,
-    html_url: String,
-    node_id: String,
-    title: String,
-    body: Option<String>,
-    #[serde(default)]
-    labels: Vec<ApiLabel>,
-    auto_merge: Option<Value>,
-}
-
-#[derive(serde::Deserialize)]
-struct ApiPullHead {
-    sha: String,
-}
-
-#[derive(serde::Deserialize, Clone)]
-struct ApiLabel {
-    name: String,
-}
-
-#[derive(serde::Deserialize)]
-struct ApiDeployment {
-    id: u64,
-    sha: String,
-}
-
-#[derive(serde::Deserialize)]
-struct ApiDeploymentStatus {
-    state: String,
-}
-
 /// The whole text of a GraphQL `Blob` (`text isTruncated isBinary`); `None` when
 /// GitHub sent it truncated or binary, to be read through the REST blob API instead.
 fn blob_text(blob: &Value) -> Option<Vec<u8>> {
@@ -205,24 +161,6 @@ impl GitHubRepo {
             merge: RefCell::new(None),
             notices: RefCell::new(Vec::new()),
         })
-    }
-
-    /// All items of a `{total_count, <key>: [...]}` listing, 100 a page (at most 10 pages).
-    fn paginated(&self, path: &str, key: &str) -> Result<Vec<Value>> {
-        let mut out = Vec::new();
-        for page in 1..=10 {
-            let r = self
-                .api
-                .rest_ok(Method::GET, &format!("{path}?per_page=100&page={page}"), None)?;
-            let items = r.get(key).and_then(|s| s.as_array()).cloned().unwrap_or_default();
-            let last = items.len() < 100;
-            out.extend(items);
-            let total = r.get("total_count").and_then(|t| t.as_u64()).unwrap_or(0) as usize;
-            if last || out.len() >= total {
-                break;
-            }
-        }
-        Ok(out)
     }
 
     /// `GET /contents/{path}?ref=`: the file or directory listing, `None` when absent.
@@ -460,69 +398,6 @@ impl GitHubRepo {
             .and_then(|v| v.as_str())
             .map(String::from)
             .ok_or_else(|| Error::failed("createCommitOnBranch returned no commit"))
-    }
-
-    /// A deployment of `d.sha` to `d.environment` with the same description and
-    /// payload as `d`, newest first: one that an earlier attempt created.
-    fn find_deployment(&self, d: &DeploymentSpec) -> Result<Option<u64>> {
-        let list = self.api.rest_ok(
-            Method::GET,
-            &format!(
-                "{}/deployments?sha={}&environment={}&per_page=100",
-                self.repo_path(),
-                enc(&d.sha),
-                enc(&d.environment)
-            ),
-            None,
-        )?;
-        Ok(list.as_array().into_iter().flatten().find_map(|x| {
-            (x.get("payload") == Some(&d.payload)
-                && x.get("description").and_then(|v| v.as_str()) == Some(d.description.as_str()))
-            .then(|| x.get("id").and_then(|i| i.as_u64()))
-            .flatten()
-        }))
-    }
-
-    /// Turns on auto-merge with a merge method the repository allows. Where GitHub
-    /// will not (auto-merge disabled, the pull request already mergeable), the pull
-    /// request stays open and a notice says what to do.
-    fn enable_auto_merge(&self, number: u64, node: &str) -> Result<()> {
-        if self.merge.borrow().is_none() {
-            self.repo_id.borrow_mut().take();
-            self.fetch_refs(&[])?;
-        }
-        let settings = *self.merge.borrow();
-        let Some(settings) = settings else {
-            return Err(Error::failed("GitHub did not report the repository's merge settings"));
-        };
-        let notice = |why: &str| {
-            self.notices
-                .borrow_mut()
-                .push(format!("auto-merge not enabled on pull request #{number}: {why}"));
-            Ok(())
-        };
-        if !settings.auto_merge_allowed {
-            return notice(
-                "the repository does not allow auto-merge; merge the pull request yourself, or turn on \"Allow auto-merge\" in the repository settings",
-            );
-        }
-        let Some(method) = settings.method() else {
-            return notice("the repository allows no merge method; merge the pull request yourself");
-        };
-        let result = self.api.graphql(
-            "mutation($input: EnablePullRequestAutoMergeInput!) { enablePullRequestAutoMerge(input: $input) { pullRequest { number } } }",
-            json!({ "input": { "pullRequestId": node, "mergeMethod": method } }),
-        );
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.to_string().contains("clean status") => notice(
-                "it can be merged right now (GitHub calls this \"clean status\" and enables auto-merge only on pull requests that wait for checks or reviews); merge it, or protect the branch with required checks",
-            ),
-            Err(e) if e.to_string().contains("Auto merge is not allowed") => notice(
-                "the repository does not allow auto-merge; merge the pull request yourself, or turn on \"Allow auto-merge\" in the repository settings",
-            ),
-            Err(e) => Err(e),
-        }
     }
 
     /// After a failed commit: did an earlier attempt of ours land (a retried request)?
@@ -1031,138 +906,6 @@ impl Repository for GitHubRepo {
         }
     }
 
-    fn pull_request(&self, spec: &PullRequestSpec) -> Result<PullRequest> {
-        let existing = if self.new_branches.borrow().contains(&spec.head) {
-            None
-        } else {
-            let list = self.api.rest_ok(
-                Method::GET,
-                &format!(
-                    "{}/pulls?state=open&head={}:{}&base={}",
-                    self.repo_path(),
-                    enc(&self.owner),
-                    enc(&spec.head),
-                    enc(&spec.base)
-                ),
-                None,
-            )?;
-            list.as_array().and_then(|a| a.first()).cloned()
-        };
-        let (pr, created): (ApiPr, bool) = match existing {
-            Some(pr) => {
-                let pr: ApiPr = typed(pr, "GET pulls")?;
-                if pr.title == spec.title && pr.body.as_deref() == Some(spec.body.as_str()) {
-                    (pr, false)
-                } else {
-                    let updated = self.api.rest_ok(
-                        Method::PATCH,
-                        &format!("{}/pulls/{}", self.repo_path(), pr.number),
-                        Some(&json!({ "title": spec.title, "body": spec.body })),
-                    )?;
-                    let updated: ApiPr = typed(updated, "PATCH pulls/{number}")?;
-                    self.journal.record(Write::PullRequest {
-                        number: Some(updated.number),
-                        url: Some(updated.html_url.clone()),
-                    });
-                    (updated, false)
-                }
-            }
-            None => {
-                let body = json!({ "title": spec.title, "head": spec.head, "base": spec.base, "body": spec.body, "maintainer_can_modify": true });
-                let r = self
-                    .api
-                    .rest(Method::POST, &format!("{}/pulls", self.repo_path()), Some(&body))?;
-                if r.status.is_success() {
-                    (typed(r.body, "POST pulls")?, true)
-                } else if r.status.as_u16() == 422 && r.text.contains("already exists") {
-                    // A retried create whose first attempt landed.
-                    let list = self.api.rest_ok(
-                        Method::GET,
-                        &format!(
-                            "{}/pulls?state=open&head={}:{}",
-                            self.repo_path(),
-                            enc(&self.owner),
-                            enc(&spec.head)
-                        ),
-                        None,
-                    )?;
-                    let found = list
-                        .as_array()
-                        .and_then(|a| a.first())
-                        .cloned()
-                        .ok_or_else(|| client::api_error(&Method::POST, "pulls", &r))?;
-                    (typed(found, "GET pulls")?, true)
-                } else {
-                    return Err(client::api_error(&Method::POST, "pulls", &r));
-                }
-            }
-        };
-        let n = pr.number;
-        if created {
-            self.journal.record(Write::PullRequest {
-                number: Some(n),
-                url: Some(pr.html_url.clone()),
-            });
-        }
-        let missing: Vec<&String> = spec
-            .labels
-            .iter()
-            .filter(|l| !pr.labels.iter().any(|have| have.name == **l))
-            .collect();
-        if !missing.is_empty() {
-            self.api.rest_ok(
-                Method::POST,
-                &format!("{}/issues/{n}/labels", self.repo_path()),
-                Some(&json!({ "labels": missing })),
-            )?;
-        }
-        if spec.auto_merge && pr.auto_merge.as_ref().is_none_or(|a| a.is_null()) {
-            self.enable_auto_merge(n, &pr.node_id)?;
-        }
-        Ok(PullRequest::Opened {
-            number: n,
-            url: pr.html_url,
-            created,
-        })
-    }
-
-    fn pull_request_for_commit(&self, sha: &Oid) -> Result<Option<PullRequestInfo>> {
-        let mut page = 1;
-        loop {
-            let r = self.api.rest(
-                Method::GET,
-                &format!("{}/commits/{sha}/pulls?per_page=100&page={page}", self.repo_path()),
-                None,
-            )?;
-            if r.status.as_u16() == 404 || r.status.as_u16() == 422 {
-                return Ok(None);
-            }
-            if !r.status.is_success() {
-                return Err(client::api_error(&Method::GET, "commits/{sha}/pulls", &r));
-            }
-            let items = r.body.as_array().cloned().unwrap_or_default();
-            let pick = items
-                .iter()
-                .find(|p| p.get("merge_commit_sha").and_then(|m| m.as_str()) == Some(sha.as_str()))
-                .or_else(|| items.iter().find(|p| p.get("merged_at").is_some_and(|m| !m.is_null())));
-            if let Some(p) = pick {
-                return Ok(Some(PullRequestInfo {
-                    number: p.get("number").and_then(|n| n.as_u64()).unwrap_or_default(),
-                    body: p.get("body").and_then(|b| b.as_str()).unwrap_or_default().to_string(),
-                }));
-            }
-            let has_next = r
-                .headers
-                .get("link")
-                .and_then(|l| l.to_str().ok())
-                .is_some_and(|l| l.contains("rel=\"next\""));
-            if !has_next || items.is_empty() || page >= 10 {
-                return Ok(None);
-            }
-            page += 1;
-        }
-    }
-
     fn forget(&self) {
         self.forget_refs();
     }
@@ -1175,139 +918,32 @@ impl Repository for GitHubRepo {
         std::mem::take(&mut *self.notices.borrow_mut())
     }
 
+    fn pull_request(&self, spec: &PullRequestSpec) -> Result<PullRequest> {
+        GitHubRepo::pull_request(self, spec)
+    }
+
+    fn pull_request_for_commit(&self, sha: &Oid) -> Result<Option<PullRequestInfo>> {
+        GitHubRepo::pull_request_for_commit(self, sha)
+    }
+
     fn commit_checks(&self, sha: &Oid) -> Result<Vec<Check>> {
-        let str_of = |v: &Value, k: &str| v.get(k).and_then(|c| c.as_str()).map(String::from);
-        let mut out = Vec::new();
-        for st in self.paginated(&format!("{}/commits/{sha}/status", self.repo_path()), "statuses")? {
-            let state = match str_of(&st, "state").as_deref() {
-                Some("success") => CheckState::Success,
-                Some("failure" | "error") => CheckState::Failure,
-                _ => CheckState::Pending,
-            };
-            out.push(Check {
-                name: str_of(&st, "context").unwrap_or_default(),
-                state,
-            });
-        }
-        for c in self.paginated(&format!("{}/commits/{sha}/check-runs", self.repo_path()), "check_runs")? {
-            let state = match (str_of(&c, "status").as_deref(), str_of(&c, "conclusion").as_deref()) {
-                (Some("completed"), Some("success" | "neutral" | "skipped")) => CheckState::Success,
-                (Some("completed"), _) => CheckState::Failure,
-                _ => CheckState::Pending,
-            };
-            out.push(Check {
-                name: str_of(&c, "name").unwrap_or_default(),
-                state,
-            });
-        }
-        Ok(out)
+        GitHubRepo::commit_checks(self, sha)
     }
 
     fn create_deployment(&self, d: &DeploymentSpec) -> Result<Option<u64>> {
-        let body = json!({
-            "ref": d.sha,
-            "environment": d.environment,
-            "description": d.description,
-            "payload": d.payload,
-            "auto_merge": false,
-            "required_contexts": [],
-            "production_environment": d.production,
-            "transient_environment": d.transient,
-        });
-        let path = format!("{}/deployments", self.repo_path());
-        // Creating a deployment is not safe to repeat: after an unknown outcome,
-        // look whether it landed before creating it again.
-        const TRIES: u32 = 3;
-        for attempt in 0..TRIES {
-            match self.api.rest_unrepeatable(Method::POST, &path, Some(&body))? {
-                Sent::Answer(r) if r.status.is_success() => {
-                    let id = r.body.get("id").and_then(|i| i.as_u64());
-                    if let Some(id) = id {
-                        self.journal.record(Write::Deployment { id });
-                    }
-                    return Ok(id);
-                }
-                Sent::Answer(r) => return Err(client::api_error(&Method::POST, "deployments", &r)),
-                Sent::Unknown(what) => {
-                    if let Some(id) = self.find_deployment(d)? {
-                        self.journal.record(Write::Deployment { id });
-                        return Ok(Some(id));
-                    }
-                    if attempt + 1 == TRIES {
-                        return Err(Error::failed(format!(
-                            "POST deployments failed {TRIES} times ({what}) and GitHub lists no such deployment; re-run the job to record it"
-                        )));
-                    }
-                    tracing::warn!("POST deployments: {what}; it did not land, creating it again");
-                    std::thread::sleep(self.api.backoff(attempt));
-                }
-            }
-        }
-        unreachable!("the loop returns on its last attempt")
+        GitHubRepo::create_deployment(self, d)
     }
 
     fn pull_request_state(&self, number: u64) -> Result<PullRequestState> {
-        let v = self
-            .api
-            .rest_ok(Method::GET, &format!("{}/pulls/{number}", self.repo_path()), None)?;
-        let p: ApiPull = typed(v, "GET pulls/{number}")?;
-        Ok(PullRequestState {
-            number: p.number,
-            head_sha: p.head.sha,
-            open: p.state == "open",
-            labels: p.labels.into_iter().map(|l| l.name).collect(),
-        })
+        GitHubRepo::pull_request_state(self, number)
     }
 
     fn list_deployments(&self, environment: &str) -> Result<Vec<DeploymentInfo>> {
-        let mut out = Vec::new();
-        for page in 1..=10 {
-            let v = self.api.rest_ok(
-                Method::GET,
-                &format!(
-                    "{}/deployments?environment={}&per_page=100&page={page}",
-                    self.repo_path(),
-                    enc(environment)
-                ),
-                None,
-            )?;
-            let items: Vec<ApiDeployment> = typed(v, "GET deployments")?;
-            let last = items.len() < 100;
-            for d in items {
-                let v = self.api.rest_ok(
-                    Method::GET,
-                    &format!("{}/deployments/{}/statuses?per_page=1", self.repo_path(), d.id),
-                    None,
-                )?;
-                let statuses: Vec<ApiDeploymentStatus> = typed(v, "GET deployments/{id}/statuses")?;
-                out.push(DeploymentInfo {
-                    id: d.id,
-                    sha: d.sha,
-                    state: statuses.into_iter().next().map(|s| s.state),
-                });
-            }
-            if last {
-                break;
-            }
-        }
-        Ok(out)
+        GitHubRepo::list_deployments(self, environment)
     }
 
     fn set_deployment_status(&self, id: u64, st: &DeploymentStatusSpec<'_>) -> Result<()> {
-        let description: String = st.description.chars().take(140).collect();
-        let mut body = json!({ "state": st.state, "description": description, "auto_inactive": st.auto_inactive });
-        if let Some(u) = st.environment_url {
-            body["environment_url"] = json!(u);
-        }
-        if let Some(u) = st.log_url {
-            body["log_url"] = json!(u);
-        }
-        self.api.rest_ok(
-            Method::POST,
-            &format!("{}/deployments/{id}/statuses", self.repo_path()),
-            Some(&body),
-        )?;
-        Ok(())
+        GitHubRepo::set_deployment_status(self, id, st)
     }
 
     fn deployment_status(
@@ -1317,18 +953,6 @@ impl Repository for GitHubRepo {
         environment_url: Option<&str>,
         log_url: Option<&str>,
     ) -> Result<()> {
-        let mut body = json!({ "state": state, "auto_inactive": true, "description": format!("gitops-flow: {state}") });
-        if let Some(u) = environment_url {
-            body["environment_url"] = json!(u);
-        }
-        if let Some(u) = log_url {
-            body["log_url"] = json!(u);
-        }
-        self.api.rest_ok(
-            Method::POST,
-            &format!("{}/deployments/{id}/statuses", self.repo_path()),
-            Some(&body),
-        )?;
-        Ok(())
+        GitHubRepo::deployment_status(self, id, state, environment_url, log_url)
     }
 }
