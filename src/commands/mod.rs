@@ -1,4 +1,4 @@
-//! The commands, written against the `Repository` seam, and the dispatcher.
+//! The commands, written against the `Git` and `Forge` seams, and the dispatcher.
 //!
 //! One module per command; the pieces they share each have a named home:
 //! `context` (the `Ctx`), `outcome` (outputs), `state` (what an environment runs),
@@ -32,7 +32,7 @@ pub use context::Ctx;
 pub use meta::Meta;
 pub use outcome::Outcome;
 pub use plan::{plan_for, read_plan};
-pub use propose::Proposal;
+pub use propose::Proposed;
 pub use tags::TagMove;
 
 use crate::config::{Config, Environment, Track};

@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::config::{Environment, Track};
 use crate::error::{Error, Result};
 use crate::repo::ReadPlan;
-use crate::repo::{FileChange, Oid, PullRequest, PullRequestSpec, RefUpdate, trailers};
+use crate::repo::{FileChange, Oid, Proposal, PullRequestSpec, RefUpdate, trailers};
 
 /// The branch track.
 pub struct Branch;
@@ -115,9 +115,9 @@ fn promote_branch(ctx: &Ctx<'_>, from: &Environment, to: &Environment, mut out: 
         auto_merge: ctx.inputs.auto_merge || to.auto_merge,
     };
     let pr = if ctx.inputs.dry_run {
-        PullRequest::reported(&spec)
+        Proposal::reported(&spec)
     } else {
-        ctx.repo.pull_request(&spec)?
+        ctx.forge.propose(&spec)?
     };
     out.changed = pr.created();
     out.pull_request_number = pr.number();

@@ -9,8 +9,8 @@ use super::client::{self, Sent};
 use super::{GitHubRepo, enc, typed};
 use crate::error::{Error, Result};
 use crate::repo::{
-    Check, CheckState, DeploymentInfo, DeploymentSpec, DeploymentStatusSpec, Oid, PullRequest, PullRequestInfo,
-    PullRequestSpec, PullRequestState, Write,
+    Check, CheckState, DeploymentInfo, DeploymentSpec, DeploymentStatusSpec, Forge, ForgeApi, Oid, Proposal,
+    PullRequestInfo, PullRequestSpec, PullRequestState, Write,
 };
 
 #[derive(serde::Deserialize)]
@@ -56,19 +56,64 @@ struct ApiDeploymentStatus {
     state: String,
 }
 
+/// A deployment as `POST deployments` returns it.
+#[derive(serde::Deserialize)]
+struct ApiCreatedDeployment {
+    id: u64,
+}
+
+/// A deployment in a listing, with what tells an earlier attempt's apart.
+#[derive(serde::Deserialize)]
+struct ApiListedDeployment {
+    id: u64,
+    description: Option<String>,
+    #[serde(default)]
+    payload: Value,
+}
+
+/// A pull request in `GET commits/{sha}/pulls`.
+#[derive(serde::Deserialize)]
+struct ApiCommitPull {
+    number: u64,
+    body: Option<String>,
+    merge_commit_sha: Option<String>,
+    merged_at: Option<String>,
+}
+
+/// One page of a `{total_count, <items>}` listing.
+#[derive(serde::Deserialize)]
+struct ApiListing<T> {
+    total_count: usize,
+    #[serde(alias = "statuses", alias = "check_runs")]
+    items: Vec<T>,
+}
+
+/// A commit status context (latest per context) of `GET commits/{sha}/status`.
+#[derive(serde::Deserialize)]
+struct ApiStatus {
+    context: String,
+    state: String,
+}
+
+#[derive(serde::Deserialize)]
+struct ApiCheckRun {
+    name: String,
+    status: String,
+    conclusion: Option<String>,
+}
+
 impl GitHubRepo {
-    /// All items of a `{total_count, <key>: [...]}` listing, 100 a page (at most 10 pages).
-    pub(super) fn paginated(&self, path: &str, key: &str) -> Result<Vec<Value>> {
+    /// All items of a `{total_count, <items>: [...]}` listing, 100 a page (at most 10 pages).
+    fn paginated<T: serde::de::DeserializeOwned>(&self, path: &str, what: &str) -> Result<Vec<T>> {
         let mut out = Vec::new();
         for page in 1..=10 {
             let r = self
                 .api
                 .rest_ok(Method::GET, &format!("{path}?per_page=100&page={page}"), None)?;
-            let items = r.get(key).and_then(|s| s.as_array()).cloned().unwrap_or_default();
-            let last = items.len() < 100;
-            out.extend(items);
-            let total = r.get("total_count").and_then(|t| t.as_u64()).unwrap_or(0) as usize;
-            if last || out.len() >= total {
+            let listing: ApiListing<T> = typed(r, what)?;
+            let last = listing.items.len() < 100;
+            out.extend(listing.items);
+            if last || out.len() >= listing.total_count {
                 break;
             }
         }
@@ -77,7 +122,7 @@ impl GitHubRepo {
 
     /// A deployment of `d.sha` to `d.environment` with the same description and
     /// payload as `d`, newest first: one that an earlier attempt created.
-    pub(super) fn find_deployment(&self, d: &DeploymentSpec) -> Result<Option<u64>> {
+    fn find_deployment(&self, d: &DeploymentSpec) -> Result<Option<u64>> {
         let list = self.api.rest_ok(
             Method::GET,
             &format!(
@@ -88,18 +133,17 @@ impl GitHubRepo {
             ),
             None,
         )?;
-        Ok(list.as_array().into_iter().flatten().find_map(|x| {
-            (x.get("payload") == Some(&d.payload)
-                && x.get("description").and_then(|v| v.as_str()) == Some(d.description.as_str()))
-            .then(|| x.get("id").and_then(|i| i.as_u64()))
-            .flatten()
-        }))
+        let list: Vec<ApiListedDeployment> = typed(list, "GET deployments")?;
+        Ok(list
+            .into_iter()
+            .find(|x| x.payload == d.payload && x.description.as_deref() == Some(d.description.as_str()))
+            .map(|x| x.id))
     }
 
     /// Turns on auto-merge with a merge method the repository allows. Where GitHub
     /// will not (auto-merge disabled, the pull request already mergeable), the pull
     /// request stays open and a notice says what to do.
-    pub(super) fn enable_auto_merge(&self, number: u64, node: &str) -> Result<()> {
+    fn enable_auto_merge(&self, number: u64, node: &str) -> Result<()> {
         if self.merge.borrow().is_none() {
             self.repo_id.borrow_mut().take();
             self.fetch_refs(&[])?;
@@ -137,8 +181,10 @@ impl GitHubRepo {
             Err(e) => Err(e),
         }
     }
+}
 
-    pub(super) fn pull_request(&self, spec: &PullRequestSpec) -> Result<PullRequest> {
+impl Forge for GitHubRepo {
+    fn propose(&self, spec: &PullRequestSpec) -> Result<Proposal> {
         let existing = if self.new_branches.borrow().contains(&spec.head) {
             None
         } else {
@@ -226,14 +272,24 @@ impl GitHubRepo {
         if spec.auto_merge && pr.auto_merge.as_ref().is_none_or(|a| a.is_null()) {
             self.enable_auto_merge(n, &pr.node_id)?;
         }
-        Ok(PullRequest::Opened {
+        Ok(Proposal::Opened {
             number: n,
             url: pr.html_url,
             created,
         })
     }
 
-    pub(super) fn pull_request_for_commit(&self, sha: &Oid) -> Result<Option<PullRequestInfo>> {
+    fn api(&self) -> Option<&dyn ForgeApi> {
+        Some(self)
+    }
+
+    fn take_notices(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notices.borrow_mut())
+    }
+}
+
+impl ForgeApi for GitHubRepo {
+    fn merged_pull_request(&self, sha: &Oid) -> Result<Option<PullRequestInfo>> {
         let mut page = 1;
         loop {
             let r = self.api.rest(
@@ -247,15 +303,15 @@ impl GitHubRepo {
             if !r.status.is_success() {
                 return Err(client::api_error(&Method::GET, "commits/{sha}/pulls", &r));
             }
-            let items = r.body.as_array().cloned().unwrap_or_default();
+            let items: Vec<ApiCommitPull> = typed(r.body, "GET commits/{sha}/pulls")?;
             let pick = items
                 .iter()
-                .find(|p| p.get("merge_commit_sha").and_then(|m| m.as_str()) == Some(sha.as_str()))
-                .or_else(|| items.iter().find(|p| p.get("merged_at").is_some_and(|m| !m.is_null())));
+                .find(|p| p.merge_commit_sha.as_deref() == Some(sha.as_str()))
+                .or_else(|| items.iter().find(|p| p.merged_at.is_some()));
             if let Some(p) = pick {
                 return Ok(Some(PullRequestInfo {
-                    number: p.get("number").and_then(|n| n.as_u64()).unwrap_or_default(),
-                    body: p.get("body").and_then(|b| b.as_str()).unwrap_or_default().to_string(),
+                    number: p.number,
+                    body: p.body.clone().unwrap_or_default(),
                 }));
             }
             let has_next = r
@@ -270,35 +326,39 @@ impl GitHubRepo {
         }
     }
 
-    pub(super) fn commit_checks(&self, sha: &Oid) -> Result<Vec<Check>> {
-        let str_of = |v: &Value, k: &str| v.get(k).and_then(|c| c.as_str()).map(String::from);
+    fn commit_checks(&self, sha: &Oid) -> Result<Vec<Check>> {
         let mut out = Vec::new();
-        for st in self.paginated(&format!("{}/commits/{sha}/status", self.repo_path()), "statuses")? {
-            let state = match str_of(&st, "state").as_deref() {
-                Some("success") => CheckState::Success,
-                Some("failure" | "error") => CheckState::Failure,
+        let statuses: Vec<ApiStatus> = self.paginated(
+            &format!("{}/commits/{sha}/status", self.repo_path()),
+            "GET commits/{sha}/status",
+        )?;
+        for st in statuses {
+            let state = match st.state.as_str() {
+                "success" => CheckState::Success,
+                "failure" | "error" => CheckState::Failure,
                 _ => CheckState::Pending,
             };
             out.push(Check {
-                name: str_of(&st, "context").unwrap_or_default(),
+                name: st.context,
                 state,
             });
         }
-        for c in self.paginated(&format!("{}/commits/{sha}/check-runs", self.repo_path()), "check_runs")? {
-            let state = match (str_of(&c, "status").as_deref(), str_of(&c, "conclusion").as_deref()) {
-                (Some("completed"), Some("success" | "neutral" | "skipped")) => CheckState::Success,
-                (Some("completed"), _) => CheckState::Failure,
+        let runs: Vec<ApiCheckRun> = self.paginated(
+            &format!("{}/commits/{sha}/check-runs", self.repo_path()),
+            "GET commits/{sha}/check-runs",
+        )?;
+        for c in runs {
+            let state = match (c.status.as_str(), c.conclusion.as_deref()) {
+                ("completed", Some("success" | "neutral" | "skipped")) => CheckState::Success,
+                ("completed", _) => CheckState::Failure,
                 _ => CheckState::Pending,
             };
-            out.push(Check {
-                name: str_of(&c, "name").unwrap_or_default(),
-                state,
-            });
+            out.push(Check { name: c.name, state });
         }
         Ok(out)
     }
 
-    pub(super) fn create_deployment(&self, d: &DeploymentSpec) -> Result<Option<u64>> {
+    fn create_deployment(&self, d: &DeploymentSpec) -> Result<u64> {
         let body = json!({
             "ref": d.sha,
             "environment": d.environment,
@@ -316,17 +376,15 @@ impl GitHubRepo {
         for attempt in 0..TRIES {
             match self.api.rest_unrepeatable(Method::POST, &path, Some(&body))? {
                 Sent::Answer(r) if r.status.is_success() => {
-                    let id = r.body.get("id").and_then(|i| i.as_u64());
-                    if let Some(id) = id {
-                        self.journal.record(Write::Deployment { id });
-                    }
-                    return Ok(id);
+                    let created: ApiCreatedDeployment = typed(r.body, "POST deployments")?;
+                    self.journal.record(Write::Deployment { id: created.id });
+                    return Ok(created.id);
                 }
                 Sent::Answer(r) => return Err(client::api_error(&Method::POST, "deployments", &r)),
                 Sent::Unknown(what) => {
                     if let Some(id) = self.find_deployment(d)? {
                         self.journal.record(Write::Deployment { id });
-                        return Ok(Some(id));
+                        return Ok(id);
                     }
                     if attempt + 1 == TRIES {
                         return Err(Error::failed(format!(
@@ -341,7 +399,7 @@ impl GitHubRepo {
         unreachable!("the loop returns on its last attempt")
     }
 
-    pub(super) fn pull_request_state(&self, number: u64) -> Result<PullRequestState> {
+    fn pull_request_state(&self, number: u64) -> Result<PullRequestState> {
         let v = self
             .api
             .rest_ok(Method::GET, &format!("{}/pulls/{number}", self.repo_path()), None)?;
@@ -354,7 +412,7 @@ impl GitHubRepo {
         })
     }
 
-    pub(super) fn list_deployments(&self, environment: &str) -> Result<Vec<DeploymentInfo>> {
+    fn list_deployments(&self, environment: &str) -> Result<Vec<DeploymentInfo>> {
         let mut out = Vec::new();
         for page in 1..=10 {
             let v = self.api.rest_ok(
@@ -388,7 +446,7 @@ impl GitHubRepo {
         Ok(out)
     }
 
-    pub(super) fn set_deployment_status(&self, id: u64, st: &DeploymentStatusSpec<'_>) -> Result<()> {
+    fn set_deployment_status(&self, id: u64, st: &DeploymentStatusSpec<'_>) -> Result<()> {
         let description: String = st.description.chars().take(140).collect();
         let mut body = json!({ "state": st.state, "description": description, "auto_inactive": st.auto_inactive });
         if let Some(u) = st.environment_url {
@@ -405,7 +463,7 @@ impl GitHubRepo {
         Ok(())
     }
 
-    pub(super) fn deployment_status(
+    fn deployment_status(
         &self,
         id: u64,
         state: &str,

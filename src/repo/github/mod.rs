@@ -20,10 +20,7 @@ pub use client::{Api, Sent};
 pub use retry::RetryPolicy;
 
 use super::local::LocalRepo;
-use super::{Check, DeploymentInfo, DeploymentSpec, DeploymentStatusSpec, Journal, PullRequestState, ReadPlan, Write};
-use super::{
-    CommitRequest, HistoryEntry, Oid, PullRequest, PullRequestInfo, PullRequestSpec, RefTarget, RefUpdate, Repository,
-};
+use super::{CommitRequest, Git, HistoryEntry, Journal, Oid, ReadPlan, RefTarget, RefUpdate, Write};
 use crate::error::{Error, Result};
 
 const ZERO: &str = "0000000000000000000000000000000000000000";
@@ -429,7 +426,7 @@ impl GitHubRepo {
     }
 }
 
-impl Repository for GitHubRepo {
+impl Git for GitHubRepo {
     fn describe(&self) -> String {
         format!("{}/{}", self.owner, self.name)
     }
@@ -444,10 +441,6 @@ impl Repository for GitHubRepo {
 
     fn written(&self) -> Vec<Write> {
         self.journal.entries()
-    }
-
-    fn has_checks(&self) -> bool {
-        true
     }
 
     fn default_branch(&self) -> Result<String> {
@@ -912,47 +905,5 @@ impl Repository for GitHubRepo {
 
     fn actor(&self) -> Option<String> {
         self.local.as_ref().and_then(|l| l.actor())
-    }
-
-    fn take_notices(&self) -> Vec<String> {
-        std::mem::take(&mut *self.notices.borrow_mut())
-    }
-
-    fn pull_request(&self, spec: &PullRequestSpec) -> Result<PullRequest> {
-        GitHubRepo::pull_request(self, spec)
-    }
-
-    fn pull_request_for_commit(&self, sha: &Oid) -> Result<Option<PullRequestInfo>> {
-        GitHubRepo::pull_request_for_commit(self, sha)
-    }
-
-    fn commit_checks(&self, sha: &Oid) -> Result<Vec<Check>> {
-        GitHubRepo::commit_checks(self, sha)
-    }
-
-    fn create_deployment(&self, d: &DeploymentSpec) -> Result<Option<u64>> {
-        GitHubRepo::create_deployment(self, d)
-    }
-
-    fn pull_request_state(&self, number: u64) -> Result<PullRequestState> {
-        GitHubRepo::pull_request_state(self, number)
-    }
-
-    fn list_deployments(&self, environment: &str) -> Result<Vec<DeploymentInfo>> {
-        GitHubRepo::list_deployments(self, environment)
-    }
-
-    fn set_deployment_status(&self, id: u64, st: &DeploymentStatusSpec<'_>) -> Result<()> {
-        GitHubRepo::set_deployment_status(self, id, st)
-    }
-
-    fn deployment_status(
-        &self,
-        id: u64,
-        state: &str,
-        environment_url: Option<&str>,
-        log_url: Option<&str>,
-    ) -> Result<()> {
-        GitHubRepo::deployment_status(self, id, state, environment_url, log_url)
     }
 }
