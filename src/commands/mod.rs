@@ -35,7 +35,7 @@ pub use plan::{plan_for, read_plan};
 pub use propose::Proposed;
 pub use tags::TagMove;
 
-use crate::config::{Config, Environment, Track};
+use crate::config::{Config, Environment};
 use crate::error::{Error, Result};
 use crate::repo::Write;
 
@@ -150,8 +150,4 @@ fn failed_after_writes(ctx: &Ctx<'_>, e: Error) -> Result<Outcome> {
 pub fn next_env<'c>(config: &'c Config, from: &Environment) -> Option<&'c Environment> {
     let i = config.environments.iter().position(|e| e.name == from.name)?;
     config.environments.get(i + 1)
-}
-
-pub fn is_tag(env: &Environment) -> bool {
-    env.track == Track::Tag
 }

@@ -296,6 +296,22 @@ pub trait Git {
         limit: usize,
         enough: &mut dyn FnMut(&HistoryEntry) -> bool,
     ) -> Result<Vec<HistoryEntry>>;
+    /// [`Git::file_history`] of several paths from the same head, `enough` told which
+    /// (by index) each entry is of; the GitHub backend walks them together, one
+    /// query a page for many paths.
+    fn file_histories(
+        &self,
+        head: &Oid,
+        paths: &[String],
+        limit: usize,
+        enough: &mut dyn FnMut(usize, &HistoryEntry) -> bool,
+    ) -> Result<Vec<Vec<HistoryEntry>>> {
+        paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| self.file_history(head, p, limit, &mut |h| enough(i, h)))
+            .collect()
+    }
     /// Moves several refs at once, all or nothing; `Error::Conflict` when one is not
     /// at its expected value.
     fn update_refs(&self, updates: &[RefUpdate], message: &str) -> Result<()>;

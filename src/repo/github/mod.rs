@@ -7,6 +7,7 @@
 
 mod client;
 mod forge;
+mod history;
 pub mod retry;
 
 use std::cell::RefCell;
@@ -725,88 +726,23 @@ impl Git for GitHubRepo {
         {
             return l.file_history(head, path, limit, enough);
         }
-        // First-parent history, as the local backend reads it: a path-filtered
-        // listing would follow merged feature branches into values main never ran.
-        // One GraphQL query reads 100 commits with their first parent and the file's
-        // text at each (`Commit.history` + `Commit.file`); the first-parent chain is
-        // followed through them, a page more only when it leaves the page.
-        const QUERY: &str = "query($owner: String!, $name: String!, $head: GitObjectID!, $path: String!, $after: String) { repository(owner: $owner, name: $name) { object(oid: $head) { ... on Commit { history(first: 100, after: $after) { pageInfo { hasNextPage endCursor } nodes { oid message parents(first: 1) { nodes { oid } } file(path: $path) { object { ... on Blob { text isTruncated isBinary } } } } } } } } }";
-        // sha -> (message, first parent, content or None when absent; Err when only REST can read it)
-        type Node = (String, Option<String>, std::result::Result<Option<Vec<u8>>, ()>);
-        let mut commits: HashMap<String, Node> = HashMap::new();
-        let mut after: Option<String> = None;
-        let mut out = Vec::new();
-        let mut prev: Option<(Oid, String, Option<Vec<u8>>)> = None;
-        let mut cur = Some(head.clone());
-        let mut root = false;
-        for _page in 0..10 {
-            let vars = json!({"owner": self.owner, "name": self.name, "head": head, "path": path, "after": after});
-            let data = self.api.graphql(QUERY, vars)?;
-            let history = data.pointer("/repository/object/history").ok_or_else(|| {
-                Error::failed(format!(
-                    "GitHub returned no history for {}",
-                    crate::names::short_sha(head)
-                ))
-            })?;
-            for n in history.get("nodes").and_then(|n| n.as_array()).into_iter().flatten() {
-                let (Some(sha), Some(message)) = (
-                    n.get("oid").and_then(|v| v.as_str()),
-                    n.get("message").and_then(|v| v.as_str()),
-                ) else {
-                    return Err(Error::failed("GitHub's history answer lacks `oid` or `message`"));
-                };
-                let parent = n
-                    .pointer("/parents/nodes/0/oid")
-                    .and_then(|v| v.as_str())
-                    .map(String::from);
-                let content = match n.get("file") {
-                    None | Some(Value::Null) => Ok(None),
-                    Some(f) => f.get("object").and_then(blob_text).map(Some).ok_or(()),
-                };
-                commits.insert(sha.to_string(), (message.to_string(), parent, content));
-            }
-            // Follow the first-parent chain as far as this page reaches.
-            while let Some(sha) = cur.clone() {
-                let Some((message, parent, content)) = commits.get(&sha).cloned() else {
-                    break;
-                };
-                let content = match content {
-                    Ok(c) => c,
-                    Err(()) => self.read_file(&sha, path)?,
-                };
-                if let Some((pid, pmsg, pcontent)) = prev.take()
-                    && pcontent != content
-                {
-                    out.push(HistoryEntry {
-                        commit: pid,
-                        message: pmsg,
-                        content: pcontent,
-                    });
-                    if out.len() >= limit || out.last().is_some_and(&mut *enough) {
-                        return Ok(out);
-                    }
-                }
-                root = parent.is_none();
-                prev = Some((sha, message, content));
-                cur = parent;
-            }
-            let more = history.pointer("/pageInfo/hasNextPage").and_then(|v| v.as_bool()) == Some(true);
-            if cur.is_none() || !more {
-                break;
-            }
-            after = history
-                .pointer("/pageInfo/endCursor")
-                .and_then(|v| v.as_str())
-                .map(String::from);
+        let mut histories = self.api_file_histories(head, &[path.to_string()], limit, &mut |_, h| enough(h))?;
+        Ok(histories.pop().unwrap_or_default())
+    }
+
+    fn file_histories(
+        &self,
+        head: &Oid,
+        paths: &[String],
+        limit: usize,
+        enough: &mut dyn FnMut(usize, &HistoryEntry) -> bool,
+    ) -> Result<Vec<Vec<HistoryEntry>>> {
+        if let Some(l) = self.local_has(head)
+            && !l.is_shallow()
+        {
+            return l.file_histories(head, paths, limit, enough);
         }
-        if root && let Some((pid, pmsg, Some(c))) = prev {
-            out.push(HistoryEntry {
-                commit: pid,
-                message: pmsg,
-                content: Some(c),
-            });
-        }
-        Ok(out)
+        self.api_file_histories(head, paths, limit, enough)
     }
 
     fn update_refs(&self, updates: &[RefUpdate], _message: &str) -> Result<()> {
