@@ -157,7 +157,7 @@ fn merge_deployed(ctx: &Ctx<'_>, env: &Environment, merged: &Merged, mut out: Ou
         env.name
     );
     out.deployed = true;
-    return Ok(out);
+    Ok(out)
 }
 
 /// Adds a file to read at the plan's file refs, once.
