@@ -387,7 +387,7 @@ pub fn after_move(ctx: &Ctx<'_>, out: &mut Outcome) -> Result<()> {
             match ctx.forge.api() {
                 Some(api) => {
                     let id = api.create_deployment(&spec)?;
-                    api.deployment_status(id, "in_progress", env_url.as_deref(), log_url.as_deref())?;
+                    deployment_status(api, id, "in_progress", env_url.as_deref(), log_url.as_deref())?;
                     Some((api, id))
                 }
                 None => {
@@ -407,7 +407,7 @@ pub fn after_move(ctx: &Ctx<'_>, out: &mut Outcome) -> Result<()> {
             let result = gate(ctx, service, &env, &revision, mode)?;
             if !result.healthy {
                 if let Some((api, id)) = deployment {
-                    api.deployment_status(id, "failure", env_url.as_deref(), log_url.as_deref())?;
+                    deployment_status(api, id, "failure", env_url.as_deref(), log_url.as_deref())?;
                 }
                 on_failure(ctx, service, &env, &result, out, ctx.inputs.command != "rollback")?;
                 return Ok(());
@@ -423,8 +423,29 @@ pub fn after_move(ctx: &Ctx<'_>, out: &mut Outcome) -> Result<()> {
             true
         };
         if let (Some((api, id)), true) = (deployment, healthy) {
-            api.deployment_status(id, "success", env_url.as_deref(), log_url.as_deref())?;
+            deployment_status(api, id, "success", env_url.as_deref(), log_url.as_deref())?;
         }
     }
     Ok(())
+}
+
+/// Writes a status of a deployment this run created; earlier ones of the environment
+/// become inactive (`auto_inactive`).
+fn deployment_status(
+    api: &dyn crate::repo::ForgeApi,
+    id: u64,
+    state: &str,
+    environment_url: Option<&str>,
+    log_url: Option<&str>,
+) -> Result<()> {
+    api.set_deployment_status(
+        id,
+        &crate::repo::DeploymentStatusSpec {
+            state,
+            description: &format!("gitops-flow: {state}"),
+            environment_url,
+            log_url,
+            auto_inactive: true,
+        },
+    )
 }

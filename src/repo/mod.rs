@@ -369,14 +369,6 @@ pub trait ForgeApi {
     fn commit_checks(&self, sha: &Oid) -> Result<Vec<Check>>;
     /// Records a deployment.
     fn create_deployment(&self, d: &DeploymentSpec) -> Result<u64>;
-    /// Writes a status of a deployment gitops-flow created (`auto_inactive`).
-    fn deployment_status(
-        &self,
-        id: u64,
-        state: &str,
-        environment_url: Option<&str>,
-        log_url: Option<&str>,
-    ) -> Result<()>;
     /// The pull request `number` as it is now.
     fn pull_request_state(&self, number: u64) -> Result<PullRequestState>;
     /// The deployments of `environment`, newest first, each with its latest state.

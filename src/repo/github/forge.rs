@@ -462,26 +462,4 @@ impl ForgeApi for GitHubRepo {
         )?;
         Ok(())
     }
-
-    fn deployment_status(
-        &self,
-        id: u64,
-        state: &str,
-        environment_url: Option<&str>,
-        log_url: Option<&str>,
-    ) -> Result<()> {
-        let mut body = json!({ "state": state, "auto_inactive": true, "description": format!("gitops-flow: {state}") });
-        if let Some(u) = environment_url {
-            body["environment_url"] = json!(u);
-        }
-        if let Some(u) = log_url {
-            body["log_url"] = json!(u);
-        }
-        self.api.rest_ok(
-            Method::POST,
-            &format!("{}/deployments/{id}/statuses", self.repo_path()),
-            Some(&body),
-        )?;
-        Ok(())
-    }
 }
