@@ -463,3 +463,47 @@ impl ForgeApi for GitHubRepo {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{ApiCheckRun, ApiCommitPull, ApiCreatedDeployment, ApiListing, ApiStatus};
+    use crate::repo::github::typed;
+
+    /// A forge answer without a field gitops-flow relies on is an error naming the
+    /// field and the request, never a default (a pull request #0, a nameless check).
+    #[test]
+    fn a_missing_field_is_an_error_naming_it() {
+        let e = typed::<ApiListing<ApiStatus>>(
+            json!({"total_count": 1, "statuses": [{"state": "success"}]}),
+            "GET commits/{sha}/status",
+        )
+        .err()
+        .expect("no context")
+        .to_string();
+        assert!(e.contains("`context`") && e.contains("GET commits/{sha}/status"), "{e}");
+        let e = typed::<ApiListing<ApiCheckRun>>(json!({"check_runs": []}), "GET check-runs")
+            .err()
+            .expect("no total_count")
+            .to_string();
+        assert!(e.contains("`total_count`"), "{e}");
+        let e = typed::<Vec<ApiCommitPull>>(json!([{"body": "x", "merged_at": null}]), "GET commits/{sha}/pulls")
+            .err()
+            .expect("no number")
+            .to_string();
+        assert!(e.contains("`number`"), "{e}");
+        let e = typed::<ApiCreatedDeployment>(json!({"sha": "abc"}), "POST deployments")
+            .err()
+            .expect("no id")
+            .to_string();
+        assert!(e.contains("`id`"), "{e}");
+        // Both listings' item keys are read.
+        let runs: ApiListing<ApiCheckRun> = typed(
+            json!({"total_count": 1, "check_runs": [{"name": "ci", "status": "completed", "conclusion": null}]}),
+            "GET check-runs",
+        )
+        .expect("typed");
+        assert_eq!(runs.items.len(), 1);
+    }
+}
