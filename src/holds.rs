@@ -18,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Place, Result};
-use crate::repo::{Oid, Repository};
+use crate::repo::{Git, Oid};
 
 /// Where the holds live, relative to the root of the main branch.
 pub const HOLDS_FILE: &str = ".gitops-flow/holds.yaml";
@@ -115,7 +115,7 @@ impl Holds {
     }
 
     /// Reads the holds at `commit` (none when the file is absent).
-    pub fn read(repo: &dyn Repository, commit: &Oid) -> Result<Holds> {
+    pub fn read(repo: &dyn Git, commit: &Oid) -> Result<Holds> {
         match repo.read_file(commit, HOLDS_FILE)? {
             None => Ok(Holds::default()),
             Some(bytes) => {

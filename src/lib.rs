@@ -27,8 +27,8 @@ use crate::cli::{Args, Backend, Event, Inputs};
 use crate::commands::{Ctx, Outcome};
 use crate::config::Config;
 use crate::error::Result;
-use crate::repo::Repository;
 use crate::repo::github::GitHubSettings;
+use crate::repo::{Forge, Git};
 
 /// Runs the program and returns its exit code.
 pub fn run(argv: Vec<OsString>, env: HashMap<String, String>, now: i64) -> u8 {
@@ -204,24 +204,27 @@ fn execute(args: Args, env: &HashMap<String, String>, runner: &Runner, now: i64)
         repo::git::clone_if_missing(&inputs, env)?;
     }
     let config = Config::load(&inputs.path, &config_name, inputs.config.is_some())?;
+    // The backend opened, as its two seams: git, and the forge (GitHub's API, the
+    // git CLI's push options, or none).
+    let local_repo = match inputs.backend {
+        Backend::Local => Some(repo::local::LocalRepo::open(&inputs.path, now)?),
+        _ => None,
+    };
+    let github_repo = match inputs.backend {
+        Backend::GitHub => Some(repo::github::GitHubRepo::open(github_settings(&inputs, env)?, now)?),
+        _ => None,
+    };
     let git_repo = match inputs.backend {
         Backend::Git => Some(repo::git::GitRepo::open(&inputs, env, now)?),
         _ => None,
     };
-    let boxed: Option<Box<dyn Repository>> = match inputs.backend {
-        Backend::Local => Some(Box::new(repo::local::LocalRepo::open(&inputs.path, now)?)),
-        Backend::GitHub => Some(Box::new(repo::github::GitHubRepo::open(
-            github_settings(&inputs, env)?,
-            now,
-        )?)),
-        Backend::Git => None,
+    let (repo, forge): (&dyn Git, &dyn Forge) = match (&local_repo, &github_repo, &git_repo) {
+        (Some(l), _, _) => (l, &repo::NoForge),
+        (_, Some(g), _) => (g, g),
+        (_, _, Some(g)) => (g, g),
+        _ => return Err(error::Error::failed("no backend opened")),
     };
     let git_backend = git_repo.as_ref();
-    let repo: &dyn Repository = match (&boxed, git_backend) {
-        (Some(b), _) => b.as_ref(),
-        (None, Some(g)) => g,
-        (None, None) => return Err(error::Error::failed("no backend opened")),
-    };
     // One round trip for every ref the command will read (GitHub backend).
     repo.prefetch(&commands::read_plan(&inputs, &config, &event))?;
     let branch = match inputs.branch.clone().or_else(|| config.branch.clone()) {
@@ -235,6 +238,7 @@ fn execute(args: Args, env: &HashMap<String, String>, runner: &Runner, now: i64)
         inputs: &inputs,
         config: &config,
         repo,
+        forge,
         event: &event,
         runner,
         branch,
@@ -254,7 +258,7 @@ fn execute(args: Args, env: &HashMap<String, String>, runner: &Runner, now: i64)
             Err(first) => Err(first),
         };
     }
-    for n in repo.take_notices() {
+    for n in forge.take_notices() {
         runner.notice(&n);
     }
     runner.end_group();

@@ -4,7 +4,7 @@ mod support;
 
 use gitops_flow::error::Error;
 use gitops_flow::repo::local::LocalRepo;
-use gitops_flow::repo::{CommitRequest, FileChange, RefUpdate, Repository};
+use gitops_flow::repo::{CommitRequest, FileChange, Git, RefUpdate};
 use support::{git, refs, rev, scratch};
 
 #[test]

@@ -4,7 +4,7 @@
 mod support;
 
 use support::fake_github::FakeGitHub;
-use support::{Jobs, scratch};
+use support::{Jobs, git, scratch};
 
 fn log(fake: &FakeGitHub) -> Vec<String> {
     fake.requests()
@@ -154,6 +154,97 @@ fn an_unresolvable_compare_falls_back_to_rest() {
     assert!(
         fake.requests().iter().any(|r| r.path.contains("/compare/")),
         "ancestry through REST: {:?}",
+        log(&fake)
+    );
+    fake.assert_clean();
+}
+
+/// Issue 10: `report` of file-tracked environments on the GitHub backend, with a
+/// shallow checkout or none at all, walks the version files' histories together (one
+/// GraphQL query a page for up to 20 files), not one history query a cell — and
+/// gives each cell the revision the local backend gives: the last change of its
+/// *value*, not of its file.
+#[test]
+fn file_mode_report_walks_histories_together() {
+    let (_s, dir) = scratch("make_file_repo.sh");
+    let n = 30;
+    let commit = |msg: &str| {
+        git(&dir, &["add", "-A"]);
+        git(&dir, &["commit", "-qm", msg]);
+        support::rev(&dir, "HEAD")
+    };
+    let values = |env: &str, i: usize, replicas: u32, tag: &str| {
+        let path = dir.join(format!("apps/{env}/svc{i}.yaml"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(
+            path,
+            format!("replicaCount: {replicas}\nimage:\n  repository: ghcr.io/acme/svc{i}\n  tag: \"{tag}\"\n"),
+        )
+        .unwrap();
+    };
+    let mut config = std::fs::read_to_string(dir.join("gitops-flow.yaml")).unwrap();
+    for i in 0..n {
+        config.push_str(&format!(
+            "  svc{i}:\n    version:\n      - file: apps/{{env}}/svc{i}.yaml\n        key: image.tag\n"
+        ));
+        for env in ["dev", "qa", "prod"] {
+            values(env, i, 1, "1.0.0");
+        }
+    }
+    std::fs::write(dir.join("gitops-flow.yaml"), &config).unwrap();
+    let created = commit("svc0..svc29 at 1.0.0");
+    for i in 0..10 {
+        values("dev", i, 1, "1.1.0");
+    }
+    let bumped = commit("dev: svc0..svc9 to 1.1.0");
+    // A change of the files that leaves the values as they are.
+    for i in 0..n {
+        values("dev", i, 2, if i < 10 { "1.1.0" } else { "1.0.0" });
+    }
+    let scaled = commit("dev: two replicas each");
+    values("qa", 5, 1, "1.1.0");
+    let qa = commit("qa: svc5 to 1.1.0");
+    let fake = FakeGitHub::start(&dir);
+    let j = Jobs::new(&fake);
+
+    let local = support::run(&["report", "--path", &dir.display().to_string()], &[]);
+    local.assert_ok();
+    let local: serde_json::Value = serde_json::from_str(local.out("report")).unwrap();
+    assert_eq!(local["svc3"]["dev"]["version"], "1.1.0");
+    assert_eq!(
+        local["svc3"]["dev"]["revision"],
+        bumped.as_str(),
+        "the value's change, not the file's"
+    );
+    assert_eq!(local["svc13"]["dev"]["revision"], created.as_str(), "not {scaled}");
+    assert_eq!(local["svc5"]["qa"]["revision"], qa.as_str());
+
+    let cells = (n + 3) * 3;
+    // A shallow checkout (as actions/checkout leaves it): history through the API.
+    fake.clear_log();
+    let r = j.run(&[("command", "report")], &[]);
+    r.assert_ok();
+    let shallow_requests = fake.requests().len();
+    let report: serde_json::Value = serde_json::from_str(r.out("report")).unwrap();
+    assert_eq!(report, local, "github (shallow checkout) and local backends agree");
+    // No checkout at all: only the configuration is there.
+    let bare_ws = tempfile::tempdir().unwrap();
+    std::fs::write(bare_ws.path().join("gitops-flow.yaml"), &config).unwrap();
+    fake.clear_log();
+    let r = j.run(
+        &[("command", "report")],
+        &[("GITHUB_WORKSPACE", &bare_ws.path().display().to_string())],
+    );
+    r.assert_ok();
+    let requests = fake.requests().len();
+    let report: serde_json::Value = serde_json::from_str(r.out("report")).unwrap();
+    assert_eq!(report, local, "github (no checkout) and local backends agree");
+    // One history query a page for 20 files (here one page), a read of the refs and
+    // the holds: not one history query a cell.
+    let bound = 3 + cells.div_ceil(20);
+    assert!(
+        requests <= bound && shallow_requests <= bound,
+        "{requests} requests without a checkout, {shallow_requests} with a shallow one, for {cells} cells (at most {bound}): {:?}",
         log(&fake)
     );
     fake.assert_clean();

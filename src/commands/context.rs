@@ -8,13 +8,16 @@ use crate::actions::Runner;
 use crate::cli::{Event, Inputs};
 use crate::config::{Config, Environment};
 use crate::error::{Error, Result};
-use crate::repo::{Oid, Repository};
+use crate::repo::{Forge, ForgeApi, Git, Oid};
 
 /// Everything a command needs; nothing is read from the process globally.
 pub struct Ctx<'a> {
     pub inputs: &'a Inputs,
     pub config: &'a Config,
-    pub repo: &'a dyn Repository,
+    /// The git side: refs, objects, history, commits.
+    pub repo: &'a dyn Git,
+    /// Where changes are proposed; its API (GitHub) for checks and deployments.
+    pub forge: &'a dyn Forge,
     pub event: &'a Event,
     pub runner: &'a Runner,
     /// The main branch (short name).
@@ -24,7 +27,7 @@ pub struct Ctx<'a> {
     pub now: i64,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
     pub fn require_service(&self) -> Result<String> {
         let s = self.inputs.service.clone().ok_or_else(|| {
             Error::input(format!(
@@ -72,6 +75,16 @@ impl Ctx<'_> {
             return Ok(Some(c));
         }
         self.repo.first_parent(after)
+    }
+
+    /// The forge's API, for what only a forge with one does (GitHub).
+    pub fn forge_api(&self) -> Result<&'a dyn ForgeApi> {
+        self.forge.api().ok_or_else(|| {
+            Error::input(format!(
+                "`{}` reads pull requests and records deployments through the GitHub API: use `backend: github`",
+                self.inputs.command
+            ))
+        })
     }
 
     pub fn main_ref(&self) -> String {

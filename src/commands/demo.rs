@@ -8,7 +8,7 @@ use crate::cli::{Args, Event, Inputs};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::repo::local::{LocalRepo, git_err};
-use crate::repo::{RefUpdate, Repository};
+use crate::repo::{Git, RefUpdate};
 
 const CHART: &str = "apiVersion: v2\nname: payments\ndescription: The payments service # demo chart\ntype: application\nversion: 0.1.0\n# the application version; gitops-flow stage edits only this value\nappVersion: \"1.0.0\"\n";
 const ORDERS: &str = "apiVersion: v2\nname: orders\nversion: 0.1.0\nappVersion: '2.3.0'\n";
@@ -107,6 +107,7 @@ fn step(runner: &Runner, repo: &LocalRepo, config: &Config, args: Args) -> Resul
         inputs: &inputs,
         config,
         repo,
+        forge: &crate::repo::NoForge,
         event: &event,
         runner,
         branch: "main".into(),

@@ -102,9 +102,10 @@ impl Ctx<'_> {
 
     /// The metadata of the gitops-flow pull request whose merge produced `sha`.
     pub fn merged_meta(&self, sha: &Oid) -> Result<Option<Meta>> {
-        Ok(self
-            .repo
-            .pull_request_for_commit(sha)?
-            .and_then(|pr| Meta::parse(&pr.body)))
+        // No forge API: the promotion chain reads what the push changed instead.
+        let Some(api) = self.forge.api() else {
+            return Ok(None);
+        };
+        Ok(api.merged_pull_request(sha)?.and_then(|pr| Meta::parse(&pr.body)))
     }
 }

@@ -1,4 +1,4 @@
-//! The commands, written against the `Repository` seam, and the dispatcher.
+//! The commands, written against the `Git` and `Forge` seams, and the dispatcher.
 //!
 //! One module per command; the pieces they share each have a named home:
 //! `context` (the `Ctx`), `outcome` (outputs), `state` (what an environment runs),
@@ -32,10 +32,10 @@ pub use context::Ctx;
 pub use meta::Meta;
 pub use outcome::Outcome;
 pub use plan::{plan_for, read_plan};
-pub use propose::Proposal;
+pub use propose::Proposed;
 pub use tags::TagMove;
 
-use crate::config::{Config, Environment, Track};
+use crate::config::{Config, Environment};
 use crate::error::{Error, Result};
 use crate::repo::Write;
 
@@ -150,8 +150,4 @@ fn failed_after_writes(ctx: &Ctx<'_>, e: Error) -> Result<Outcome> {
 pub fn next_env<'c>(config: &'c Config, from: &Environment) -> Option<&'c Environment> {
     let i = config.environments.iter().position(|e| e.name == from.name)?;
     config.environments.get(i + 1)
-}
-
-pub fn is_tag(env: &Environment) -> bool {
-    env.track == Track::Tag
 }

@@ -10,7 +10,6 @@
 use serde::Deserialize;
 
 use super::{Ctx, Outcome, short};
-use crate::cli::Backend;
 use crate::error::{Error, Result};
 use crate::gates::argocd::{ArgoProbe, Seen};
 use crate::gates::{self, Polling};
@@ -220,7 +219,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
             "the pull_request event payload at GITHUB_EVENT_PATH is incomplete: {e}"
         ))
     })?;
-    if ctx.inputs.backend != Backend::GitHub {
+    if ctx.forge.api().is_none() {
         return Err(Error::input(
             "`preview` reads the pull request and records GitHub deployments: use `backend: github`",
         ));
@@ -295,7 +294,7 @@ fn skip(ctx: &Ctx<'_>, out: &mut Outcome, why: &str) {
 /// Why this run must not write (any more), judged from the pull request as it is now.
 fn superseded(ctx: &Ctx<'_>, names: &Names) -> Result<Option<String>> {
     let label = &ctx.inputs.label;
-    let pr = ctx.repo.pull_request_state(names.number)?;
+    let pr = ctx.forge_api()?.pull_request_state(names.number)?;
     Ok(if !pr.open {
         Some(format!("pull request #{} is closed now", names.number))
     } else if !pr.labels.iter().any(|l| l == label) {
@@ -317,7 +316,7 @@ fn superseded(ctx: &Ctx<'_>, names: &Names) -> Result<Option<String>> {
 
 fn status(ctx: &Ctx<'_>, id: u64, state: &str, description: &str, environment_url: Option<&str>) -> Result<()> {
     let log_url = run_url(ctx);
-    ctx.repo.set_deployment_status(
+    ctx.forge_api()?.set_deployment_status(
         id,
         &DeploymentStatusSpec {
             state,
@@ -350,7 +349,7 @@ fn deploy(ctx: &Ctx<'_>, names: &Names, probe: Option<ArgoProbe<'_>>, out: &mut 
         return Ok(());
     }
     let env = &names.environment;
-    let existing = ctx.repo.list_deployments(env)?;
+    let existing = ctx.forge_api()?.list_deployments(env)?;
     let mine = existing
         .iter()
         .find(|d| d.sha.eq_ignore_ascii_case(&names.sha))
@@ -384,10 +383,7 @@ fn deploy(ctx: &Ctx<'_>, names: &Names, probe: Option<ArgoProbe<'_>>, out: &mut 
                 production: false,
                 transient: true,
             };
-            let id = ctx
-                .repo
-                .create_deployment(&spec)?
-                .ok_or_else(|| Error::failed("GitHub did not return the new deployment's id"))?;
+            let id = ctx.forge_api()?.create_deployment(&spec)?;
             out.changed = true;
             id
         }
@@ -453,7 +449,7 @@ fn deploy(ctx: &Ctx<'_>, names: &Names, probe: Option<ArgoProbe<'_>>, out: &mut 
     // A run for an older head may have created its deployment after our listing.
     let late = retire(
         ctx,
-        &ctx.repo.list_deployments(env)?,
+        &ctx.forge_api()?.list_deployments(env)?,
         Some(id),
         &format!("superseded by {} of #{}", short(&names.sha), names.number),
         out,
@@ -508,7 +504,7 @@ fn gate(ctx: &Ctx<'_>, names: &Names, probe: Option<ArgoProbe<'_>>) -> (&'static
 
 fn teardown(ctx: &Ctx<'_>, names: &Names, why: &str, out: &mut Outcome) -> Result<()> {
     let label = &ctx.inputs.label;
-    let pr = ctx.repo.pull_request_state(names.number)?;
+    let pr = ctx.forge_api()?.pull_request_state(names.number)?;
     if pr.open && pr.labels.iter().any(|l| l == label) {
         skip(
             ctx,
@@ -520,7 +516,7 @@ fn teardown(ctx: &Ctx<'_>, names: &Names, why: &str, out: &mut Outcome) -> Resul
         );
         return Ok(());
     }
-    let existing = ctx.repo.list_deployments(&names.environment)?;
+    let existing = ctx.forge_api()?.list_deployments(&names.environment)?;
     out.deployment_id = existing.first().map(|d| d.id);
     out.state = Some("inactive".into());
     if ctx.inputs.dry_run {

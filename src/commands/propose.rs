@@ -3,7 +3,7 @@
 
 use super::{Ctx, Outcome};
 use crate::error::Result;
-use crate::repo::{CommitRequest, FileChange, Oid, PullRequest, PullRequestSpec};
+use crate::repo::{CommitRequest, FileChange, Oid, Proposal, PullRequestSpec};
 
 impl Ctx<'_> {
     /// Puts `changes` on branch `head_branch` as one commit on top of the main head
@@ -15,7 +15,7 @@ impl Ctx<'_> {
         changes: Vec<FileChange>,
         message: &str,
         spec: PullRequestSpec,
-    ) -> Result<Proposal> {
+    ) -> Result<Proposed> {
         crate::names::check_ref_name("branch", head_branch)?;
         let existing = self.repo.resolve_ref(&format!("refs/heads/{head_branch}"))?;
         // Up to date when the branch already holds exactly these files on top of main.
@@ -44,11 +44,11 @@ impl Ctx<'_> {
             commit = Some(self.repo.commit(&req)?);
         }
         let pr = if self.inputs.dry_run {
-            PullRequest::reported(&spec)
+            Proposal::reported(&spec)
         } else {
-            self.repo.pull_request(&spec)?
+            self.forge.propose(&spec)?
         };
-        Ok(Proposal {
+        Ok(Proposed {
             commit,
             changed: changed || pr.created(),
             pr,
@@ -57,14 +57,15 @@ impl Ctx<'_> {
     }
 }
 
-pub struct Proposal {
+/// A change put on its branch, and what the forge made of it.
+pub struct Proposed {
     pub commit: Option<Oid>,
     pub changed: bool,
-    pub pr: PullRequest,
+    pub pr: Proposal,
     pub spec: PullRequestSpec,
 }
 
-impl Proposal {
+impl Proposed {
     pub fn fill(&self, out: &mut Outcome) {
         out.commit = self.commit.clone();
         out.branch = Some(self.spec.head.clone());
@@ -74,13 +75,13 @@ impl Proposal {
 
     pub fn summary_line(&self) -> String {
         match &self.pr {
-            PullRequest::Opened { number, url, .. } => {
+            Proposal::Opened { number, url, .. } => {
                 format!(
                     "pull request [#{number}]({url}) `{}` → `{}`",
                     self.spec.head, self.spec.base
                 )
             }
-            PullRequest::Reported { title, head, base } => format!(
+            Proposal::Reported { title, head, base } => format!(
                 "pull request `{head}` → `{base}`: {title} (reported, not opened by gitops-flow: no forge API on this backend)"
             ),
         }

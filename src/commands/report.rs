@@ -4,19 +4,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{Value, json};
 
-use super::state::{Depth, EnvState, Source};
-use super::{Ctx, Outcome, short};
-use crate::config::Track;
+use super::{Ctx, Outcome, short, tracks};
+use crate::config::{Environment, Track};
 use crate::error::Result;
-use crate::repo::RefTarget;
 
 pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
     let main_head = ctx.main_head()?;
-    let tags: HashMap<String, RefTarget> = if ctx.config.environments.iter().any(|e| e.track == Track::Tag) {
-        ctx.repo.list_refs("refs/tags/")?.into_iter().collect()
-    } else {
-        HashMap::new()
-    };
     let mut services: BTreeSet<String> = ctx.config.services.keys().cloned().collect();
     if let Some(s) = &ctx.inputs.service {
         ctx.config.service(s)?;
@@ -35,97 +28,45 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
             crate::holds::Holds::default()
         }
     };
-    let mut branch_heads: HashMap<String, Option<String>> = HashMap::new();
-    // Every file the cells read, in one batch (250 a request on GitHub), instead of
-    // one request per cell.
-    let mut reads: Vec<(String, String)> = Vec::new();
-    for service in &services {
-        for env in &ctx.config.environments {
-            match env.track {
-                Track::Tag => {
-                    if let (Ok(tag), Ok(chart)) = (ctx.config.tag(env, service), ctx.config.chart_dir(service))
-                        && let Some(t) = tags.get(&format!("refs/tags/{tag}"))
-                    {
-                        reads.push((t.commit.clone(), format!("{chart}/Chart.yaml")));
-                    }
-                }
-                // File cells: read with the history walk that gives their revision.
-                Track::File | Track::Branch => {}
-            }
+    // The cells of each track, read together by it (in batches, not one read a cell).
+    let mut tracks: Vec<Track> = Vec::new();
+    for env in &ctx.config.environments {
+        if !tracks.contains(&env.track) {
+            tracks.push(env.track);
         }
     }
-    ctx.repo.read_files(&reads)?;
+    let mut cells: HashMap<(&str, &str), Value> = HashMap::new();
+    for track in tracks {
+        let group: Vec<(&Environment, &str)> = services
+            .iter()
+            .flat_map(|s| {
+                ctx.config
+                    .environments
+                    .iter()
+                    .filter(move |e| e.track == track)
+                    .map(move |e| (e, s.as_str()))
+            })
+            .collect();
+        let Some((first, _)) = group.first() else {
+            continue;
+        };
+        let values = tracks::of(first).report(ctx, &group, &main_head)?;
+        for ((env, service), v) in group.iter().zip(values) {
+            cells.insert((service, env.name.as_str()), v);
+        }
+    }
     let mut table: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
     let mut warnings = Vec::new();
     let mut missing_tags = 0usize;
     for service in &services {
         let row = table.entry(service.clone()).or_default();
         for env in &ctx.config.environments {
-            let cell = match env.track {
-                Track::Tag => {
-                    let tag = ctx.config.tag(env, service)?;
-                    let rb = ctx.config.rollback_tag(env, service)?;
-                    let t = tags.get(&format!("refs/tags/{tag}"));
-                    let r = tags.get(&format!("refs/tags/{rb}"));
-                    let state = EnvState::of_tag(ctx, service, tag.clone(), rb, t, r, Depth::Version);
-                    match &state.revision {
-                        None => {
-                            missing_tags += 1;
-                            json!({"track": "tag", "tag": tag, "missing": true})
-                        }
-                        Some(rev) => {
-                            let mut v = json!({"track": "tag", "tag": tag, "revision": rev, "rollback-revision": state.rollback.as_ref().map(|r| r.revision.clone())});
-                            match state.version {
-                                Ok(ver) => v["version"] = json!(ver),
-                                Err(e) => v["error"] = json!(e.to_string()),
-                            }
-                            v
-                        }
-                    }
-                }
-                Track::File => {
-                    let state = EnvState::read(ctx, env, service, &main_head, Depth::Full)?;
-                    let file = match &state.source {
-                        Source::File { files } => files.first().cloned(),
-                        _ => None,
-                    };
-                    match state.version {
-                        Ok(ver) => {
-                            json!({"track": "file", "file": file, "version": ver, "revision": state.revision})
-                        }
-                        Err(e) => {
-                            json!({"track": "file", "file": file, "error": e.to_string()})
-                        }
-                    }
-                }
-                Track::Branch => {
-                    let b = env.branch.clone().unwrap_or_default();
-                    let head = match branch_heads.get(&b) {
-                        Some(h) => h.clone(),
-                        None => {
-                            let h = ctx.repo.resolve_ref(&format!("refs/heads/{b}"))?.map(|r| r.commit);
-                            branch_heads.insert(b.clone(), h.clone());
-                            h
-                        }
-                    };
-                    match head {
-                        None => {
-                            json!({"track": "branch", "branch": b, "error": "branch not found"})
-                        }
-                        Some(h) => {
-                            match EnvState::of_branch(ctx, env, service, Some(h.clone()), Depth::Version)?.version {
-                                Ok(ver) => {
-                                    json!({"track": "branch", "branch": b, "version": ver, "revision": h})
-                                }
-                                Err(e) => {
-                                    json!({"track": "branch", "branch": b, "revision": h, "error": e.to_string()})
-                                }
-                            }
-                        }
-                    }
-                }
-            };
-            let mut cell = cell;
+            let mut cell = cells
+                .remove(&(service.as_str(), env.name.as_str()))
+                .unwrap_or(Value::Null);
+            if cell.get("missing") == Some(&json!(true)) {
+                missing_tags += 1;
+            }
             if let Some(h) = holds.blocking(service, &env.name) {
                 cell["hold"] = json!({"by": h.by, "at": h.at, "reason": h.reason, "freeze": h.service.is_none()});
             }

@@ -146,7 +146,7 @@ pub fn preflight(ctx: &Ctx<'_>) -> Result<()> {
             crate::repo::github::Api::new(server, server, token, crate::repo::github::RetryPolicy::default())
                 .map(|_| ())
         }
-        (None, _) if !ctx.repo.has_checks() => Err(Error::input(format!(
+        (None, _) if ctx.forge.api().is_none() => Err(Error::input(format!(
             "`{}` has no health gate to use: the commit-status gate reads GitHub statuses and check runs (`backend: github`); pass `argocd-server` and `argocd-token` for the Argo CD gate{}",
             if ctx.inputs.command == "status" {
                 "status"
@@ -191,8 +191,14 @@ pub fn gate(ctx: &Ctx<'_>, service: &str, env: &Environment, expected: &Oid, syn
         .clone()
         .unwrap_or_else(|| "kustomization/{service}-{env}/*".into());
     let pattern = expand(&pattern_t, service, &env.name, None)?;
+    let checks = ctx.forge.api().ok_or_else(|| {
+        Error::input(
+            "the commit-status gate reads GitHub statuses and check runs: use `backend: github`, or give `argocd-server` for the Argo CD gate",
+        )
+    })?;
     let mut probe = gates::checks::ChecksProbe {
         repo: ctx.repo,
+        checks,
         expected: expected.clone(),
         main_ref: ctx.main_ref(),
         pattern,
@@ -378,14 +384,17 @@ pub fn after_move(ctx: &Ctx<'_>, out: &mut Outcome) -> Result<()> {
                 production: ctx.config.last_env().name == env.name,
                 transient: false,
             };
-            let id = ctx.repo.create_deployment(&spec)?;
-            if let Some(id) = id {
-                ctx.repo
-                    .deployment_status(id, "in_progress", env_url.as_deref(), log_url.as_deref())?;
-            } else {
-                ctx.runner.notice("deployments are recorded on the github backend only");
+            match ctx.forge.api() {
+                Some(api) => {
+                    let id = api.create_deployment(&spec)?;
+                    deployment_status(api, id, "in_progress", env_url.as_deref(), log_url.as_deref())?;
+                    Some((api, id))
+                }
+                None => {
+                    ctx.runner.notice("deployments are recorded on the github backend only");
+                    None
+                }
             }
-            id
         } else {
             None
         };
@@ -397,9 +406,8 @@ pub fn after_move(ctx: &Ctx<'_>, out: &mut Outcome) -> Result<()> {
         let healthy = if ctx.inputs.wait {
             let result = gate(ctx, service, &env, &revision, mode)?;
             if !result.healthy {
-                if let Some(id) = deployment {
-                    ctx.repo
-                        .deployment_status(id, "failure", env_url.as_deref(), log_url.as_deref())?;
+                if let Some((api, id)) = deployment {
+                    deployment_status(api, id, "failure", env_url.as_deref(), log_url.as_deref())?;
                 }
                 on_failure(ctx, service, &env, &result, out, ctx.inputs.command != "rollback")?;
                 return Ok(());
@@ -414,10 +422,30 @@ pub fn after_move(ctx: &Ctx<'_>, out: &mut Outcome) -> Result<()> {
         } else {
             true
         };
-        if let (Some(id), true) = (deployment, healthy) {
-            ctx.repo
-                .deployment_status(id, "success", env_url.as_deref(), log_url.as_deref())?;
+        if let (Some((api, id)), true) = (deployment, healthy) {
+            deployment_status(api, id, "success", env_url.as_deref(), log_url.as_deref())?;
         }
     }
     Ok(())
+}
+
+/// Writes a status of a deployment this run created; earlier ones of the environment
+/// become inactive (`auto_inactive`).
+fn deployment_status(
+    api: &dyn crate::repo::ForgeApi,
+    id: u64,
+    state: &str,
+    environment_url: Option<&str>,
+    log_url: Option<&str>,
+) -> Result<()> {
+    api.set_deployment_status(
+        id,
+        &crate::repo::DeploymentStatusSpec {
+            state,
+            description: &format!("gitops-flow: {state}"),
+            environment_url,
+            log_url,
+            auto_inactive: true,
+        },
+    )
 }

@@ -8,7 +8,7 @@ use super::{Probe, Verdict};
 use crate::error::{Error, Result};
 use crate::names::short_sha;
 use crate::repo::github::{Api, RetryPolicy};
-use crate::repo::{Oid, Repository};
+use crate::repo::{Git, Oid};
 use crate::secret::Secret;
 
 /// When the gate asks Argo CD to sync the application (manual-sync applications).
@@ -39,7 +39,7 @@ pub struct ArgoProbe<'a> {
     api: Api,
     app: String,
     expected: Oid,
-    repo: &'a dyn Repository,
+    repo: &'a dyn Git,
     first: bool,
     sync: SyncMode,
     /// A sync was started (or found running) by this run: never start another.
@@ -67,7 +67,7 @@ pub enum Seen {
 }
 
 impl<'a> ArgoProbe<'a> {
-    pub fn new(server: &str, token: &Secret, app: &str, expected: Oid, repo: &'a dyn Repository) -> Result<Self> {
+    pub fn new(server: &str, token: &Secret, app: &str, expected: Oid, repo: &'a dyn Git) -> Result<Self> {
         crate::names::check_ref_component("argocd-app", app)?;
         let api = Api::new(server, server, token, RetryPolicy::default())?;
         Ok(ArgoProbe {

@@ -5,10 +5,12 @@
 use super::{Probe, Verdict, glob};
 use crate::error::Result;
 use crate::names::short_sha;
-use crate::repo::{CheckState, Oid, Repository};
+use crate::repo::{CheckState, ForgeApi, Git, Oid};
 
 pub struct ChecksProbe<'a> {
-    pub repo: &'a dyn Repository,
+    pub repo: &'a dyn Git,
+    /// Where the statuses and check runs are read.
+    pub checks: &'a dyn ForgeApi,
     pub expected: Oid,
     pub main_ref: String,
     pub pattern: String,
@@ -16,7 +18,7 @@ pub struct ChecksProbe<'a> {
 
 impl ChecksProbe<'_> {
     fn verdict_at(&self, sha: &Oid) -> Result<Option<Verdict>> {
-        let checks = self.repo.commit_checks(sha)?;
+        let checks = self.checks.commit_checks(sha)?;
         let matching: Vec<_> = checks.iter().filter(|c| glob(&self.pattern, &c.name)).collect();
         if matching.is_empty() {
             return Ok(None);

@@ -6,10 +6,7 @@ use gix::bstr::{BStr, ByteSlice};
 use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 use gix::refs::{FullName, Target};
 
-use super::{
-    CommitRequest, HistoryEntry, Journal, Oid, PullRequest, PullRequestInfo, PullRequestSpec, RefTarget, RefUpdate,
-    Repository, Write,
-};
+use super::{CommitRequest, Git, HistoryEntry, Journal, Oid, RefTarget, RefUpdate, Write};
 use crate::error::{Error, Result};
 use crate::names::short_sha;
 
@@ -355,7 +352,7 @@ fn ref_change(u: &RefUpdate, message: &str) -> Result<RefEdit> {
     })
 }
 
-impl Repository for LocalRepo {
+impl Git for LocalRepo {
     fn describe(&self) -> String {
         std::fs::canonicalize(&self.path)
             .unwrap_or_else(|_| self.path.clone())
@@ -783,15 +780,5 @@ impl Repository for LocalRepo {
             lock.commit(&idx)?;
         }
         Ok(new_hex)
-    }
-
-    fn pull_request(&self, spec: &PullRequestSpec) -> Result<PullRequest> {
-        // The local backend reports a pull request; it never opens or merges one.
-        tracing::info!(head = %spec.head, base = %spec.base, "pull request (not opened on the local backend): {}", spec.title);
-        Ok(PullRequest::reported(spec))
-    }
-
-    fn pull_request_for_commit(&self, _sha: &Oid) -> Result<Option<PullRequestInfo>> {
-        Ok(None)
     }
 }

@@ -1,4 +1,12 @@
-//! The repository seam: what the commands read and write, and its two backends.
+//! The seams: [`Git`] (refs, objects, history, commits, atomic ref updates) and
+//! [`Forge`] (proposals; through [`ForgeApi`] the merged pull request of a commit,
+//! statuses and check runs, deployments), and their backends:
+//!
+//! * `local` — gix on a checkout: a [`Git`]; its forge is [`NoForge`].
+//! * `github` — the GitHub API (gix reads of the workspace where it has the objects):
+//!   a [`Git`] and a [`Forge`] with an API.
+//! * `git` — the git CLI: a [`Git`], and a [`Forge`] that opens GitLab merge requests
+//!   with push options (or, `forge: none`, reports what to open).
 
 pub mod git;
 pub mod git_errors;
@@ -81,20 +89,20 @@ pub struct PullRequestSpec {
     pub auto_merge: bool,
 }
 
-/// What became of a proposed change on the forge: the difference between a backend
-/// with a forge API and one without is in the type.
+/// What became of a proposed change on the forge: the difference between a forge
+/// that opens pull requests and one that cannot is in the type.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PullRequest {
+pub enum Proposal {
     /// Opened or updated on the forge (`created`: newly opened by this run).
     Opened { number: u64, url: String, created: bool },
     /// Not opened by gitops-flow (no forge API, a dry run): what to open.
     Reported { title: String, head: String, base: String },
 }
 
-impl PullRequest {
+impl Proposal {
     /// The pull request `spec` describes, reported rather than opened.
-    pub fn reported(spec: &PullRequestSpec) -> PullRequest {
-        PullRequest::Reported {
+    pub fn reported(spec: &PullRequestSpec) -> Proposal {
+        Proposal::Reported {
             title: spec.title.clone(),
             head: spec.head.clone(),
             base: spec.base.clone(),
@@ -103,21 +111,21 @@ impl PullRequest {
 
     pub fn number(&self) -> Option<u64> {
         match self {
-            PullRequest::Opened { number, .. } => Some(*number),
-            PullRequest::Reported { .. } => None,
+            Proposal::Opened { number, .. } => Some(*number),
+            Proposal::Reported { .. } => None,
         }
     }
 
     pub fn url(&self) -> Option<&str> {
         match self {
-            PullRequest::Opened { url, .. } => Some(url),
-            PullRequest::Reported { .. } => None,
+            Proposal::Opened { url, .. } => Some(url),
+            Proposal::Reported { .. } => None,
         }
     }
 
     /// Newly opened by this run.
     pub fn created(&self) -> bool {
-        matches!(self, PullRequest::Opened { created: true, .. })
+        matches!(self, Proposal::Opened { created: true, .. })
     }
 }
 
@@ -202,12 +210,6 @@ pub struct DeploymentStatusSpec<'a> {
     pub auto_inactive: bool,
 }
 
-fn needs_github(what: &str) -> crate::error::Error {
-    crate::error::Error::input(format!(
-        "{what} reads pull requests and records deployments through the GitHub API: use `backend: github`"
-    ))
-}
-
 /// One write that reached the repository (or the forge), in the order made: what a
 /// failed run reports as done.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,9 +244,10 @@ impl Journal {
     }
 }
 
-/// What the commands need from a repository. Implemented by the local gix backend
-/// and by the GitHub backend (gix reads of the workspace, API writes).
-pub trait Repository {
+/// The git side of a repository: refs, objects, history, commits and atomic ref
+/// updates. Implemented by the local gix backend, by the GitHub API (gix reads of the
+/// workspace where it has the objects) and by the git CLI backend.
+pub trait Git {
     /// `owner/name` or the local path, for messages.
     fn describe(&self) -> String;
     /// A web URL of the repository for summary links, when there is one.
@@ -252,12 +255,9 @@ pub trait Repository {
         None
     }
     fn default_branch(&self) -> Result<String>;
-    /// Every write this run made so far, oldest first.
+    /// Every write this run made so far (to the repository and through its forge),
+    /// oldest first.
     fn written(&self) -> Vec<Write>;
-    /// Whether `commit_checks` can answer (the commit-status gate needs GitHub).
-    fn has_checks(&self) -> bool {
-        false
-    }
     /// Reads everything in `plan` at once so later lookups are served from memory
     /// (one round trip on the GitHub backend; nothing to do locally).
     fn prefetch(&self, _plan: &ReadPlan) -> Result<()> {
@@ -296,6 +296,22 @@ pub trait Repository {
         limit: usize,
         enough: &mut dyn FnMut(&HistoryEntry) -> bool,
     ) -> Result<Vec<HistoryEntry>>;
+    /// [`Git::file_history`] of several paths from the same head, `enough` told which
+    /// (by index) each entry is of; the GitHub backend walks them together, one
+    /// query a page for many paths.
+    fn file_histories(
+        &self,
+        head: &Oid,
+        paths: &[String],
+        limit: usize,
+        enough: &mut dyn FnMut(usize, &HistoryEntry) -> bool,
+    ) -> Result<Vec<Vec<HistoryEntry>>> {
+        paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| self.file_history(head, p, limit, &mut |h| enough(i, h)))
+            .collect()
+    }
     /// Moves several refs at once, all or nothing; `Error::Conflict` when one is not
     /// at its expected value.
     fn update_refs(&self, updates: &[RefUpdate], message: &str) -> Result<()>;
@@ -325,45 +341,54 @@ pub trait Repository {
     }
     /// Makes a commit; `Error::Conflict` when the branch moved.
     fn commit(&self, req: &CommitRequest) -> Result<Oid>;
-    /// Opens a pull request or updates the open one from the same head.
-    fn pull_request(&self, spec: &PullRequestSpec) -> Result<PullRequest>;
-    /// The merged pull request that produced a commit on the main branch, if any.
-    fn pull_request_for_commit(&self, sha: &Oid) -> Result<Option<PullRequestInfo>>;
-    /// Commit statuses (latest per context) and check runs of a commit.
-    fn commit_checks(&self, _sha: &Oid) -> Result<Vec<Check>> {
-        Err(crate::error::Error::input(
-            "the commit-status gate reads GitHub statuses and check runs: use `backend: github`, or give `argocd-server` for the Argo CD gate",
-        ))
-    }
-    /// Records a deployment; `None` where there is nowhere to record it (local).
-    fn create_deployment(&self, _d: &DeploymentSpec) -> Result<Option<u64>> {
-        Ok(None)
-    }
-    fn deployment_status(
-        &self,
-        _id: u64,
-        _state: &str,
-        _environment_url: Option<&str>,
-        _log_url: Option<&str>,
-    ) -> Result<()> {
-        Ok(())
-    }
-    /// The pull request `number` as it is now.
-    fn pull_request_state(&self, _number: u64) -> Result<PullRequestState> {
-        Err(needs_github("`preview`"))
-    }
-    /// The deployments of `environment`, newest first, each with its latest state.
-    fn list_deployments(&self, _environment: &str) -> Result<Vec<DeploymentInfo>> {
-        Err(needs_github("`preview`"))
-    }
-    /// Writes one status of a deployment.
-    fn set_deployment_status(&self, _id: u64, _status: &DeploymentStatusSpec<'_>) -> Result<()> {
-        Err(needs_github("`preview`"))
-    }
     /// Forgets cached reads, so that polling sees new state.
     fn forget(&self) {}
+}
+
+/// The forge side: where a change is proposed (a pull or merge request), and, where
+/// the forge has an API gitops-flow speaks, what it records about commits.
+pub trait Forge {
+    /// Opens a pull request or updates the open one from the same head — or says
+    /// what to open ([`Proposal::Reported`]) where this forge cannot.
+    fn propose(&self, spec: &PullRequestSpec) -> Result<Proposal>;
+    /// The forge's API: `None` where there is none (the local backend, plain git
+    /// hosts, GitLab through push options).
+    fn api(&self) -> Option<&dyn ForgeApi>;
     /// Things worth a `::notice::` that happened along the way (auto-merge not
-    /// enabled, and why), each returned once.
+    /// enabled, and why; a merge request to open by hand), each returned once.
+    fn take_notices(&self) -> Vec<String>;
+}
+
+/// What a forge with an API answers and records: the GitHub backend.
+pub trait ForgeApi {
+    /// The merged pull request that produced a commit on the main branch, if any.
+    fn merged_pull_request(&self, sha: &Oid) -> Result<Option<PullRequestInfo>>;
+    /// Commit statuses (latest per context) and check runs of a commit.
+    fn commit_checks(&self, sha: &Oid) -> Result<Vec<Check>>;
+    /// Records a deployment.
+    fn create_deployment(&self, d: &DeploymentSpec) -> Result<u64>;
+    /// The pull request `number` as it is now.
+    fn pull_request_state(&self, number: u64) -> Result<PullRequestState>;
+    /// The deployments of `environment`, newest first, each with its latest state.
+    fn list_deployments(&self, environment: &str) -> Result<Vec<DeploymentInfo>>;
+    /// Writes one status of a deployment.
+    fn set_deployment_status(&self, id: u64, status: &DeploymentStatusSpec<'_>) -> Result<()>;
+}
+
+/// No forge: the local backend. Proposals are reported, never opened.
+#[derive(Debug, Default)]
+pub struct NoForge;
+
+impl Forge for NoForge {
+    fn propose(&self, spec: &PullRequestSpec) -> Result<Proposal> {
+        tracing::info!(head = %spec.head, base = %spec.base, "pull request (not opened on the local backend): {}", spec.title);
+        Ok(Proposal::reported(spec))
+    }
+
+    fn api(&self) -> Option<&dyn ForgeApi> {
+        None
+    }
+
     fn take_notices(&self) -> Vec<String> {
         Vec::new()
     }
@@ -371,7 +396,7 @@ pub trait Repository {
 
 /// `update_refs_guarded` without an atomic guard: the refs are moved, then the guard
 /// is read again (one request).
-pub(crate) fn update_then_reread<R: Repository + ?Sized>(
+pub(crate) fn update_then_reread<R: Git + ?Sized>(
     repo: &R,
     updates: &[RefUpdate],
     message: &str,

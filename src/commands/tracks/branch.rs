@@ -8,8 +8,13 @@ use crate::commands::{Ctx, Outcome, short};
 use crate::config::Config;
 use crate::config::{Environment, Track};
 use crate::error::{Error, Result};
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use crate::commands::state::{Depth, EnvState};
 use crate::repo::ReadPlan;
-use crate::repo::{FileChange, Oid, PullRequest, PullRequestSpec, RefUpdate, trailers};
+use crate::repo::{FileChange, Oid, Proposal, PullRequestSpec, RefUpdate, trailers};
 
 /// The branch track.
 pub struct Branch;
@@ -36,6 +41,41 @@ impl EnvTrack for Branch {
     fn promote(&self, ctx: &Ctx<'_>, p: &super::Promotion<'_>, mut out: Outcome) -> Result<Outcome> {
         out.branch = p.to.branch.clone();
         promote_branch(ctx, p.from, p.to, out)
+    }
+
+    fn report(&self, ctx: &Ctx<'_>, cells: &[(&Environment, &str)], _main_head: &Oid) -> Result<Vec<Value>> {
+        // Each branch's head, read once for all its cells.
+        let mut names: Vec<String> = Vec::new();
+        for (env, _) in cells {
+            let name = format!("refs/heads/{}", env.branch.clone().unwrap_or_default());
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        let heads: HashMap<String, Option<Oid>> = names
+            .iter()
+            .cloned()
+            .zip(ctx.repo.resolve_refs(&names)?.into_iter().map(|t| t.map(|t| t.commit)))
+            .collect();
+        cells
+            .iter()
+            .map(|(env, service)| {
+                let b = env.branch.clone().unwrap_or_default();
+                let Some(h) = heads.get(&format!("refs/heads/{b}")).cloned().flatten() else {
+                    return Ok(json!({"track": "branch", "branch": b, "error": "branch not found"}));
+                };
+                Ok(
+                    match EnvState::of_branch(ctx, env, service, Some(h.clone()), Depth::Version)?.version {
+                        Ok(ver) => json!({"track": "branch", "branch": b, "version": ver, "revision": h}),
+                        Err(e) => json!({"track": "branch", "branch": b, "revision": h, "error": e.to_string()}),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn deploy(&self, ctx: &Ctx<'_>, env: &Environment, merged: &super::Merged, out: Outcome) -> Result<Outcome> {
+        super::merge_deployed(ctx, env, merged, out)
     }
 
     fn roll_back(
@@ -115,9 +155,9 @@ fn promote_branch(ctx: &Ctx<'_>, from: &Environment, to: &Environment, mut out: 
         auto_merge: ctx.inputs.auto_merge || to.auto_merge,
     };
     let pr = if ctx.inputs.dry_run {
-        PullRequest::reported(&spec)
+        Proposal::reported(&spec)
     } else {
-        ctx.repo.pull_request(&spec)?
+        ctx.forge.propose(&spec)?
     };
     out.changed = pr.created();
     out.pull_request_number = pr.number();

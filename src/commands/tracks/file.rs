@@ -4,7 +4,9 @@
 use super::{EnvTrack, Moved, StageTarget};
 use crate::cli::RollbackVia;
 use crate::commands::rollback::Target;
-use crate::commands::state::{Depth, EnvState, RollbackPoint};
+use serde_json::{Value, json};
+
+use crate::commands::state::{Depth, EnvState, RollbackPoint, Source};
 use crate::commands::{Ctx, Meta, Outcome, short};
 use crate::config::Config;
 use crate::config::{Environment, Track};
@@ -54,6 +56,28 @@ impl EnvTrack for File {
         })?;
         out.version = Some(version.clone());
         promote_file(ctx, service, from, p.to, &version, p.main_head, out)
+    }
+
+    fn report(&self, ctx: &Ctx<'_>, cells: &[(&Environment, &str)], main_head: &Oid) -> Result<Vec<Value>> {
+        // Every cell's history walked together: its revision is the last change of its value.
+        let states = EnvState::of_files(ctx, cells, main_head)?;
+        Ok(states
+            .into_iter()
+            .map(|state| {
+                let file = match &state.source {
+                    Source::File { files } => files.first().cloned(),
+                    _ => None,
+                };
+                match state.version {
+                    Ok(ver) => json!({"track": "file", "file": file, "version": ver, "revision": state.revision}),
+                    Err(e) => json!({"track": "file", "file": file, "error": e.to_string()}),
+                }
+            })
+            .collect())
+    }
+
+    fn deploy(&self, ctx: &Ctx<'_>, env: &Environment, merged: &super::Merged, out: Outcome) -> Result<Outcome> {
+        super::merge_deployed(ctx, env, merged, out)
     }
 
     fn roll_back(

@@ -8,13 +8,14 @@ mod branch;
 mod file;
 mod tag;
 
-use super::Outcome;
 use super::context::Ctx;
 use super::rollback::Target;
+use super::{Meta, Outcome};
 use crate::config::{Config, Environment, Track};
 use crate::error::Result;
 use crate::manifest::Location;
 use crate::repo::{Oid, ReadPlan};
+use serde_json::Value;
 
 /// A promotion of `service` from `from` into `to`, read at the main head `main_head`.
 pub struct Promotion<'a> {
@@ -37,6 +38,14 @@ pub struct StageTarget {
     pub auto_merge: bool,
 }
 
+/// A change merged onto the main branch, for `deploy`.
+pub struct Merged {
+    pub revision: Oid,
+    /// The metadata of its pull request (`None`: not a gitops-flow pull request, or not known).
+    pub meta: Option<Meta>,
+    pub main_head: Oid,
+}
+
 /// What the health gate and the deployments look at after a command moved an environment.
 pub enum Moved {
     /// The environment runs this revision now (`None`: nothing to look at).
@@ -55,6 +64,13 @@ pub trait EnvTrack {
     fn moved(&self, out: &Outcome) -> Moved;
     /// Moves the environment `p.to` to what `p.from` runs.
     fn promote(&self, ctx: &Ctx<'_>, p: &Promotion<'_>, out: Outcome) -> Result<Outcome>;
+    /// `report`'s cells: what each (environment of this track, service) runs, read
+    /// together (batched, not a read a cell). One JSON object a cell, in order:
+    /// `track`, where it was read, `version` and `revision` — or `error`, or
+    /// `missing` (nothing deployed there).
+    fn report(&self, ctx: &Ctx<'_>, cells: &[(&Environment, &str)], main_head: &Oid) -> Result<Vec<Value>>;
+    /// `deploy` into `env` (the first environment) after `merged` landed.
+    fn deploy(&self, ctx: &Ctx<'_>, env: &Environment, merged: &Merged, out: Outcome) -> Result<Outcome>;
     /// Puts `env` back to its previous state (or to what `to` names).
     fn roll_back(
         &self,
@@ -90,6 +106,58 @@ fn chart_stage(ctx: &Ctx<'_>, service: &str) -> Result<StageTarget> {
         direct: false,
         auto_merge: false,
     })
+}
+
+/// `deploy` into a file- or branch-tracked environment: the merge itself deployed
+/// it, so nothing moves; `deployments` and `wait` apply to the environment the
+/// merged change says (else `env`, the first one).
+fn merge_deployed(ctx: &Ctx<'_>, env: &Environment, merged: &Merged, mut out: Outcome) -> Result<Outcome> {
+    // The merge itself deployed a file- or branch-tracked environment: nothing to
+    // move, but `deployments` and `wait` apply to the environment it deployed.
+    let env = match merged.meta.as_ref().and_then(|m| m.environment.clone()) {
+        Some(e) => ctx.config.env(&e)?.clone(),
+        None => env.clone(),
+    };
+    ctx.runner.notice(&format!(
+        "environment `{}` deploys what the merged change says; nothing to move",
+        env.name
+    ));
+    out.environment = Some(env.name.clone());
+    out.service = ctx
+        .inputs
+        .service
+        .clone()
+        .or(merged.meta.as_ref().map(|m| m.service.clone()));
+    if let Some(s) = &out.service
+        && let Some(h) = ctx.holds_at(&merged.main_head)?.blocking(s, &env.name)
+    {
+        // The merge deployed already; nothing left to refuse, but say so.
+        ctx.runner.warning(&format!(
+            "the merged change deployed `{s}` to `{}` while it is held (by {} since {}: \"{}\"); roll back if that was not meant",
+            env.name, h.by, h.at, h.reason
+        ));
+    }
+    out.version = merged.meta.as_ref().and_then(|m| m.version.clone());
+    out.commit = Some(merged.revision.clone());
+    let what = match (&out.service, &out.version) {
+        (Some(s), Some(v)) => format!(
+            " `{s}` `{v}`{}",
+            if merged.meta.as_ref().is_some_and(|m| m.command == "rollback") {
+                " (a rollback)"
+            } else {
+                ""
+            }
+        ),
+        (Some(s), None) => format!(" `{s}`"),
+        _ => String::new(),
+    };
+    out.summary = format!(
+        "### gitops-flow deploy\n\nThe merge {} deployed{what} to `{}`.\n",
+        ctx.link_commit(&merged.revision),
+        env.name
+    );
+    out.deployed = true;
+    Ok(out)
 }
 
 /// Adds a file to read at the plan's file refs, once.

@@ -3,12 +3,17 @@
 
 use super::{EnvTrack, Moved, StageTarget};
 use crate::commands::rollback::Target;
-use crate::commands::{Ctx, Outcome, short};
+use crate::commands::{Ctx, Meta, Outcome, short};
 use crate::config::Config;
 use crate::config::Environment;
 use crate::error::{Error, Result};
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use crate::commands::state::{Depth, EnvState};
 use crate::repo::ReadPlan;
-use crate::repo::{Oid, RefUpdate};
+use crate::repo::{Oid, RefTarget, RefUpdate};
 
 /// The tag track.
 pub struct Tag;
@@ -37,6 +42,84 @@ impl EnvTrack for Tag {
 
     fn promote(&self, ctx: &Ctx<'_>, p: &super::Promotion<'_>, out: Outcome) -> Result<Outcome> {
         promote_tag(ctx, p.service, p.from, p.to, p.main_head, out)
+    }
+
+    fn report(&self, ctx: &Ctx<'_>, cells: &[(&Environment, &str)], _main_head: &Oid) -> Result<Vec<Value>> {
+        let tags: HashMap<String, RefTarget> = ctx.repo.list_refs("refs/tags/")?.into_iter().collect();
+        // Every chart the cells read, in one batch (250 a request on GitHub).
+        let reads: Vec<(Oid, String)> = cells
+            .iter()
+            .filter_map(|(env, service)| {
+                let (tag, chart) = (ctx.config.tag(env, service).ok()?, ctx.config.chart_dir(service).ok()?);
+                let t = tags.get(&format!("refs/tags/{tag}"))?;
+                Some((t.commit.clone(), format!("{chart}/Chart.yaml")))
+            })
+            .collect();
+        ctx.repo.read_files(&reads)?;
+        cells
+            .iter()
+            .map(|(env, service)| {
+                let tag = ctx.config.tag(env, service)?;
+                let rb = ctx.config.rollback_tag(env, service)?;
+                let t = tags.get(&format!("refs/tags/{tag}"));
+                let r = tags.get(&format!("refs/tags/{rb}"));
+                let state = EnvState::of_tag(ctx, service, tag.clone(), rb, t, r, Depth::Version);
+                Ok(match &state.revision {
+                    None => json!({"track": "tag", "tag": tag, "missing": true}),
+                    Some(rev) => {
+                        let mut v = json!({"track": "tag", "tag": tag, "revision": rev, "rollback-revision": state.rollback.as_ref().map(|r| r.revision.clone())});
+                        match state.version {
+                            Ok(ver) => v["version"] = json!(ver),
+                            Err(e) => v["error"] = json!(e.to_string()),
+                        }
+                        v
+                    }
+                })
+            })
+            .collect()
+    }
+
+    fn deploy(&self, ctx: &Ctx<'_>, env: &Environment, merged: &super::Merged, mut out: Outcome) -> Result<Outcome> {
+        let services = affected_services(ctx, &merged.revision, merged.meta.clone())?;
+        if services.is_empty() {
+            ctx.runner.notice(&format!(
+                "commit {} changes no service's chart; nothing to deploy",
+                short(&merged.revision)
+            ));
+            out.summary = format!(
+                "### gitops-flow deploy\n\nCommit {} changes no service: nothing to deploy.\n",
+                ctx.link_commit(&merged.revision)
+            );
+            return Ok(out);
+        }
+        let moves: Vec<(String, Oid)> = services.iter().map(|s| (s.clone(), merged.revision.clone())).collect();
+        let results = ctx.move_tags(env, &moves, "deploy", true)?;
+        let mut summary = format!(
+            "### gitops-flow deploy to `{}`\n\n| service | tag | from | to |\n|---|---|---|---|\n",
+            env.name
+        );
+        for m in &results {
+            summary.push_str(&format!(
+                "| `{}` | `{}` | {} | {}{} |\n",
+                m.service,
+                m.tag,
+                ctx.link_or(m.previous.as_deref(), "(new)"),
+                ctx.link_commit(&m.new),
+                if m.changed { "" } else { " (unchanged)" }
+            ));
+        }
+        out.changed = results.iter().any(|m| m.changed);
+        if let [m] = results.as_slice() {
+            out.service = Some(m.service.clone());
+            out.tag = Some(m.tag.clone());
+            out.previous_revision = m.previous.clone();
+            out.rollback_revision = m.rollback.clone();
+            out.version = ctx.chart_version(&m.service, &merged.revision).ok();
+        } else {
+            out.service = Some(services.join(","));
+        }
+        out.summary = summary;
+        Ok(out)
     }
 
     fn roll_back(
@@ -183,4 +266,44 @@ fn rollback_tag(
         ctx.link_commit(&target)
     );
     Ok(out)
+}
+
+/// Services a merged commit deploys: from its metadata, else from the charts it changed.
+fn affected_services(ctx: &Ctx<'_>, revision: &Oid, meta: Option<Meta>) -> Result<Vec<String>> {
+    if let Some(s) = &ctx.inputs.service {
+        ctx.config.service(s)?;
+        return Ok(vec![s.clone()]);
+    }
+    let meta = match meta {
+        Some(m) => Some(m),
+        None => ctx.merged_meta(revision)?,
+    };
+    if let Some(m) = meta.filter(|m| m.command == "stage") {
+        ctx.config.service(&m.service)?;
+        return Ok(vec![m.service]);
+    }
+    let paths = ctx.repo.changed_paths(revision)?;
+    let mut services = Vec::new();
+    let candidates: Vec<String> = if ctx.config.services_listed {
+        ctx.config.services.keys().cloned().collect()
+    } else {
+        paths
+            .iter()
+            .filter_map(|p| {
+                p.strip_prefix("charts/")
+                    .and_then(|r| r.split_once('/'))
+                    .map(|(s, _)| s.to_string())
+            })
+            .collect()
+    };
+    for s in candidates {
+        if services.contains(&s) || crate::names::check_ref_component("service", &s).is_err() {
+            continue;
+        }
+        let dir = ctx.config.chart_dir(&s)?;
+        if paths.iter().any(|p| p.starts_with(&format!("{dir}/"))) {
+            services.push(s);
+        }
+    }
+    Ok(services)
 }

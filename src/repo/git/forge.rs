@@ -2,7 +2,97 @@
 //! request push options, the merge request GitLab reports back, and web links
 //! formed from the remote's URL.
 
-use crate::repo::PullRequestSpec;
+use super::GitRepo;
+use crate::cli::Forge as ForgeKind;
+use crate::error::Result;
+use crate::repo::{Forge, ForgeApi, Proposal, PullRequestSpec, Write};
+
+/// The forge of the `git` backend: a GitLab merge request opened by the push that
+/// publishes its branch (push options), or — `forge: none` — the branch pushed and
+/// the pull request to open reported. No forge API either way.
+impl Forge for GitRepo {
+    fn propose(&self, spec: &PullRequestSpec) -> Result<Proposal> {
+        let head_ref = format!("refs/heads/{}", spec.head);
+        let pending = {
+            let mut p = self.pending.borrow_mut();
+            if p.as_ref().is_some_and(|u| u.name == head_ref) {
+                p.take()
+            } else {
+                None
+            }
+        };
+        self.flush_pending()?;
+        let compare = self
+            .web
+            .as_deref()
+            .and_then(|w| compare_url(w, self.gitlab, &spec.base, &spec.head));
+        match (self.forge, pending) {
+            (ForgeKind::GitLab, Some(u)) => {
+                let said = self.push(std::slice::from_ref(&u), &gitlab_push_options(spec))?;
+                self.journal.record(Write::Commit {
+                    branch: spec.head.clone(),
+                    commit: u.new.clone(),
+                });
+                let mr = merge_request_in(&said);
+                if mr.is_none() {
+                    self.notices.borrow_mut().push(format!(
+                        "pushed `{}` with merge request push options; the server did not name a merge request (is `{}` a GitLab server?)",
+                        spec.head, self.url
+                    ));
+                }
+                let (number, url) = mr.map_or((None, None), |(n, u)| (Some(n), Some(u)));
+                self.journal.record(Write::PullRequest {
+                    number,
+                    url: url.clone(),
+                });
+                Ok(match (number, url) {
+                    (Some(number), Some(url)) => Proposal::Opened {
+                        number,
+                        url,
+                        created: false,
+                    },
+                    _ => Proposal::reported(spec),
+                })
+            }
+            (ForgeKind::GitLab, None) => {
+                self.notices.borrow_mut().push(format!(
+                    "`{}` already holds this change, so there was nothing to push: its merge request into `{}` was opened by the push that put it there{}",
+                    spec.head,
+                    spec.base,
+                    compare.map(|c| format!(" (if it was closed, open it again: {c})")).unwrap_or_default()
+                ));
+                Ok(Proposal::reported(spec))
+            }
+            (ForgeKind::None, pending) => {
+                if let Some(u) = pending {
+                    self.push(std::slice::from_ref(&u), &[])?;
+                    self.journal.record(Write::Commit {
+                        branch: spec.head.clone(),
+                        commit: u.new,
+                    });
+                }
+                self.notices.borrow_mut().push(format!(
+                    "open the pull request `{}` → `{}` ({}){}",
+                    spec.head,
+                    spec.base,
+                    spec.title,
+                    compare
+                        .map(|c| format!(": {c}"))
+                        .unwrap_or_else(|| " on the git host (`forge: none`)".into())
+                ));
+                Ok(Proposal::reported(spec))
+            }
+        }
+    }
+
+    fn api(&self) -> Option<&dyn ForgeApi> {
+        None
+    }
+
+    fn take_notices(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notices.borrow_mut())
+    }
+}
 
 /// GitLab push options that open (or update) the merge request of `spec.head`.
 /// A push option is one line: the description's line breaks become spaces (the

@@ -16,11 +16,9 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use super::Git as _;
 use super::local::LocalRepo;
-use super::{
-    CommitRequest, HistoryEntry, Journal, Oid, PullRequest, PullRequestInfo, PullRequestSpec, RefTarget, RefUpdate,
-    Repository, Write,
-};
+use super::{CommitRequest, HistoryEntry, Journal, Oid, RefTarget, RefUpdate, Write};
 use crate::cli::{Forge, Inputs};
 use crate::error::{Error, Result};
 use crate::names::short_sha;
@@ -356,7 +354,7 @@ fn remote_lines(stderr: &str) -> String {
     }
 }
 
-impl Repository for GitRepo {
+impl super::Git for GitRepo {
     fn describe(&self) -> String {
         format!("{} (remote `{}` of {})", self.url, self.remote, self.local.describe())
     }
@@ -495,89 +493,6 @@ impl Repository for GitRepo {
             commit: new.clone(),
         });
         Ok(new)
-    }
-
-    fn pull_request(&self, spec: &PullRequestSpec) -> Result<PullRequest> {
-        let head_ref = format!("refs/heads/{}", spec.head);
-        let pending = {
-            let mut p = self.pending.borrow_mut();
-            if p.as_ref().is_some_and(|u| u.name == head_ref) {
-                p.take()
-            } else {
-                None
-            }
-        };
-        self.flush_pending()?;
-        let compare = self
-            .web
-            .as_deref()
-            .and_then(|w| forge::compare_url(w, self.gitlab, &spec.base, &spec.head));
-        match (self.forge, pending) {
-            (Forge::GitLab, Some(u)) => {
-                let said = self.push(std::slice::from_ref(&u), &forge::gitlab_push_options(spec))?;
-                self.journal.record(Write::Commit {
-                    branch: spec.head.clone(),
-                    commit: u.new.clone(),
-                });
-                let mr = forge::merge_request_in(&said);
-                if mr.is_none() {
-                    self.notices.borrow_mut().push(format!(
-                        "pushed `{}` with merge request push options; the server did not name a merge request (is `{}` a GitLab server?)",
-                        spec.head, self.url
-                    ));
-                }
-                let (number, url) = mr.map_or((None, None), |(n, u)| (Some(n), Some(u)));
-                self.journal.record(Write::PullRequest {
-                    number,
-                    url: url.clone(),
-                });
-                Ok(match (number, url) {
-                    (Some(number), Some(url)) => PullRequest::Opened {
-                        number,
-                        url,
-                        created: false,
-                    },
-                    _ => PullRequest::reported(spec),
-                })
-            }
-            (Forge::GitLab, None) => {
-                self.notices.borrow_mut().push(format!(
-                    "`{}` already holds this change, so there was nothing to push: its merge request into `{}` was opened by the push that put it there{}",
-                    spec.head,
-                    spec.base,
-                    compare.map(|c| format!(" (if it was closed, open it again: {c})")).unwrap_or_default()
-                ));
-                Ok(PullRequest::reported(spec))
-            }
-            (Forge::None, pending) => {
-                if let Some(u) = pending {
-                    self.push(std::slice::from_ref(&u), &[])?;
-                    self.journal.record(Write::Commit {
-                        branch: spec.head.clone(),
-                        commit: u.new,
-                    });
-                }
-                self.notices.borrow_mut().push(format!(
-                    "open the pull request `{}` → `{}` ({}){}",
-                    spec.head,
-                    spec.base,
-                    spec.title,
-                    compare
-                        .map(|c| format!(": {c}"))
-                        .unwrap_or_else(|| " on the git host (`forge: none`)".into())
-                ));
-                Ok(PullRequest::reported(spec))
-            }
-        }
-    }
-
-    fn pull_request_for_commit(&self, _sha: &Oid) -> Result<Option<PullRequestInfo>> {
-        // No forge API: the promotion chain reads what the push changed instead.
-        Ok(None)
-    }
-
-    fn take_notices(&self) -> Vec<String> {
-        std::mem::take(&mut *self.notices.borrow_mut())
     }
 }
 

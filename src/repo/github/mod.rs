@@ -6,6 +6,8 @@
 //! pull requests.
 
 mod client;
+mod forge;
+mod history;
 pub mod retry;
 
 use std::cell::RefCell;
@@ -19,12 +21,7 @@ pub use client::{Api, Sent};
 pub use retry::RetryPolicy;
 
 use super::local::LocalRepo;
-use super::{
-    Check, CheckState, DeploymentInfo, DeploymentSpec, DeploymentStatusSpec, Journal, PullRequestState, ReadPlan, Write,
-};
-use super::{
-    CommitRequest, HistoryEntry, Oid, PullRequest, PullRequestInfo, PullRequestSpec, RefTarget, RefUpdate, Repository,
-};
+use super::{CommitRequest, Git, HistoryEntry, Journal, Oid, ReadPlan, RefTarget, RefUpdate, Write};
 use crate::error::{Error, Result};
 use crate::holds::HOLDS_GUARD_REF;
 
@@ -103,49 +100,6 @@ fn typed<T: serde::de::DeserializeOwned>(v: Value, what: &str) -> Result<T> {
     serde_json::from_value(v).map_err(|e| Error::failed(format!("GitHub's answer to {what} is not as documented: {e}")))
 }
 
-#[derive(serde::Deserialize)]
-struct ApiPull {
-    number: u64,
-    state: String,
-    head: ApiPullHead,
-    labels: Vec<ApiLabel>,
-}
-
-/// A pull request as the REST API returns it: the fields gitops-flow relies on are
-/// required, so a missing `number` is an error naming it, never `PATCH /pulls/0`.
-#[derive(serde::Deserialize, Clone)]
-struct ApiPr {
-    number: u64,
-    html_url: String,
-    node_id: String,
-    title: String,
-    body: Option<String>,
-    #[serde(default)]
-    labels: Vec<ApiLabel>,
-    auto_merge: Option<Value>,
-}
-
-#[derive(serde::Deserialize)]
-struct ApiPullHead {
-    sha: String,
-}
-
-#[derive(serde::Deserialize, Clone)]
-struct ApiLabel {
-    name: String,
-}
-
-#[derive(serde::Deserialize)]
-struct ApiDeployment {
-    id: u64,
-    sha: String,
-}
-
-#[derive(serde::Deserialize)]
-struct ApiDeploymentStatus {
-    state: String,
-}
-
 /// The whole text of a GraphQL `Blob` (`text isTruncated isBinary`); `None` when
 /// GitHub sent it truncated or binary, to be read through the REST blob API instead.
 fn blob_text(blob: &Value) -> Option<Vec<u8>> {
@@ -210,24 +164,6 @@ impl GitHubRepo {
             merge: RefCell::new(None),
             notices: RefCell::new(Vec::new()),
         })
-    }
-
-    /// All items of a `{total_count, <key>: [...]}` listing, 100 a page (at most 10 pages).
-    fn paginated(&self, path: &str, key: &str) -> Result<Vec<Value>> {
-        let mut out = Vec::new();
-        for page in 1..=10 {
-            let r = self
-                .api
-                .rest_ok(Method::GET, &format!("{path}?per_page=100&page={page}"), None)?;
-            let items = r.get(key).and_then(|s| s.as_array()).cloned().unwrap_or_default();
-            let last = items.len() < 100;
-            out.extend(items);
-            let total = r.get("total_count").and_then(|t| t.as_u64()).unwrap_or(0) as usize;
-            if last || out.len() >= total {
-                break;
-            }
-        }
-        Ok(out)
     }
 
     /// `GET /contents/{path}?ref=`: the file or directory listing, `None` when absent.
@@ -520,69 +456,6 @@ impl GitHubRepo {
             .ok_or_else(|| Error::failed("createCommitOnBranch returned no commit"))
     }
 
-    /// A deployment of `d.sha` to `d.environment` with the same description and
-    /// payload as `d`, newest first: one that an earlier attempt created.
-    fn find_deployment(&self, d: &DeploymentSpec) -> Result<Option<u64>> {
-        let list = self.api.rest_ok(
-            Method::GET,
-            &format!(
-                "{}/deployments?sha={}&environment={}&per_page=100",
-                self.repo_path(),
-                enc(&d.sha),
-                enc(&d.environment)
-            ),
-            None,
-        )?;
-        Ok(list.as_array().into_iter().flatten().find_map(|x| {
-            (x.get("payload") == Some(&d.payload)
-                && x.get("description").and_then(|v| v.as_str()) == Some(d.description.as_str()))
-            .then(|| x.get("id").and_then(|i| i.as_u64()))
-            .flatten()
-        }))
-    }
-
-    /// Turns on auto-merge with a merge method the repository allows. Where GitHub
-    /// will not (auto-merge disabled, the pull request already mergeable), the pull
-    /// request stays open and a notice says what to do.
-    fn enable_auto_merge(&self, number: u64, node: &str) -> Result<()> {
-        if self.merge.borrow().is_none() {
-            self.repo_id.borrow_mut().take();
-            self.fetch_refs(&[])?;
-        }
-        let settings = *self.merge.borrow();
-        let Some(settings) = settings else {
-            return Err(Error::failed("GitHub did not report the repository's merge settings"));
-        };
-        let notice = |why: &str| {
-            self.notices
-                .borrow_mut()
-                .push(format!("auto-merge not enabled on pull request #{number}: {why}"));
-            Ok(())
-        };
-        if !settings.auto_merge_allowed {
-            return notice(
-                "the repository does not allow auto-merge; merge the pull request yourself, or turn on \"Allow auto-merge\" in the repository settings",
-            );
-        }
-        let Some(method) = settings.method() else {
-            return notice("the repository allows no merge method; merge the pull request yourself");
-        };
-        let result = self.api.graphql(
-            "mutation($input: EnablePullRequestAutoMergeInput!) { enablePullRequestAutoMerge(input: $input) { pullRequest { number } } }",
-            json!({ "input": { "pullRequestId": node, "mergeMethod": method } }),
-        );
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.to_string().contains("clean status") => notice(
-                "it can be merged right now (GitHub calls this \"clean status\" and enables auto-merge only on pull requests that wait for checks or reviews); merge it, or protect the branch with required checks",
-            ),
-            Err(e) if e.to_string().contains("Auto merge is not allowed") => notice(
-                "the repository does not allow auto-merge; merge the pull request yourself, or turn on \"Allow auto-merge\" in the repository settings",
-            ),
-            Err(e) => Err(e),
-        }
-    }
-
     /// After a failed commit: did an earlier attempt of ours land (a retried request)?
     fn landed(&self, branch: &str, parent: &str, req: &CommitRequest) -> Result<Option<Oid>> {
         let now = self.fresh_refs(&[format!("refs/heads/{branch}")])?;
@@ -612,7 +485,7 @@ impl GitHubRepo {
     }
 }
 
-impl Repository for GitHubRepo {
+impl Git for GitHubRepo {
     fn describe(&self) -> String {
         format!("{}/{}", self.owner, self.name)
     }
@@ -627,10 +500,6 @@ impl Repository for GitHubRepo {
 
     fn written(&self) -> Vec<Write> {
         self.journal.entries()
-    }
-
-    fn has_checks(&self) -> bool {
-        true
     }
 
     fn default_branch(&self) -> Result<String> {
@@ -924,88 +793,23 @@ impl Repository for GitHubRepo {
         {
             return l.file_history(head, path, limit, enough);
         }
-        // First-parent history, as the local backend reads it: a path-filtered
-        // listing would follow merged feature branches into values main never ran.
-        // One GraphQL query reads 100 commits with their first parent and the file's
-        // text at each (`Commit.history` + `Commit.file`); the first-parent chain is
-        // followed through them, a page more only when it leaves the page.
-        const QUERY: &str = "query($owner: String!, $name: String!, $head: GitObjectID!, $path: String!, $after: String) { repository(owner: $owner, name: $name) { object(oid: $head) { ... on Commit { history(first: 100, after: $after) { pageInfo { hasNextPage endCursor } nodes { oid message parents(first: 1) { nodes { oid } } file(path: $path) { object { ... on Blob { text isTruncated isBinary } } } } } } } } }";
-        // sha -> (message, first parent, content or None when absent; Err when only REST can read it)
-        type Node = (String, Option<String>, std::result::Result<Option<Vec<u8>>, ()>);
-        let mut commits: HashMap<String, Node> = HashMap::new();
-        let mut after: Option<String> = None;
-        let mut out = Vec::new();
-        let mut prev: Option<(Oid, String, Option<Vec<u8>>)> = None;
-        let mut cur = Some(head.clone());
-        let mut root = false;
-        for _page in 0..10 {
-            let vars = json!({"owner": self.owner, "name": self.name, "head": head, "path": path, "after": after});
-            let data = self.api.graphql(QUERY, vars)?;
-            let history = data.pointer("/repository/object/history").ok_or_else(|| {
-                Error::failed(format!(
-                    "GitHub returned no history for {}",
-                    crate::names::short_sha(head)
-                ))
-            })?;
-            for n in history.get("nodes").and_then(|n| n.as_array()).into_iter().flatten() {
-                let (Some(sha), Some(message)) = (
-                    n.get("oid").and_then(|v| v.as_str()),
-                    n.get("message").and_then(|v| v.as_str()),
-                ) else {
-                    return Err(Error::failed("GitHub's history answer lacks `oid` or `message`"));
-                };
-                let parent = n
-                    .pointer("/parents/nodes/0/oid")
-                    .and_then(|v| v.as_str())
-                    .map(String::from);
-                let content = match n.get("file") {
-                    None | Some(Value::Null) => Ok(None),
-                    Some(f) => f.get("object").and_then(blob_text).map(Some).ok_or(()),
-                };
-                commits.insert(sha.to_string(), (message.to_string(), parent, content));
-            }
-            // Follow the first-parent chain as far as this page reaches.
-            while let Some(sha) = cur.clone() {
-                let Some((message, parent, content)) = commits.get(&sha).cloned() else {
-                    break;
-                };
-                let content = match content {
-                    Ok(c) => c,
-                    Err(()) => self.read_file(&sha, path)?,
-                };
-                if let Some((pid, pmsg, pcontent)) = prev.take()
-                    && pcontent != content
-                {
-                    out.push(HistoryEntry {
-                        commit: pid,
-                        message: pmsg,
-                        content: pcontent,
-                    });
-                    if out.len() >= limit || out.last().is_some_and(&mut *enough) {
-                        return Ok(out);
-                    }
-                }
-                root = parent.is_none();
-                prev = Some((sha, message, content));
-                cur = parent;
-            }
-            let more = history.pointer("/pageInfo/hasNextPage").and_then(|v| v.as_bool()) == Some(true);
-            if cur.is_none() || !more {
-                break;
-            }
-            after = history
-                .pointer("/pageInfo/endCursor")
-                .and_then(|v| v.as_str())
-                .map(String::from);
+        let mut histories = self.api_file_histories(head, &[path.to_string()], limit, &mut |_, h| enough(h))?;
+        Ok(histories.pop().unwrap_or_default())
+    }
+
+    fn file_histories(
+        &self,
+        head: &Oid,
+        paths: &[String],
+        limit: usize,
+        enough: &mut dyn FnMut(usize, &HistoryEntry) -> bool,
+    ) -> Result<Vec<Vec<HistoryEntry>>> {
+        if let Some(l) = self.local_has(head)
+            && !l.is_shallow()
+        {
+            return l.file_histories(head, paths, limit, enough);
         }
-        if root && let Some((pid, pmsg, Some(c))) = prev {
-            out.push(HistoryEntry {
-                commit: pid,
-                message: pmsg,
-                content: Some(c),
-            });
-        }
-        Ok(out)
+        self.api_file_histories(head, paths, limit, enough)
     }
 
     /// The hold guard: `lock` moves the ref `refs/gitops-flow/holds` to its commit
@@ -1114,304 +918,11 @@ impl Repository for GitHubRepo {
         }
     }
 
-    fn pull_request(&self, spec: &PullRequestSpec) -> Result<PullRequest> {
-        let existing = if self.new_branches.borrow().contains(&spec.head) {
-            None
-        } else {
-            let list = self.api.rest_ok(
-                Method::GET,
-                &format!(
-                    "{}/pulls?state=open&head={}:{}&base={}",
-                    self.repo_path(),
-                    enc(&self.owner),
-                    enc(&spec.head),
-                    enc(&spec.base)
-                ),
-                None,
-            )?;
-            list.as_array().and_then(|a| a.first()).cloned()
-        };
-        let (pr, created): (ApiPr, bool) = match existing {
-            Some(pr) => {
-                let pr: ApiPr = typed(pr, "GET pulls")?;
-                if pr.title == spec.title && pr.body.as_deref() == Some(spec.body.as_str()) {
-                    (pr, false)
-                } else {
-                    let updated = self.api.rest_ok(
-                        Method::PATCH,
-                        &format!("{}/pulls/{}", self.repo_path(), pr.number),
-                        Some(&json!({ "title": spec.title, "body": spec.body })),
-                    )?;
-                    let updated: ApiPr = typed(updated, "PATCH pulls/{number}")?;
-                    self.journal.record(Write::PullRequest {
-                        number: Some(updated.number),
-                        url: Some(updated.html_url.clone()),
-                    });
-                    (updated, false)
-                }
-            }
-            None => {
-                let body = json!({ "title": spec.title, "head": spec.head, "base": spec.base, "body": spec.body, "maintainer_can_modify": true });
-                let r = self
-                    .api
-                    .rest(Method::POST, &format!("{}/pulls", self.repo_path()), Some(&body))?;
-                if r.status.is_success() {
-                    (typed(r.body, "POST pulls")?, true)
-                } else if r.status.as_u16() == 422 && r.text.contains("already exists") {
-                    // A retried create whose first attempt landed.
-                    let list = self.api.rest_ok(
-                        Method::GET,
-                        &format!(
-                            "{}/pulls?state=open&head={}:{}",
-                            self.repo_path(),
-                            enc(&self.owner),
-                            enc(&spec.head)
-                        ),
-                        None,
-                    )?;
-                    let found = list
-                        .as_array()
-                        .and_then(|a| a.first())
-                        .cloned()
-                        .ok_or_else(|| client::api_error(&Method::POST, "pulls", &r))?;
-                    (typed(found, "GET pulls")?, true)
-                } else {
-                    return Err(client::api_error(&Method::POST, "pulls", &r));
-                }
-            }
-        };
-        let n = pr.number;
-        if created {
-            self.journal.record(Write::PullRequest {
-                number: Some(n),
-                url: Some(pr.html_url.clone()),
-            });
-        }
-        let missing: Vec<&String> = spec
-            .labels
-            .iter()
-            .filter(|l| !pr.labels.iter().any(|have| have.name == **l))
-            .collect();
-        if !missing.is_empty() {
-            self.api.rest_ok(
-                Method::POST,
-                &format!("{}/issues/{n}/labels", self.repo_path()),
-                Some(&json!({ "labels": missing })),
-            )?;
-        }
-        if spec.auto_merge && pr.auto_merge.as_ref().is_none_or(|a| a.is_null()) {
-            self.enable_auto_merge(n, &pr.node_id)?;
-        }
-        Ok(PullRequest::Opened {
-            number: n,
-            url: pr.html_url,
-            created,
-        })
-    }
-
-    fn pull_request_for_commit(&self, sha: &Oid) -> Result<Option<PullRequestInfo>> {
-        let mut page = 1;
-        loop {
-            let r = self.api.rest(
-                Method::GET,
-                &format!("{}/commits/{sha}/pulls?per_page=100&page={page}", self.repo_path()),
-                None,
-            )?;
-            if r.status.as_u16() == 404 || r.status.as_u16() == 422 {
-                return Ok(None);
-            }
-            if !r.status.is_success() {
-                return Err(client::api_error(&Method::GET, "commits/{sha}/pulls", &r));
-            }
-            let items = r.body.as_array().cloned().unwrap_or_default();
-            let pick = items
-                .iter()
-                .find(|p| p.get("merge_commit_sha").and_then(|m| m.as_str()) == Some(sha.as_str()))
-                .or_else(|| items.iter().find(|p| p.get("merged_at").is_some_and(|m| !m.is_null())));
-            if let Some(p) = pick {
-                return Ok(Some(PullRequestInfo {
-                    number: p.get("number").and_then(|n| n.as_u64()).unwrap_or_default(),
-                    body: p.get("body").and_then(|b| b.as_str()).unwrap_or_default().to_string(),
-                }));
-            }
-            let has_next = r
-                .headers
-                .get("link")
-                .and_then(|l| l.to_str().ok())
-                .is_some_and(|l| l.contains("rel=\"next\""));
-            if !has_next || items.is_empty() || page >= 10 {
-                return Ok(None);
-            }
-            page += 1;
-        }
-    }
-
     fn forget(&self) {
         self.forget_refs();
     }
 
     fn actor(&self) -> Option<String> {
         self.local.as_ref().and_then(|l| l.actor())
-    }
-
-    fn take_notices(&self) -> Vec<String> {
-        std::mem::take(&mut *self.notices.borrow_mut())
-    }
-
-    fn commit_checks(&self, sha: &Oid) -> Result<Vec<Check>> {
-        let str_of = |v: &Value, k: &str| v.get(k).and_then(|c| c.as_str()).map(String::from);
-        let mut out = Vec::new();
-        for st in self.paginated(&format!("{}/commits/{sha}/status", self.repo_path()), "statuses")? {
-            let state = match str_of(&st, "state").as_deref() {
-                Some("success") => CheckState::Success,
-                Some("failure" | "error") => CheckState::Failure,
-                _ => CheckState::Pending,
-            };
-            out.push(Check {
-                name: str_of(&st, "context").unwrap_or_default(),
-                state,
-            });
-        }
-        for c in self.paginated(&format!("{}/commits/{sha}/check-runs", self.repo_path()), "check_runs")? {
-            let state = match (str_of(&c, "status").as_deref(), str_of(&c, "conclusion").as_deref()) {
-                (Some("completed"), Some("success" | "neutral" | "skipped")) => CheckState::Success,
-                (Some("completed"), _) => CheckState::Failure,
-                _ => CheckState::Pending,
-            };
-            out.push(Check {
-                name: str_of(&c, "name").unwrap_or_default(),
-                state,
-            });
-        }
-        Ok(out)
-    }
-
-    fn create_deployment(&self, d: &DeploymentSpec) -> Result<Option<u64>> {
-        let body = json!({
-            "ref": d.sha,
-            "environment": d.environment,
-            "description": d.description,
-            "payload": d.payload,
-            "auto_merge": false,
-            "required_contexts": [],
-            "production_environment": d.production,
-            "transient_environment": d.transient,
-        });
-        let path = format!("{}/deployments", self.repo_path());
-        // Creating a deployment is not safe to repeat: after an unknown outcome,
-        // look whether it landed before creating it again.
-        const TRIES: u32 = 3;
-        for attempt in 0..TRIES {
-            match self.api.rest_unrepeatable(Method::POST, &path, Some(&body))? {
-                Sent::Answer(r) if r.status.is_success() => {
-                    let id = r.body.get("id").and_then(|i| i.as_u64());
-                    if let Some(id) = id {
-                        self.journal.record(Write::Deployment { id });
-                    }
-                    return Ok(id);
-                }
-                Sent::Answer(r) => return Err(client::api_error(&Method::POST, "deployments", &r)),
-                Sent::Unknown(what) => {
-                    if let Some(id) = self.find_deployment(d)? {
-                        self.journal.record(Write::Deployment { id });
-                        return Ok(Some(id));
-                    }
-                    if attempt + 1 == TRIES {
-                        return Err(Error::failed(format!(
-                            "POST deployments failed {TRIES} times ({what}) and GitHub lists no such deployment; re-run the job to record it"
-                        )));
-                    }
-                    tracing::warn!("POST deployments: {what}; it did not land, creating it again");
-                    std::thread::sleep(self.api.backoff(attempt));
-                }
-            }
-        }
-        unreachable!("the loop returns on its last attempt")
-    }
-
-    fn pull_request_state(&self, number: u64) -> Result<PullRequestState> {
-        let v = self
-            .api
-            .rest_ok(Method::GET, &format!("{}/pulls/{number}", self.repo_path()), None)?;
-        let p: ApiPull = typed(v, "GET pulls/{number}")?;
-        Ok(PullRequestState {
-            number: p.number,
-            head_sha: p.head.sha,
-            open: p.state == "open",
-            labels: p.labels.into_iter().map(|l| l.name).collect(),
-        })
-    }
-
-    fn list_deployments(&self, environment: &str) -> Result<Vec<DeploymentInfo>> {
-        let mut out = Vec::new();
-        for page in 1..=10 {
-            let v = self.api.rest_ok(
-                Method::GET,
-                &format!(
-                    "{}/deployments?environment={}&per_page=100&page={page}",
-                    self.repo_path(),
-                    enc(environment)
-                ),
-                None,
-            )?;
-            let items: Vec<ApiDeployment> = typed(v, "GET deployments")?;
-            let last = items.len() < 100;
-            for d in items {
-                let v = self.api.rest_ok(
-                    Method::GET,
-                    &format!("{}/deployments/{}/statuses?per_page=1", self.repo_path(), d.id),
-                    None,
-                )?;
-                let statuses: Vec<ApiDeploymentStatus> = typed(v, "GET deployments/{id}/statuses")?;
-                out.push(DeploymentInfo {
-                    id: d.id,
-                    sha: d.sha,
-                    state: statuses.into_iter().next().map(|s| s.state),
-                });
-            }
-            if last {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
-    fn set_deployment_status(&self, id: u64, st: &DeploymentStatusSpec<'_>) -> Result<()> {
-        let description: String = st.description.chars().take(140).collect();
-        let mut body = json!({ "state": st.state, "description": description, "auto_inactive": st.auto_inactive });
-        if let Some(u) = st.environment_url {
-            body["environment_url"] = json!(u);
-        }
-        if let Some(u) = st.log_url {
-            body["log_url"] = json!(u);
-        }
-        self.api.rest_ok(
-            Method::POST,
-            &format!("{}/deployments/{id}/statuses", self.repo_path()),
-            Some(&body),
-        )?;
-        Ok(())
-    }
-
-    fn deployment_status(
-        &self,
-        id: u64,
-        state: &str,
-        environment_url: Option<&str>,
-        log_url: Option<&str>,
-    ) -> Result<()> {
-        let mut body = json!({ "state": state, "auto_inactive": true, "description": format!("gitops-flow: {state}") });
-        if let Some(u) = environment_url {
-            body["environment_url"] = json!(u);
-        }
-        if let Some(u) = log_url {
-            body["log_url"] = json!(u);
-        }
-        self.api.rest_ok(
-            Method::POST,
-            &format!("{}/deployments/{id}/statuses", self.repo_path()),
-            Some(&body),
-        )?;
-        Ok(())
     }
 }
