@@ -2,7 +2,6 @@
 
 use super::tracks::{self, Promotion};
 use super::{Ctx, Outcome, next_env, short};
-use crate::config::{Environment, Track};
 use crate::error::{Error, Result};
 
 pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
@@ -74,7 +73,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
     let main_head = ctx.main_head()?;
     // Checked again right before the write (tags, branches) or on the very commit
     // the change goes on top of (direct commits).
-    let guarded = moved_services(ctx, &to, &service);
+    let guarded = tracks::of(&to).moved_services(ctx.config, &service);
     ctx.check_holds(&main_head, &guarded.iter().map(String::as_str).collect::<Vec<_>>(), &to)?;
     let out = Outcome {
         service: Some(service.clone()),
@@ -88,18 +87,4 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Outcome> {
         main_head: &main_head,
     };
     tracks::of(&to).promote(ctx, &p, out)
-}
-
-/// The services a promotion into `to` moves: the one given, and for a
-/// branch-tracked environment every service (they all move with the branch).
-pub(super) fn moved_services(ctx: &Ctx<'_>, to: &Environment, service: &str) -> Vec<String> {
-    let mut services = vec![service.to_string()];
-    if to.track == Track::Branch {
-        for s in ctx.config.services.keys() {
-            if !services.contains(s) {
-                services.push(s.clone());
-            }
-        }
-    }
-    services
 }

@@ -7,7 +7,7 @@
 //!   version locations; the rollback point is the change before it.
 //! * branch — the branch head and the version in its files there.
 
-use crate::config::{Environment, Track};
+use crate::config::Environment;
 use crate::error::Result;
 use crate::manifest::{self, Location};
 use crate::repo::{HistoryEntry, Oid, RefTarget};
@@ -66,30 +66,7 @@ pub struct EnvState {
 impl EnvState {
     /// Reads what `env` runs for `service`.
     pub fn read(ctx: &Ctx<'_>, env: &Environment, service: &str, main_head: &Oid, depth: Depth) -> Result<EnvState> {
-        match env.track {
-            Track::Tag => {
-                let tag = ctx.config.tag(env, service)?;
-                let rollback_tag = ctx.config.rollback_tag(env, service)?;
-                let refs = ctx
-                    .repo
-                    .resolve_refs(&[format!("refs/tags/{tag}"), format!("refs/tags/{rollback_tag}")])?;
-                Ok(EnvState::of_tag(
-                    ctx,
-                    service,
-                    tag,
-                    rollback_tag,
-                    refs[0].as_ref(),
-                    refs[1].as_ref(),
-                    depth,
-                ))
-            }
-            Track::File => EnvState::of_file(ctx, env, service, main_head, depth),
-            Track::Branch => {
-                let branch = env.branch.clone().unwrap_or_default();
-                let head = ctx.repo.resolve_ref(&format!("refs/heads/{branch}"))?.map(|r| r.commit);
-                EnvState::of_branch(ctx, env, service, head, depth)
-            }
-        }
+        super::tracks::of(env).state(ctx, env, service, main_head, depth)
     }
 
     /// A tag-tracked environment whose tags were already resolved.
@@ -144,7 +121,13 @@ impl EnvState {
         })
     }
 
-    fn of_file(ctx: &Ctx<'_>, env: &Environment, service: &str, main_head: &Oid, depth: Depth) -> Result<EnvState> {
+    pub(crate) fn of_file(
+        ctx: &Ctx<'_>,
+        env: &Environment,
+        service: &str,
+        main_head: &Oid,
+        depth: Depth,
+    ) -> Result<EnvState> {
         if depth == Depth::Version {
             let walk = FileWalk::new(ctx.config.locations(env, service)?);
             let mut state = walk.state();

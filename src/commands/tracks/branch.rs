@@ -2,7 +2,6 @@
 //! fast-forward or a pull request between branches.
 
 use super::{EnvTrack, Moved, StageTarget};
-use crate::commands::promote::moved_services;
 use crate::commands::rollback::Target;
 use crate::commands::{Ctx, Outcome, short};
 use crate::config::Config;
@@ -20,6 +19,23 @@ use crate::repo::{FileChange, Oid, Proposal, PullRequestSpec, RefUpdate, trailer
 pub struct Branch;
 
 impl EnvTrack for Branch {
+    fn state(&self, ctx: &Ctx<'_>, env: &Environment, service: &str, _main: &Oid, depth: Depth) -> Result<EnvState> {
+        let branch = env.branch.clone().unwrap_or_default();
+        let head = ctx.repo.resolve_ref(&format!("refs/heads/{branch}"))?.map(|r| r.commit);
+        EnvState::of_branch(ctx, env, service, head, depth)
+    }
+
+    /// Every service: they all move with the branch.
+    fn moved_services(&self, config: &Config, service: &str) -> Vec<String> {
+        let mut services = vec![service.to_string()];
+        for s in config.services.keys() {
+            if !services.contains(s) {
+                services.push(s.clone());
+            }
+        }
+        services
+    }
+
     fn plan(&self, config: &Config, env: &Environment, service: &str, plan: &mut ReadPlan) {
         if let Some(b) = &env.branch {
             plan.refs.push(format!("refs/heads/{b}"));
@@ -122,7 +138,7 @@ fn promote_branch(ctx: &Ctx<'_>, from: &Environment, to: &Environment, mut out: 
     }
     if to.direct && ctx.repo.is_ancestor(&dst.commit, &src.commit)? {
         if !ctx.inputs.dry_run {
-            let services = moved_services(ctx, to, ctx.inputs.service.as_deref().unwrap_or_default());
+            let services = Branch.moved_services(ctx.config, ctx.inputs.service.as_deref().unwrap_or_default());
             let services: Vec<&str> = services.iter().map(String::as_str).collect();
             ctx.update_refs_unless_held(
                 &[RefUpdate {

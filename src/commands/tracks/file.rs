@@ -18,6 +18,10 @@ use crate::repo::{Oid, PullRequestSpec, trailer, trailers};
 pub struct File;
 
 impl EnvTrack for File {
+    fn state(&self, ctx: &Ctx<'_>, env: &Environment, service: &str, main: &Oid, depth: Depth) -> Result<EnvState> {
+        EnvState::of_file(ctx, env, service, main, depth)
+    }
+
     fn plan(&self, _config: &Config, env: &Environment, service: &str, plan: &mut ReadPlan) {
         plan.refs.push(format!("refs/heads/gitops-flow/{}/{service}", env.name));
     }

@@ -2,7 +2,7 @@
 //! what an environment runs, moving it, going back — behind one interface, so a
 //! command is written once ("read `from`, move `to`") and a new track is one new type.
 //!
-//! Reading the state is [`EnvState::read`](super::state::EnvState::read).
+//! Reading the state is [`EnvTrack::state`], through [`EnvState::read`](super::state::EnvState::read).
 
 mod branch;
 mod file;
@@ -10,6 +10,7 @@ mod tag;
 
 use super::context::Ctx;
 use super::rollback::Target;
+use super::state::{Depth, EnvState};
 use super::{Meta, Outcome};
 use crate::config::{Config, Environment, Track};
 use crate::error::Result;
@@ -60,6 +61,15 @@ pub trait EnvTrack {
     fn plan(&self, config: &Config, env: &Environment, service: &str, plan: &mut ReadPlan);
     /// Where `stage` sets `service`'s version when the pipeline starts in `env`.
     fn stage_target(&self, ctx: &Ctx<'_>, env: &Environment, service: &str) -> Result<StageTarget>;
+    /// What `env` runs for `service`: the one answer every command uses.
+    fn state(&self, ctx: &Ctx<'_>, env: &Environment, service: &str, main_head: &Oid, depth: Depth)
+    -> Result<EnvState>;
+    /// The services a move of `service` into an environment of this track moves
+    /// (held or not): the one given, unless the track moves more with it.
+    fn moved_services(&self, config: &Config, service: &str) -> Vec<String> {
+        let _ = config;
+        vec![service.to_string()]
+    }
     /// What runs in the environment after a command moved it (its outcome `out`).
     fn moved(&self, out: &Outcome) -> Moved;
     /// Moves the environment `p.to` to what `p.from` runs.

@@ -19,6 +19,23 @@ use crate::repo::{Oid, RefTarget, RefUpdate};
 pub struct Tag;
 
 impl EnvTrack for Tag {
+    fn state(&self, ctx: &Ctx<'_>, env: &Environment, service: &str, _main: &Oid, depth: Depth) -> Result<EnvState> {
+        let tag = ctx.config.tag(env, service)?;
+        let rollback_tag = ctx.config.rollback_tag(env, service)?;
+        let refs = ctx
+            .repo
+            .resolve_refs(&[format!("refs/tags/{tag}"), format!("refs/tags/{rollback_tag}")])?;
+        Ok(EnvState::of_tag(
+            ctx,
+            service,
+            tag,
+            rollback_tag,
+            refs[0].as_ref(),
+            refs[1].as_ref(),
+            depth,
+        ))
+    }
+
     fn plan(&self, config: &Config, env: &Environment, service: &str, plan: &mut ReadPlan) {
         if let (Ok(t), Ok(r)) = (config.tag(env, service), config.rollback_tag(env, service)) {
             for name in [format!("refs/tags/{t}"), format!("refs/tags/{r}")] {
