@@ -17,6 +17,7 @@ pub mod names;
 pub mod repo;
 pub mod secret;
 pub mod slug;
+mod test_hooks;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -42,7 +43,7 @@ pub fn run(argv: Vec<OsString>, env: HashMap<String, String>, now: i64) -> u8 {
         on_actions: env.get("GITHUB_ACTIONS").is_some_and(|v| v == "true"),
     };
     // A deliberate crash, so that tests can see the panic hook at work end to end.
-    if env.get("GITOPS_FLOW_TEST_CRASH").is_some_and(|v| v == "1") {
+    if test_hooks::crash_requested(&env) {
         panic!(
             "test crash requested with token {}",
             env.get("INPUT_TOKEN").map_or("", String::as_str)

@@ -28,15 +28,11 @@ impl Ctx<'_> {
         Err(Error::Held(unique.join("; ")))
     }
 
-    /// Test hook: a pause between reading the holds and writing, so that tests can
-    /// land a lock in between (`GITOPS_FLOW_TEST_WRITE_DELAY_MS`).
+    /// Test hook (debug builds only): a pause between reading the holds and writing,
+    /// so that tests can land a lock in between.
     pub fn pause_before_write(&self) {
-        if let Some(ms) = self
-            .env
-            .get("GITOPS_FLOW_TEST_WRITE_DELAY_MS")
-            .and_then(|v| v.parse::<u64>().ok())
-        {
-            std::thread::sleep(std::time::Duration::from_millis(ms.min(10_000)));
+        if let Some(d) = crate::test_hooks::write_delay(self.env) {
+            std::thread::sleep(d);
         }
     }
 
