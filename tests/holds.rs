@@ -753,3 +753,47 @@ fn github_the_promotion_chain_stops_at_a_held_environment() {
     assert_eq!(fake.pulls().len(), pulls + 1);
     fake.assert_clean();
 }
+
+/// A GitHub that will not take the hold guard ref (a repository rule on
+/// `refs/gitops-flow/*`): promotions still move, checked the old way (main read again
+/// after the move), and say so; `lock` records the hold and warns.
+#[test]
+fn github_without_the_hold_guard_ref_still_promotes_and_locks() {
+    let (_seed, dir) = scratch("make_tag_repo.sh");
+    let fake = FakeGitHub::start(&dir);
+    fake.refuse_refs_under("refs/gitops-flow/");
+    let j = Jobs::new(&fake);
+    let head = fake.rev("main").unwrap();
+    j.run(
+        &[("command", "deploy"), ("service", "payments"), ("revision", &head)],
+        &[],
+    )
+    .assert_ok();
+    let p = j.run(&[("command", "promote"), ("service", "payments")], &[]);
+    p.assert_ok();
+    assert_eq!(p.out("changed"), "true");
+    assert_eq!(fake.rev("refs/tags/payments-production").unwrap(), head);
+    assert!(
+        p.stdout.contains("::notice::") && p.stdout.contains("refs/gitops-flow/holds"),
+        "{}",
+        p.stdout
+    );
+    assert_eq!(fake.rev("refs/gitops-flow/holds"), None);
+    let l = j.run(
+        &[
+            ("command", "lock"),
+            ("environment", "production"),
+            ("reason", "no guard"),
+        ],
+        &ACTOR,
+    );
+    l.assert_ok();
+    assert!(
+        l.stdout.contains("::warning::") && l.stdout.contains("could not be moved"),
+        "{}",
+        l.stdout
+    );
+    let r = j.run(&[("command", "promote"), ("service", "payments")], &[]);
+    assert_held(&r, "@octocat", "no guard", "unlock --environment production");
+    fake.assert_clean();
+}

@@ -195,6 +195,8 @@ struct State {
     merge: MergeSettings,
     /// `Ref.compare` answers null with a field error (a head GitHub cannot resolve).
     compare_unresolvable: bool,
+    /// `updateRefs` refuses refs under this prefix (a GitHub that would not take them).
+    refused_ref_prefix: Option<String>,
     /// Auto-merge mutations seen: (pull request number, merge method).
     auto_merges: Vec<(u64, String)>,
 }
@@ -455,6 +457,11 @@ impl FakeGitHub {
     }
 
     /// Every `Ref.compare` answers null with a `NOT_FOUND` field error.
+    /// Makes `updateRefs` refuse every update of a ref under `prefix`.
+    pub fn refuse_refs_under(&self, prefix: &str) {
+        self.state.lock().expect("lock").refused_ref_prefix = Some(prefix.to_string());
+    }
+
     pub fn set_compare_unresolvable(&self, on: bool) {
         self.state.lock().expect("lock").compare_unresolvable = on;
     }
@@ -1836,6 +1843,10 @@ impl Exec<'_> {
             let after = u["afterOid"].as_str().unwrap_or_default();
             if !name.starts_with("refs/") {
                 return Err(format!("invalid ref name {name}"));
+            }
+            let refused = self.state.lock().expect("lock").refused_ref_prefix.clone();
+            if refused.is_some_and(|p| name.starts_with(&p)) {
+                return Err(format!("Reference update failed: {name} is not allowed"));
             }
             match u["beforeOid"].as_str() {
                 Some(before) => script.push_str(&format!("update {name} {after} {before}\n")),

@@ -842,8 +842,19 @@ impl Git for GitHubRepo {
             new: hold.clone().unwrap_or_else(|| guard_value.clone()),
             expected: hold,
         });
-        self.move_refs(&all, updates)?;
-        Ok(None)
+        match self.move_refs(&all, updates) {
+            Ok(()) => Ok(None),
+            // GitHub refused the update and nothing moved, but not as a lost
+            // compare-and-swap: perhaps the guard ref itself (a repository rule on
+            // `refs/gitops-flow/*`). Move without it and read the branch afterwards.
+            Err(Error::Api(a)) => {
+                self.notices.borrow_mut().push(format!(
+                    "the hold guard `{HOLDS_GUARD_REF}` could not be written ({a}); the holds were checked by reading `{guard}` again after the move instead"
+                ));
+                super::update_then_reread(self, updates, message, guard, guard_value)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn holds_recorded(&self, commit: &Oid) -> Result<()> {
