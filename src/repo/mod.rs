@@ -265,11 +265,11 @@ pub trait Git {
     }
     /// Looks up several full ref names at once; `None` for a ref that does not exist.
     fn resolve_refs(&self, names: &[String]) -> Result<Vec<Option<RefTarget>>>;
-    /// A commit id, abbreviated id or ref name to a full commit id.
     /// Where one ref (full name) points, `None` when it does not exist.
     fn resolve_ref(&self, name: &str) -> Result<Option<RefTarget>> {
         Ok(self.resolve_refs(&[name.to_string()])?.into_iter().next().flatten())
     }
+    /// A commit id, abbreviated id or ref name to a full commit id.
     fn resolve_revision(&self, rev: &str) -> Result<Option<Oid>>;
     /// The first parent of a commit (`None` for a root commit).
     fn first_parent(&self, commit: &Oid) -> Result<Option<Oid>>;
