@@ -311,21 +311,28 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn refused<T>(r: Result<T>) -> Error {
+        match r {
+            Err(e) => e,
+            Ok(_) => panic!("a malformed answer was accepted"),
+        }
+    }
+
     #[test]
     fn a_missing_field_is_named_with_its_place_and_the_request() {
-        let e = answer::<GqlRef>(json!({"target": {"f0": null}}), "the refs query", "repository.r0").unwrap_err();
+        let e = refused(answer::<GqlRef>(json!({"target": {"f0": null}}), "the refs query", "repository.r0"));
         assert_eq!(
             e.to_string(),
             "GitHub's answer to the refs query is not as documented: missing field `oid` (at `repository.r0.target`)"
         );
         assert_eq!(e.exit_code(), 1);
         // A nullable field must still be there.
-        let e = answer::<GqlRef>(json!({"c0": {"status": "AHEAD"}}), "the refs query", "repository.r0").unwrap_err();
+        let e = refused(answer::<GqlRef>(json!({"c0": {"status": "AHEAD"}}), "the refs query", "repository.r0"));
         assert!(e.to_string().contains("missing field `target`"), "{e}");
-        let e = answer::<RestCommit>(json!({"sha": 7, "parents": []}), "GET commits/{ref}", "").unwrap_err();
+        let e = refused(answer::<RestCommit>(json!({"sha": 7, "parents": []}), "GET commits/{ref}", ""));
         assert!(e.to_string().contains("invalid type: integer `7`, expected a string (at `sha`)"), "{e}");
         let mut m = json!({"id": "x"}).as_object().cloned().unwrap();
-        let e = take::<String>(&mut m, "r0", "the refs query", "repository").unwrap_err();
+        let e = refused(take::<String>(&mut m, "r0", "the refs query", "repository"));
         assert!(e.to_string().ends_with("missing field `r0` (at `repository.r0`)"), "{e}");
     }
 
