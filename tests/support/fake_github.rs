@@ -198,9 +198,13 @@ struct State {
     compare_unresolvable: bool,
     /// Auto-merge mutations seen: (pull request number, merge method).
     auto_merges: Vec<(u64, String)>,
+    /// Answers to spoil after they were handled and validated: (text the request's
+    /// `METHOD path body` line contains, the change).
+    tampers: VecDeque<(String, Tamper)>,
 }
 
 type BeforeWrite = Box<dyn FnOnce() + Send>;
+type Tamper = Box<dyn FnOnce(&mut Value) + Send>;
 
 pub struct FakeGitHub {
     pub url: String,
@@ -448,6 +452,17 @@ impl FakeGitHub {
             .expect("lock")
             .graphql_errors
             .push_back((field.into(), kind.into(), message.into()));
+    }
+
+    /// The next request whose `METHOD path body` line contains `matching` is handled
+    /// as usual, then its JSON answer is changed by `f` (after the fake validated it):
+    /// an answer GitHub would not give, to see the client refuse it.
+    pub fn tamper_next(&self, matching: &str, f: impl FnOnce(&mut Value) + Send + 'static) {
+        self.state
+            .lock()
+            .expect("lock")
+            .tampers
+            .push_back((matching.into(), Box::new(f)));
     }
 
     /// Every `Ref.compare` answers null with a `NOT_FOUND` field error.
@@ -896,7 +911,15 @@ fn serve(conn: TcpStream, state: &Arc<Mutex<State>>, bare: &Path, url: &str) {
                         (status, server_error, Vec::new())
                     }
                     None => {
-                        let (st, b) = handle(&req, &body_json, state, bare, url, &mut graphql_fields);
+                        let (st, mut b) = handle(&req, &body_json, state, bare, url, &mut graphql_fields);
+                        let tamper = {
+                            let mut s = state.lock().expect("lock");
+                            let i = s.tampers.iter().position(|(m, _)| line.contains(m.as_str()));
+                            i.and_then(|i| s.tampers.remove(i))
+                        };
+                        if let Some((_, f)) = tamper {
+                            f(&mut b);
+                        }
                         match &fault {
                             Some(f) if f.when == When::AfterApply => (f.status, f.body.clone(), Vec::new()),
                             _ => (st, b.to_string(), Vec::new()),

@@ -167,7 +167,8 @@ pub fn label(url: &str, name: &str) -> Value {
         "node_id": format!("LA_{id}"),
         "url": format!("{}/labels/{}", repo_api(url), name),
         "name": name,
-        "description": null,
+        // A string: `pull-request-simple` does not allow null here (`label` does).
+        "description": "",
         "color": "ededed",
         "default": false,
     })

@@ -404,6 +404,7 @@ impl GitHubRepo {
         }
         Ok(())
     }
+
     /// A null `repository` in a GraphQL answer.
     fn not_found(&self) -> Error {
         Error::input(format!(
@@ -673,6 +674,7 @@ impl Repository for GitHubRepo {
             .map(Some)
             .map_err(undecodable)
     }
+
     fn read_files(&self, reads: &[(Oid, String)]) -> Result<Vec<Option<Vec<u8>>>> {
         // What neither the cache nor the checkout has, once each.
         // (Whether the checkout has a commit is asked once per commit: a miss makes

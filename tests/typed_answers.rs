@@ -1,0 +1,206 @@
+//! Issue 11: the GitHub backend's git-side answers are deserialised into typed
+//! shapes; an answer missing a field gitops-flow relies on fails the run (exit 1)
+//! with a message naming the field and the request, instead of being read as
+//! "absent" or "not an ancestor". Issue 9 §10: the fake's own answers are held to
+//! GitHub's REST description.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::fake_github::FakeGitHub;
+use support::schema_check::check_response;
+use support::{Jobs, scratch};
+
+/// Removes `oid` from the target of every aliased ref (`r0`, `r1`...) of a refs query.
+fn drop_ref_oids(v: &mut Value) {
+    if let Some(repo) = v.pointer_mut("/data/repository").and_then(Value::as_object_mut) {
+        for (k, r) in repo.iter_mut() {
+            if k.starts_with('r')
+                && k[1..].bytes().all(|b| b.is_ascii_digit())
+                && let Some(t) = r.get_mut("target").and_then(Value::as_object_mut)
+            {
+                t.remove("oid");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_refs_answer_without_oid_fails_the_run_naming_the_field() {
+    let (_s, dir) = scratch("make_file_repo.sh");
+    let fake = FakeGitHub::start(&dir);
+    let j = Jobs::new(&fake);
+    let before = fake.refs();
+    fake.tamper_next("defaultBranchRef", drop_ref_oids);
+    let r = j.run(
+        &[("command", "stage"), ("service", "payments"), ("version", "1.2.0")],
+        &[],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("GitHub's answer to the GraphQL refs query is not as documented: missing field `oid` (at `repository.r0.target`)"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(fake.refs(), before, "nothing written");
+    fake.assert_clean();
+}
+
+#[test]
+fn a_compare_answer_without_status_fails_instead_of_meaning_not_on_main() {
+    let (_s, dir) = scratch("make_tag_repo.sh");
+    let fake = FakeGitHub::start(&dir);
+    fake.set_compare_unresolvable(true);
+    let j = Jobs::new(&fake);
+    let head = fake.rev("main").unwrap();
+    j.run(
+        &[("command", "deploy"), ("service", "payments"), ("revision", &head)],
+        &[],
+    )
+    .assert_ok();
+    fake.advance_main("later");
+    let before = fake.refs();
+    fake.tamper_next("/compare/", |v| {
+        v.as_object_mut().map(|m| m.remove("status"));
+    });
+    let r = j.run(&[("command", "promote"), ("service", "payments")], &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("GitHub's answer to GET compare/{basehead} is not as documented: missing field `status`"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(fake.refs(), before, "nothing written");
+    fake.assert_clean();
+}
+
+#[test]
+fn a_commit_answer_with_a_mistyped_sha_fails_naming_it() {
+    let (_s, dir) = scratch("make_tag_repo.sh");
+    let fake = FakeGitHub::start(&dir);
+    let j = Jobs::new(&fake);
+    let before = fake.refs();
+    // A branch name is resolved through `GET /commits/{ref}`.
+    fake.tamper_next("/commits/main", |v| v["sha"] = json!(42));
+    let r = j.run(
+        &[("command", "deploy"), ("service", "payments"), ("revision", "main")],
+        &[],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("GitHub's answer to GET commits/{ref} is not as documented: invalid type: integer `42`, expected a string (at `sha`)"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(fake.refs(), before, "nothing written");
+    fake.assert_clean();
+}
+
+#[test]
+fn the_fake_refuses_its_own_answers_when_they_break_the_description() {
+    let blob = "/repos/{owner}/{repo}/git/blobs/{file_sha}";
+    let good = json!({"sha": "abc", "node_id": "B", "url": "u", "size": 1, "content": "YQ==", "encoding": "base64"});
+    assert_eq!(check_response("get", blob, 200, &good), Vec::<String>::new());
+    // A required property missing.
+    let mut missing = good.clone();
+    missing.as_object_mut().unwrap().remove("content");
+    assert_eq!(
+        check_response("get", blob, 200, &missing),
+        ["answer: missing required property `content`"]
+    );
+    // A wrong type, and a property GitHub does not send.
+    let mut wrong = good.clone();
+    wrong["size"] = json!("1");
+    wrong["extra"] = json!(true);
+    let errs = check_response("get", blob, 200, &wrong);
+    assert!(errs.iter().any(|e| e.contains("answer.size: expected integer")), "{errs:?}");
+    assert!(errs.iter().any(|e| e.contains("property `extra` is not in")), "{errs:?}");
+    // An enum: a comparison's status.
+    let compare = "/repos/{owner}/{repo}/compare/{basehead}";
+    let errs = check_response("get", compare, 200, &json!({"status": "sideways"}));
+    assert!(errs.iter().any(|e| e.contains("\"sideways\" is not one of")), "{errs:?}");
+    assert!(
+        errs.iter().any(|e| e.contains("missing required property `base_commit`")),
+        "{errs:?}"
+    );
+    // A status GitHub does not answer with.
+    assert_eq!(
+        check_response("get", blob, 201, &good),
+        ["get /repos/{owner}/{repo}/git/blobs/{file_sha}: GitHub does not answer 201"]
+    );
+    // Error answers are not held to the 2xx schemas.
+    assert!(check_response("get", blob, 404, &json!({"message": "Not Found"})).is_empty());
+}
+
+#[test]
+fn the_fake_resolves_commits_only_as_github_does() {
+    let (_s, dir) = scratch("make_tag_repo.sh");
+    let fake = FakeGitHub::start(&dir);
+    let main = fake.rev("main").unwrap();
+    let (rt, o) = client(&fake.url);
+    let get = |r: &str| {
+        rt.block_on(async {
+            let url = format!("{}/api/v3/repos/acme/gitops/commits/{r}", fake.url);
+            let resp = o._get(url.as_str()).await.unwrap();
+            let status = resp.status().as_u16();
+            let text = o.body_to_string(resp).await.unwrap();
+            (status, serde_json::from_str::<Value>(&text).unwrap_or(Value::Null))
+        })
+    };
+    // A sha, a unique prefix, a branch, a tag (annotated or not), qualified names.
+    let tag = fake
+        .refs()
+        .into_keys()
+        .find_map(|r| r.strip_prefix("refs/tags/").map(String::from))
+        .expect("a tag");
+    for r in [
+        main.clone(),
+        main[..7].to_string(),
+        "main".into(),
+        "heads/main".into(),
+        "refs/heads/main".into(),
+        tag.clone(),
+        format!("tags/{tag}"),
+    ] {
+        let (status, body) = get(&r);
+        assert_eq!(status, 200, "{r}: {body}");
+        assert_eq!(body["sha"].as_str().map(str::len), Some(40), "{r}");
+    }
+    assert_eq!(get("main").1["sha"], json!(main));
+    // Git's revision syntax is not GitHub's.
+    for r in [
+        format!("{main}%5E"),
+        "HEAD~1".to_string(),
+        "main~1".into(),
+        "main%5E%7B%7D".into(),
+        format!("{main}..main"),
+        "no-such-branch".into(),
+    ] {
+        let (status, body) = get(&r);
+        assert_eq!(status, 422, "{r}: {body}");
+        assert!(
+            body["message"].as_str().unwrap_or_default().starts_with("No commit found"),
+            "{r}: {body}"
+        );
+    }
+    fake.assert_clean();
+}
+
+fn client(base: &str) -> (tokio::runtime::Runtime, octocrab::Octocrab) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let o = rt.block_on(async {
+        octocrab::Octocrab::builder()
+            .base_uri(base)
+            .unwrap()
+            .personal_token(support::fake_github::TOKEN.to_string())
+            .build()
+            .unwrap()
+    });
+    (rt, o)
+}
