@@ -122,14 +122,24 @@ fn the_fake_refuses_its_own_answers_when_they_break_the_description() {
     wrong["size"] = json!("1");
     wrong["extra"] = json!(true);
     let errs = check_response("get", blob, 200, &wrong);
-    assert!(errs.iter().any(|e| e.contains("answer.size: expected integer")), "{errs:?}");
-    assert!(errs.iter().any(|e| e.contains("property `extra` is not in")), "{errs:?}");
+    assert!(
+        errs.iter().any(|e| e.contains("answer.size: expected integer")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter().any(|e| e.contains("property `extra` is not in")),
+        "{errs:?}"
+    );
     // An enum: a comparison's status.
     let compare = "/repos/{owner}/{repo}/compare/{basehead}";
     let errs = check_response("get", compare, 200, &json!({"status": "sideways"}));
-    assert!(errs.iter().any(|e| e.contains("\"sideways\" is not one of")), "{errs:?}");
     assert!(
-        errs.iter().any(|e| e.contains("missing required property `base_commit`")),
+        errs.iter().any(|e| e.contains("\"sideways\" is not one of")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("missing required property `base_commit`")),
         "{errs:?}"
     );
     // A status GitHub does not answer with.
@@ -188,7 +198,10 @@ fn the_fake_resolves_commits_only_as_github_does() {
         let (status, body) = get(&r);
         assert_eq!(status, 422, "{r}: {body}");
         assert!(
-            body["message"].as_str().unwrap_or_default().starts_with("No commit found"),
+            body["message"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("No commit found"),
             "{r}: {body}"
         );
     }

@@ -693,9 +693,7 @@ fn pull_json(url: &str, p: &Pull, bare: &Path, full: bool) -> Value {
     let n = p.number;
     let api_url = format!("{r}/pulls/{n}");
     let html_url = format!("{url}/{OWNER}/{REPO}/pull/{n}");
-    let side = |branch: &str| {
-        json!({"label": format!("{OWNER}:{branch}"), "ref": branch, "sha": sha(branch), "user": gj::user(url, OWNER, 1000, "Organization"), "repo": gj::repository(url)})
-    };
+    let side = |branch: &str| json!({"label": format!("{OWNER}:{branch}"), "ref": branch, "sha": sha(branch), "user": gj::user(url, OWNER, 1000, "Organization"), "repo": gj::repository(url)});
     let merged = p.merge_commit_sha.is_some();
     let closed = p.state == "closed";
     let mut v = json!({
@@ -1354,10 +1352,7 @@ fn rest(
                     pr.labels.push(l.into());
                 }
             }
-            (
-                200,
-                Value::Array(pr.labels.iter().map(|l| gj::label(url, l)).collect()),
-            )
+            (200, Value::Array(pr.labels.iter().map(|l| gj::label(url, l)).collect()))
         }
         ("get", "/repos/{owner}/{repo}/commits/{commit_sha}/pulls") => {
             let s = state.lock().expect("lock");

@@ -161,7 +161,10 @@ pub fn full_repository(url: &str) -> Value {
 
 /// A `label` (the fake knows labels by name only).
 pub fn label(url: &str, name: &str) -> Value {
-    let id = name.bytes().fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))) % 1_000_000_000;
+    let id = name
+        .bytes()
+        .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
+        % 1_000_000_000;
     json!({
         "id": id,
         "node_id": format!("LA_{id}"),
@@ -236,7 +239,10 @@ pub fn content_entry(url: &str, path: &str, kind: &str, sha: &str, size: usize, 
     let r = repo_api(url);
     let self_url = format!("{r}/contents/{path}?ref={at}");
     let git_url = format!("{r}/git/{}s/{sha}", if kind == "dir" { "tree" } else { "blob" });
-    let html_url = format!("{url}/{OWNER}/{REPO}/{}/{at}/{path}", if kind == "dir" { "tree" } else { "blob" });
+    let html_url = format!(
+        "{url}/{OWNER}/{REPO}/{}/{at}/{path}",
+        if kind == "dir" { "tree" } else { "blob" }
+    );
     let download = (kind == "file").then(|| format!("{url}/raw/{OWNER}/{REPO}/{at}/{path}"));
     json!({
         "type": kind,

@@ -35,7 +35,12 @@ pub fn answer<T: serde::de::DeserializeOwned>(v: Value, request: &str, at: &str)
 }
 
 /// Takes the field `key` (an alias) out of a GraphQL object; a missing one is an error.
-pub fn take<T: serde::de::DeserializeOwned>(obj: &mut Map<String, Value>, key: &str, request: &str, at: &str) -> Result<T> {
+pub fn take<T: serde::de::DeserializeOwned>(
+    obj: &mut Map<String, Value>,
+    key: &str,
+    request: &str,
+    at: &str,
+) -> Result<T> {
     let at = if at.is_empty() {
         key.to_string()
     } else {
@@ -320,31 +325,62 @@ mod tests {
 
     #[test]
     fn a_missing_field_is_named_with_its_place_and_the_request() {
-        let e = refused(answer::<GqlRef>(json!({"target": {"f0": null}}), "the refs query", "repository.r0"));
+        let e = refused(answer::<GqlRef>(
+            json!({"target": {"f0": null}}),
+            "the refs query",
+            "repository.r0",
+        ));
         assert_eq!(
             e.to_string(),
             "GitHub's answer to the refs query is not as documented: missing field `oid` (at `repository.r0.target`)"
         );
         assert_eq!(e.exit_code(), 1);
         // A nullable field must still be there.
-        let e = refused(answer::<GqlRef>(json!({"c0": {"status": "AHEAD"}}), "the refs query", "repository.r0"));
+        let e = refused(answer::<GqlRef>(
+            json!({"c0": {"status": "AHEAD"}}),
+            "the refs query",
+            "repository.r0",
+        ));
         assert!(e.to_string().contains("missing field `target`"), "{e}");
-        let e = refused(answer::<RestCommit>(json!({"sha": 7, "parents": []}), "GET commits/{ref}", ""));
-        assert!(e.to_string().contains("invalid type: integer `7`, expected a string (at `sha`)"), "{e}");
+        let e = refused(answer::<RestCommit>(
+            json!({"sha": 7, "parents": []}),
+            "GET commits/{ref}",
+            "",
+        ));
+        assert!(
+            e.to_string()
+                .contains("invalid type: integer `7`, expected a string (at `sha`)"),
+            "{e}"
+        );
         let mut m = json!({"id": "x"}).as_object().cloned().unwrap();
         let e = refused(take::<String>(&mut m, "r0", "the refs query", "repository"));
-        assert!(e.to_string().ends_with("missing field `r0` (at `repository.r0`)"), "{e}");
+        assert!(
+            e.to_string().ends_with("missing field `r0` (at `repository.r0`)"),
+            "{e}"
+        );
     }
 
     #[test]
     fn blobs_and_other_objects() {
-        let b = blob_of(json!({"text": "a", "isTruncated": false, "isBinary": false}).as_object().cloned(), "q", "x")
-            .unwrap()
-            .unwrap();
+        let b = blob_of(
+            json!({"text": "a", "isTruncated": false, "isBinary": false})
+                .as_object()
+                .cloned(),
+            "q",
+            "x",
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(b.text(), Some(b"a".to_vec()));
-        let b = blob_of(json!({"text": "a", "isTruncated": true, "isBinary": false}).as_object().cloned(), "q", "x")
-            .unwrap()
-            .unwrap();
+        let b = blob_of(
+            json!({"text": "a", "isTruncated": true, "isBinary": false})
+                .as_object()
+                .cloned(),
+            "q",
+            "x",
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(b.text(), None);
         assert!(blob_of(Some(Map::new()), "q", "x").unwrap().is_none());
         assert!(blob_of(json!({"text": "a"}).as_object().cloned(), "q", "x").is_err());

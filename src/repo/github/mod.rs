@@ -394,10 +394,14 @@ impl GitHubRepo {
             if let (Some(base), Some(bc)) = (base.as_mut(), &base_commit)
                 && plan.on_main.contains(n)
             {
-                let cmp: Option<answers::Comparison> = answers::take(&mut base.rest, &format!("c{i}"), REQUEST, base_at)?;
+                let cmp: Option<answers::Comparison> =
+                    answers::take(&mut base.rest, &format!("c{i}"), REQUEST, base_at)?;
                 if let Some(cmp) = cmp {
                     // base = main, head = this ref: BEHIND or IDENTICAL means it is on main.
-                    ancestry.insert((t.commit.clone(), bc.clone()), matches!(cmp.status.as_str(), "BEHIND" | "IDENTICAL"));
+                    ancestry.insert(
+                        (t.commit.clone(), bc.clone()),
+                        matches!(cmp.status.as_str(), "BEHIND" | "IDENTICAL"),
+                    );
                 }
             }
             cache.insert((*n).clone(), Some(t));
@@ -474,8 +478,7 @@ impl GitHubRepo {
             "mutation($input: CreateCommitOnBranchInput!) { createCommitOnBranch(input: $input) { commit { oid } } }",
             json!({ "input": input }),
         )?;
-        let data: answers::CreateCommitData =
-            answers::answer(data, "the GraphQL createCommitOnBranch mutation", "")?;
+        let data: answers::CreateCommitData = answers::answer(data, "the GraphQL createCommitOnBranch mutation", "")?;
         data.create_commit_on_branch
             .and_then(|p| p.commit)
             .map(|c| c.oid)
@@ -617,7 +620,9 @@ impl Repository for GitHubRepo {
             .api
             .rest(Method::GET, &format!("{}/commits/{}", self.repo_path(), enc(rev)), None)?;
         match r.status.as_u16() {
-            200 => Ok(Some(answers::answer::<answers::RestCommit>(r.body, "GET commits/{ref}", "")?.sha)),
+            200 => Ok(Some(
+                answers::answer::<answers::RestCommit>(r.body, "GET commits/{ref}", "")?.sha,
+            )),
             404 | 422 => Ok(None),
             _ => Err(client::api_error(&Method::GET, "commits/{ref}", &r)),
         }
@@ -656,13 +661,16 @@ impl Repository for GitHubRepo {
             return Ok(None);
         }
         let file: answers::RestContentFile = answers::answer(Value::Object(entry.rest), CONTENTS, "")?;
-        let undecodable = |e: base64::DecodeError| Error::failed(format!("GitHub returned undecodable content for {path}: {e}"));
+        let undecodable =
+            |e: base64::DecodeError| Error::failed(format!("GitHub returned undecodable content for {path}: {e}"));
         // Over 1 MB the contents API sends no content (`encoding: none`): read
         // the blob itself instead of taking it for an empty file.
         if file.encoding == "none" || (file.content.is_empty() && file.size > 0) {
-            let blob = self
-                .api
-                .rest_ok(Method::GET, &format!("{}/git/blobs/{}", self.repo_path(), file.sha), None)?;
+            let blob = self.api.rest_ok(
+                Method::GET,
+                &format!("{}/git/blobs/{}", self.repo_path(), file.sha),
+                None,
+            )?;
             let blob: answers::RestBlob = answers::answer(blob, "GET git/blobs/{sha}", "")?;
             return base64::engine::general_purpose::STANDARD
                 .decode(blob.content.replace(['\n', '\r'], ""))
@@ -708,7 +716,8 @@ impl Repository for GitHubRepo {
             let mut files = self.files.borrow_mut();
             for (i, key) in chunk.iter().enumerate() {
                 let alias = format!("e{i}");
-                let object: Option<serde_json::Map<String, Value>> = answers::take(&mut repo, &alias, REQUEST, "repository")?;
+                let object: Option<serde_json::Map<String, Value>> =
+                    answers::take(&mut repo, &alias, REQUEST, "repository")?;
                 match object {
                     None => {
                         files.insert(key.clone(), None);
@@ -740,7 +749,9 @@ impl Repository for GitHubRepo {
         let object = data.repository.ok_or_else(|| self.not_found())?.object;
         // No such path, or not a tree (`{}`): no entries.
         let tree = match object {
-            Some(o) if !o.is_empty() => answers::answer::<answers::TreeEntries>(Value::Object(o), REQUEST, "repository.object")?,
+            Some(o) if !o.is_empty() => {
+                answers::answer::<answers::TreeEntries>(Value::Object(o), REQUEST, "repository.object")?
+            }
             _ => return Ok(Vec::new()),
         };
         Ok(tree.entries.into_iter().flatten().map(|e| e.name).collect())
