@@ -223,3 +223,106 @@ fn client(base: &str) -> (tokio::runtime::Runtime, octocrab::Octocrab) {
     });
     (rt, o)
 }
+
+/// Every REST operation the fake serves answers as GitHub documents it (the fake
+/// records a violation otherwise), including those no command happens to call.
+#[test]
+fn every_rest_answer_of_the_fake_matches_the_description() {
+    let (_s, dir) = scratch("make_tag_repo.sh");
+    let fake = FakeGitHub::start(&dir);
+    let main = fake.rev("main").unwrap();
+    fake.add_status(&main, "ci", "success");
+    fake.add_check(&main, "build", "completed", Some("success"));
+    fake.add_check(&main, "lint", "in_progress", None);
+    let branch = fake.push_commit("feature", "main", "charts/payments/values.yaml", "replicaCount: 3\n");
+    let n = fake.open_pull("feature", "main", &["gitops"]);
+    let merge = fake.merge_pull(n);
+    let blob = fake.git(&["rev-parse", &format!("{main}:README.md")]);
+    let (rt, o) = client(&fake.url);
+    let send = |method: &str, path: &str, body: Option<Value>| {
+        rt.block_on(async {
+            let url = format!("{}/api/v3/repos/acme/gitops{path}", fake.url);
+            let r = match method {
+                "GET" => o._get(url.as_str()).await,
+                "POST" => o._post(url.as_str(), body.as_ref()).await,
+                _ => o._patch(url.as_str(), body.as_ref()).await,
+            }
+            .unwrap();
+            let status = r.status().as_u16();
+            let text = o.body_to_string(r).await.unwrap();
+            (status, serde_json::from_str::<Value>(&text).unwrap_or(Value::Null))
+        })
+    };
+    let ok = |(status, body): (u16, Value), what: &str| {
+        assert!((200..300).contains(&status), "{what}: {status} {body}");
+        body
+    };
+    ok(send("GET", "", None), "repository");
+    ok(send("GET", "/commits?sha=main&per_page=5", None), "commits");
+    let c = ok(send("GET", &format!("/commits/{merge}"), None), "commit");
+    assert_eq!(c["files"][0]["filename"], json!("charts/payments/values.yaml"));
+    ok(send("GET", &format!("/commits/{merge}/pulls"), None), "commit pulls");
+    ok(send("GET", &format!("/commits/{main}/status"), None), "status");
+    ok(send("GET", &format!("/commits/{main}/check-runs"), None), "check runs");
+    let cmp = ok(send("GET", &format!("/compare/{main}...{branch}"), None), "compare");
+    assert_eq!(cmp["status"], json!("ahead"));
+    ok(
+        send("GET", "/contents/charts/payments/Chart.yaml?ref=main", None),
+        "file",
+    );
+    let listing = ok(send("GET", "/contents/charts?ref=main", None), "directory");
+    assert_eq!(listing[0]["type"], json!("dir"));
+    ok(send("GET", &format!("/git/blobs/{blob}"), None), "blob");
+    ok(send("GET", "/git/matching-refs/tags/payments", None), "matching refs");
+    ok(send("GET", "/pulls?state=all", None), "pulls");
+    ok(send("GET", &format!("/pulls/{n}"), None), "pull");
+    ok(
+        send(
+            "PATCH",
+            &format!("/pulls/{n}"),
+            Some(json!({"title": "t", "body": "b"})),
+        ),
+        "patch pull",
+    );
+    ok(
+        send("POST", &format!("/issues/{n}/labels"), Some(json!({"labels": ["x"]}))),
+        "labels",
+    );
+    let pr = fake.push_commit("other", "main", "README.md", "other\n");
+    assert!(!pr.is_empty());
+    ok(
+        send(
+            "POST",
+            "/pulls",
+            Some(json!({"title": "o", "head": "other", "base": "main", "body": "b"})),
+        ),
+        "create pull",
+    );
+    let d = ok(
+        send(
+            "POST",
+            "/deployments",
+            Some(
+                json!({"ref": main, "environment": "staging", "description": "d", "payload": {"a": 1}, "auto_merge": false, "required_contexts": []}),
+            ),
+        ),
+        "create deployment",
+    );
+    let id = d["id"].as_u64().unwrap();
+    ok(
+        send(
+            "POST",
+            &format!("/deployments/{id}/statuses"),
+            Some(
+                json!({"state": "success", "description": "ok", "environment_url": "https://x", "log_url": "https://y"}),
+            ),
+        ),
+        "deployment status",
+    );
+    ok(send("GET", "/deployments?environment=staging", None), "deployments");
+    ok(
+        send("GET", &format!("/deployments/{id}/statuses"), None),
+        "deployment statuses",
+    );
+    fake.assert_clean();
+}
