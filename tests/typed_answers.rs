@@ -326,3 +326,43 @@ fn every_rest_answer_of_the_fake_matches_the_description() {
     );
     fake.assert_clean();
 }
+
+#[test]
+fn a_history_answer_without_page_info_fails_instead_of_ending_the_history() {
+    let (_s, dir) = scratch("make_file_repo.sh");
+    let file = dir.join("overlays/dev/payments/values.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let bumped: String = text
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("tag:") {
+                "  tag: \"1.2.0\"\n".to_string()
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(&file, bumped).unwrap();
+    support::git(&dir, &["commit", "-q", "-am", "set 1.2.0"]);
+    let fake = FakeGitHub::start(&dir);
+    let j = Jobs::new(&fake);
+    let before = fake.refs();
+    fake.tamper_next("history(", |v| {
+        if let Some(h) = v.pointer_mut("/data/repository/object/history").and_then(Value::as_object_mut) {
+            h.remove("pageInfo");
+        }
+    });
+    let r = j.run(
+        &[("command", "rollback"), ("service", "payments"), ("environment", "dev")],
+        &[],
+    );
+    let err = failure(&r);
+    assert!(
+        err.contains(
+            "GitHub's answer to the GraphQL history query is not as documented: missing field `pageInfo` (at `repository.object.history`)"
+        ),
+        "{err}"
+    );
+    assert_eq!(fake.refs(), before, "nothing written");
+    fake.assert_clean();
+}
