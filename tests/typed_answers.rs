@@ -166,6 +166,9 @@ fn the_fake_resolves_commits_only_as_github_does() {
             (status, serde_json::from_str::<Value>(&text).unwrap_or(Value::Null))
         })
     };
+    // A branch name may hold characters of git's revision syntax (`@`).
+    let at_branch = fake.push_commit("release@2", "main", "README.md", "x\n");
+    assert_eq!(get("release%402").1["sha"], json!(at_branch));
     // A sha, a unique prefix, a branch, a tag (annotated or not), qualified names.
     let tag = fake
         .refs()
@@ -348,7 +351,10 @@ fn a_history_answer_without_page_info_fails_instead_of_ending_the_history() {
     let j = Jobs::new(&fake);
     let before = fake.refs();
     fake.tamper_next("history(", |v| {
-        if let Some(h) = v.pointer_mut("/data/repository/object/history").and_then(Value::as_object_mut) {
+        if let Some(h) = v
+            .pointer_mut("/data/repository/object/history")
+            .and_then(Value::as_object_mut)
+        {
             h.remove("pageInfo");
         }
     });
