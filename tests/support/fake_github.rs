@@ -15,6 +15,7 @@ use base64::Engine;
 use graphql_parser::query as q;
 use serde_json::{Value, json};
 
+use super::github_json as gj;
 use super::schema_check::{self, arg_value};
 
 pub const OWNER: &str = "acme";
@@ -125,9 +126,9 @@ fn deployment_json(url: &str, d: &Deployment) -> Value {
         "original_environment": d.environment,
         "environment": d.environment,
         "description": d.description,
-        "creator": {"login": "github-actions[bot]", "id": 41898282, "type": "Bot"},
-        "created_at": "2024-01-01T00:00:00Z",
-        "updated_at": "2024-01-01T00:00:00Z",
+        "creator": gj::bot(url),
+        "created_at": gj::TIME,
+        "updated_at": gj::TIME,
         "statuses_url": format!("{url}/api/v3/repos/{OWNER}/{REPO}/deployments/{}/statuses", d.id),
         "repository_url": format!("{url}/api/v3/repos/{OWNER}/{REPO}"),
         "transient_environment": d.transient,
@@ -144,7 +145,7 @@ fn status_json(url: &str, d: &Deployment, i: usize) -> Value {
         "id": d.id * 100 + i as u64 + 1,
         "node_id": format!("DES_kwDO{}", d.id * 100 + i as u64 + 1),
         "state": d.statuses[i],
-        "creator": {"login": "github-actions[bot]", "id": 41898282, "type": "Bot"},
+        "creator": gj::bot(url),
         "description": s("description"),
         "environment": d.environment,
         "target_url": s("log_url"),
@@ -199,9 +200,13 @@ struct State {
     refused_ref_prefix: Option<String>,
     /// Auto-merge mutations seen: (pull request number, merge method).
     auto_merges: Vec<(u64, String)>,
+    /// Answers to spoil after they were handled and validated: (text the request's
+    /// `METHOD path body` line contains, the change).
+    tampers: VecDeque<(String, Tamper)>,
 }
 
 type BeforeWrite = Box<dyn FnOnce() + Send>;
+type Tamper = Box<dyn FnOnce(&mut Value) + Send>;
 
 pub struct FakeGitHub {
     pub url: String,
@@ -456,6 +461,17 @@ impl FakeGitHub {
             .push_back((field.into(), kind.into(), message.into()));
     }
 
+    /// The next request whose `METHOD path body` line contains `matching` is handled
+    /// as usual, then its JSON answer is changed by `f` (after the fake validated it):
+    /// an answer GitHub would not give, to see the client refuse it.
+    pub fn tamper_next(&self, matching: &str, f: impl FnOnce(&mut Value) + Send + 'static) {
+        self.state
+            .lock()
+            .expect("lock")
+            .tampers
+            .push_back((matching.into(), Box::new(f)));
+    }
+
     /// Every `Ref.compare` answers null with a `NOT_FOUND` field error.
     /// Makes `updateRefs` refuse every update of a ref under `prefix`.
     pub fn refuse_refs_under(&self, prefix: &str) {
@@ -629,7 +645,7 @@ impl FakeGitHub {
     pub fn pull_payload(&self, number: u64) -> Value {
         let s = self.state.lock().expect("lock");
         let pr = s.pulls.iter().find(|p| p.number == number).expect("pull");
-        pull_json(&self.url, pr, &self.bare)
+        pull_json(&self.url, pr, &self.bare, true)
     }
 
     /// Merges an open pull request the way GitHub's "squash and merge" does:
@@ -668,35 +684,95 @@ impl FakeGitHub {
     pub fn pull_event(&self, number: u64) -> Value {
         let s = self.state.lock().expect("lock");
         let pr = s.pulls.iter().find(|p| p.number == number).expect("pull");
-        json!({"action": "closed", "number": number, "pull_request": pull_json(&self.url, pr, &self.bare)})
+        json!({"action": "closed", "number": number, "pull_request": pull_json(&self.url, pr, &self.bare, true)})
     }
 }
 
-fn pull_json(url: &str, p: &Pull, bare: &Path) -> Value {
-    let head_sha = git_in(
-        bare,
-        &["rev-parse", "-q", "--verify", &format!("refs/heads/{}", p.head)],
-        None,
-        &[],
-    )
-    .map(|s| s.trim().to_string())
-    .unwrap_or_default();
-    json!({
-        "id": p.number * 1000,
-        "node_id": format!("PR_kwDO{}", p.number),
-        "number": p.number,
+/// A pull request as GitHub's REST API returns it: `pull-request` (`full`: one pull
+/// request, and the event payload) or `pull-request-simple` (a listing).
+fn pull_json(url: &str, p: &Pull, bare: &Path, full: bool) -> Value {
+    let sha = |branch: &str| {
+        git_in(
+            bare,
+            &["rev-parse", "-q", "--verify", &format!("refs/heads/{branch}")],
+            None,
+            &[],
+        )
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+    };
+    let r = gj::repo_api(url);
+    let n = p.number;
+    let api_url = format!("{r}/pulls/{n}");
+    let html_url = format!("{url}/{OWNER}/{REPO}/pull/{n}");
+    let side = |branch: &str| json!({"label": format!("{OWNER}:{branch}"), "ref": branch, "sha": sha(branch), "user": gj::user(url, OWNER, 1000, "Organization"), "repo": gj::repository(url)});
+    let merged = p.merge_commit_sha.is_some();
+    let closed = p.state == "closed";
+    let mut v = json!({
+        "url": api_url,
+        "id": n * 1000,
+        "node_id": format!("PR_kwDO{n}"),
+        "html_url": html_url,
+        "diff_url": format!("{html_url}.diff"),
+        "patch_url": format!("{html_url}.patch"),
+        "issue_url": format!("{r}/issues/{n}"),
+        "commits_url": format!("{api_url}/commits"),
+        "review_comments_url": format!("{api_url}/comments"),
+        "review_comment_url": format!("{r}/pulls/comments{{/number}}"),
+        "comments_url": format!("{r}/issues/{n}/comments"),
+        "statuses_url": format!("{r}/statuses/{}", sha(&p.head)),
+        "number": n,
         "state": p.state,
+        "locked": false,
         "title": p.title,
+        "user": gj::bot(url),
         "body": p.body,
-        "html_url": format!("{url}/{OWNER}/{REPO}/pull/{}", p.number),
-        "head": {"ref": p.head, "sha": head_sha, "label": format!("{OWNER}:{}", p.head)},
-        "base": {"ref": p.base},
-        "labels": p.labels.iter().map(|l| json!({"name": l})).collect::<Vec<_>>(),
-        "auto_merge": if p.auto_merge { json!({"merge_method": "squash"}) } else { Value::Null },
-        "merged": p.merge_commit_sha.is_some(),
-        "merged_at": p.merge_commit_sha.as_ref().map(|_| "2024-01-03T00:00:00Z"),
+        "labels": p.labels.iter().map(|l| gj::label(url, l)).collect::<Vec<_>>(),
+        "milestone": null,
+        "created_at": gj::TIME,
+        "updated_at": gj::TIME,
+        "closed_at": closed.then_some("2024-01-03T00:00:00Z"),
+        "merged_at": merged.then_some("2024-01-03T00:00:00Z"),
         "merge_commit_sha": p.merge_commit_sha,
-    })
+        "assignee": null,
+        "head": side(&p.head),
+        "base": side(&p.base),
+        "_links": {
+            "self": gj::link(api_url.clone()),
+            "html": gj::link(html_url.clone()),
+            "issue": gj::link(format!("{r}/issues/{n}")),
+            "comments": gj::link(format!("{r}/issues/{n}/comments")),
+            "review_comments": gj::link(format!("{api_url}/comments")),
+            "review_comment": gj::link(format!("{r}/pulls/comments{{/number}}")),
+            "commits": gj::link(format!("{api_url}/commits")),
+            "statuses": gj::link(format!("{r}/statuses/{}", sha(&p.head))),
+        },
+        "author_association": "NONE",
+        "auto_merge": if p.auto_merge {
+            json!({"enabled_by": gj::bot(url), "merge_method": "squash", "commit_title": p.title, "commit_message": p.body})
+        } else {
+            Value::Null
+        },
+    });
+    if full {
+        let more = json!({
+            "merged": merged,
+            "mergeable": null,
+            "mergeable_state": "unknown",
+            "merged_by": if merged { gj::user(url, "merger", 1001, "User") } else { Value::Null },
+            "comments": 0,
+            "review_comments": 0,
+            "maintainer_can_modify": true,
+            "commits": 1,
+            "additions": 1,
+            "deletions": 1,
+            "changed_files": 1,
+        });
+        if let (Some(m), Some(extra)) = (v.as_object_mut(), more.as_object()) {
+            m.extend(extra.clone());
+        }
+    }
+    v
 }
 
 struct Req {
@@ -845,7 +921,15 @@ fn serve(conn: TcpStream, state: &Arc<Mutex<State>>, bare: &Path, url: &str) {
                         (status, server_error, Vec::new())
                     }
                     None => {
-                        let (st, b) = handle(&req, &body_json, state, bare, url, &mut graphql_fields);
+                        let (st, mut b) = handle(&req, &body_json, state, bare, url, &mut graphql_fields);
+                        let tamper = {
+                            let mut s = state.lock().expect("lock");
+                            let i = s.tampers.iter().position(|(m, _)| line.contains(m.as_str()));
+                            i.and_then(|i| s.tampers.remove(i))
+                        };
+                        if let Some((_, f)) = tamper {
+                            f(&mut b);
+                        }
                         match &fault {
                             Some(f) if f.when == When::AfterApply => (f.status, f.body.clone(), Vec::new()),
                             _ => (st, b.to_string(), Vec::new()),
@@ -938,7 +1022,18 @@ fn handle(
     if params.get("owner").map(String::as_str) != Some(OWNER) || params.get("repo").map(String::as_str) != Some(REPO) {
         return (404, json!({"message": "Not Found"}));
     }
-    rest(&method, &template, &params, req, body, state, bare, url)
+    let (status, answer) = rest(&method, &template, &params, req, body, state, bare, url);
+    // The fake's own answers are held to GitHub's description as its requests are.
+    let errs = schema_check::check_response(&method, &template, status, &answer);
+    if !errs.is_empty() {
+        state.lock().expect("lock").violations.push(format!(
+            "{} {}: the fake's {status} answer does not match the API description: {}",
+            req.method,
+            path,
+            errs.join("; ")
+        ));
+    }
+    (status, answer)
 }
 
 /// The raw stdout of a git command (empty on failure).
@@ -953,6 +1048,57 @@ fn git_bytes(dir: &Path, args: &[&str]) -> Vec<u8> {
         .filter(|o| o.status.success())
         .map(|o| o.stdout)
         .unwrap_or_default()
+}
+
+/// A commit as `GET /commits/{ref}` returns it (`files` for one commit).
+fn commit_json(bare: &Path, url: &str, sha: &str, files: Option<Vec<Value>>) -> Value {
+    let parents: Vec<String> = git_in(bare, &["rev-list", "--parents", "-n", "1", sha], None, &[])
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .map(String::from)
+        .collect();
+    let message = git_in(bare, &["log", "-1", "--format=%B", sha], None, &[]).unwrap_or_default();
+    let tree = git_in(bare, &["rev-parse", &format!("{sha}^{{tree}}")], None, &[]).unwrap_or_default();
+    gj::commit(url, sha, &message, &parents, tree.trim(), files)
+}
+
+/// `page` / `per_page` of a listing that allows up to `max` a page.
+fn page_of_at_most<T: Clone>(items: &[T], q: &HashMap<String, String>, max: usize) -> Vec<T> {
+    let page: usize = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1).max(1);
+    let per: usize = q
+        .get("per_page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(30)
+        .clamp(1, max);
+    items.iter().skip((page - 1) * per).take(per).cloned().collect()
+}
+
+/// What `GET /commits/{ref}` resolves: a commit sha (full, or an unambiguous prefix
+/// of at least 4 hex digits), a branch or a tag name (also `heads/x`, `tags/x`,
+/// `refs/heads/x`) or `HEAD` — not git's revision syntax (`<sha>^`, `HEAD~1`,
+/// `main@{1}`, `a..b`, `<sha>:path`).
+fn commitish(bare: &Path, r: &str) -> Option<String> {
+    if r == "HEAD" {
+        return sha_of(bare, "HEAD");
+    }
+    let is_hex = r.len() >= 4 && r.len() <= 40 && r.bytes().all(|b| b.is_ascii_hexdigit());
+    let candidates: Vec<String> = if is_hex {
+        vec![r.to_string(), format!("refs/heads/{r}"), format!("refs/tags/{r}")]
+    } else if let Some(rest) = r.strip_prefix("refs/") {
+        vec![format!("refs/{rest}")]
+    } else if r.starts_with("heads/") || r.starts_with("tags/") {
+        vec![format!("refs/{r}")]
+    } else {
+        vec![format!("refs/heads/{r}"), format!("refs/tags/{r}")]
+    };
+    candidates.iter().find_map(|c| {
+        // A ref name must exist as a ref (`show-ref`), not be a revision expression.
+        if c.starts_with("refs/") {
+            git_in(bare, &["show-ref", "--verify", "-q", c], None, &[]).ok()?;
+        }
+        sha_of(bare, c)
+    })
 }
 
 fn sha_of(bare: &Path, r: &str) -> Option<String> {
@@ -979,26 +1125,16 @@ fn rest(
 ) -> (u16, Value) {
     let not_found = || (404, json!({"message": "Not Found"}));
     match (method, template) {
-        ("get", "/repos/{owner}/{repo}") => (
-            200,
-            json!({"id": 1, "node_id": REPO_ID, "name": REPO, "full_name": format!("{OWNER}/{REPO}"), "default_branch": "main"}),
-        ),
+        ("get", "/repos/{owner}/{repo}") => (200, gj::full_repository(url)),
         ("get", "/repos/{owner}/{repo}/commits/{ref}") => {
             // GitHub resolves a commit sha (or a unique prefix), a branch or a tag
             // name here — not git's revision syntax (`<sha>^`, `main~1`, `a..b`).
-            let plain = !p["ref"].contains(['^', '~', ':', '@', '{']) && !p["ref"].contains("..");
-            let Some(sha) = sha_of(bare, &p["ref"]).filter(|_| plain) else {
+            let Some(sha) = commitish(bare, &p["ref"]) else {
                 return (
                     422,
                     json!({"message": format!("No commit found for SHA: {}", p["ref"])}),
                 );
             };
-            let parents: Vec<String> = git_in(bare, &["rev-list", "--parents", "-n", "1", &sha], None, &[])
-                .unwrap_or_default()
-                .split_whitespace()
-                .skip(1)
-                .map(String::from)
-                .collect();
             let files: Vec<Value> = git_in(
                 bare,
                 &[
@@ -1006,7 +1142,6 @@ fn rest(
                     "--root",
                     "--no-commit-id",
                     "-r",
-                    "--name-only",
                     "-m",
                     "--first-parent",
                     &sha,
@@ -1016,13 +1151,16 @@ fn rest(
             )
             .unwrap_or_default()
             .lines()
-            .map(|f| json!({"filename": f, "status": "modified"}))
+            .filter_map(|l| {
+                // `:100644 100644 <old> <new> M\t<path>`
+                let (meta, path) = l.split_once('\t')?;
+                let blob = meta.split_whitespace().nth(3).filter(|b| !b.bytes().all(|c| c == b'0'));
+                Some(gj::diff_entry(url, &sha, path, blob))
+            })
             .collect();
-            let message = git_in(bare, &["log", "-1", "--format=%B", &sha], None, &[]).unwrap_or_default();
-            (
-                200,
-                json!({"sha": sha, "commit": {"message": message}, "parents": parents.iter().map(|s| json!({"sha": s})).collect::<Vec<_>>(), "files": files, "html_url": format!("{url}/{OWNER}/{REPO}/commit/{sha}")}),
-            )
+            // One page of the file list (`per_page`, `page`; at most 300 a page).
+            let files = page_of_at_most(&files, &req.query, 300);
+            (200, commit_json(bare, url, &sha, Some(files)))
         }
         ("get", "/repos/{owner}/{repo}/compare/{basehead}") => {
             let Some((base, head)) = p["basehead"].split_once("...") else {
@@ -1041,9 +1179,34 @@ fn rest(
             } else {
                 "diverged"
             };
+            let mb = git_in(bare, &["merge-base", &b, &h], None, &[])
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|_| b.clone());
+            let count = |range: String| {
+                git_in(bare, &["rev-list", "--count", &range], None, &[])
+                    .ok()
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            let (ahead, behind) = (count(format!("{b}..{h}")), count(format!("{h}..{b}")));
+            let html = format!("{url}/{OWNER}/{REPO}/compare/{}", p["basehead"]);
             (
                 200,
-                json!({"status": status, "base_commit": {"sha": b}, "merge_base_commit": {"sha": b}, "commits": []}),
+                json!({
+                    "url": format!("{}/compare/{}", gj::repo_api(url), p["basehead"]),
+                    "html_url": html,
+                    "permalink_url": html,
+                    "diff_url": format!("{html}.diff"),
+                    "patch_url": format!("{html}.patch"),
+                    "status": status,
+                    "ahead_by": ahead,
+                    "behind_by": behind,
+                    "total_commits": ahead,
+                    "base_commit": commit_json(bare, url, &b, None),
+                    "merge_base_commit": commit_json(bare, url, &mb, None),
+                    // `per_page` is the client's: it reads the status only.
+                    "commits": [],
+                }),
             )
         }
         ("get", "/repos/{owner}/{repo}/contents/{path}") => {
@@ -1066,16 +1229,28 @@ fn rest(
                     } else {
                         ("base64", base64::engine::general_purpose::STANDARD.encode(&out.stdout))
                     };
-                    (
-                        200,
-                        json!({"type": "file", "encoding": encoding, "path": p["path"], "name": p["path"].rsplit('/').next(), "content": content, "size": out.stdout.len(), "sha": sha.trim()}),
-                    )
+                    let mut entry = gj::content_entry(url, &p["path"], "file", sha.trim(), out.stdout.len(), &r);
+                    entry["encoding"] = json!(encoding);
+                    entry["content"] = json!(content);
+                    (200, entry)
                 }
                 Ok("tree") => {
-                    let entries: Vec<Value> = git_in(bare, &["ls-tree", "--name-only", &spec], None, &[])
+                    let entries: Vec<Value> = git_in(bare, &["ls-tree", "-l", &spec], None, &[])
                         .unwrap_or_default()
                         .lines()
-                        .map(|n| json!({"name": n, "path": format!("{}/{n}", p["path"]), "type": "dir"}))
+                        .filter_map(|l| {
+                            // `<mode> <type> <oid> <size>\t<name>`
+                            let (meta, name) = l.split_once('\t')?;
+                            let m: Vec<&str> = meta.split_whitespace().collect();
+                            let kind = match m.get(1).copied()? {
+                                "blob" => "file",
+                                "tree" => "dir",
+                                _ => "submodule",
+                            };
+                            let size = m.get(3).and_then(|s| s.parse().ok()).unwrap_or(0);
+                            let path = format!("{}/{name}", p["path"]);
+                            Some(gj::content_entry(url, &path, kind, m.get(2)?, size, &r))
+                        })
                         .collect();
                     (200, Value::Array(entries))
                 }
@@ -1101,7 +1276,7 @@ fn rest(
                 .filter_map(|l| {
                     let mut it = l.split(' ');
                     let (n, s, t) = (it.next()?, it.next()?, it.next()?);
-                    n.starts_with(&prefix).then(|| json!({"ref": n, "node_id": "REF", "url": format!("{url}/api/v3/repos/{OWNER}/{REPO}/git/{n}"), "object": {"sha": s, "type": t}}))
+                    n.starts_with(&prefix).then(|| json!({"ref": n, "node_id": "REF", "url": format!("{url}/api/v3/repos/{OWNER}/{REPO}/git/{n}"), "object": {"sha": s, "type": t, "url": format!("{url}/api/v3/repos/{OWNER}/{REPO}/git/{t}s/{s}")}}))
                 })
                 .collect();
             (200, Value::Array(list))
@@ -1119,7 +1294,7 @@ fn rest(
                         .is_none_or(|h| *h == format!("{OWNER}:{}", pr.head))
                 })
                 .filter(|pr| req.query.get("base").is_none_or(|b| *b == pr.base))
-                .map(|pr| pull_json(url, pr, bare))
+                .map(|pr| pull_json(url, pr, bare, false))
                 .collect();
             (200, Value::Array(list))
         }
@@ -1157,7 +1332,7 @@ fn rest(
                 merge_commit_sha: None,
             };
             s.pulls.push(pr.clone());
-            (201, pull_json(url, &pr, bare))
+            (201, pull_json(url, &pr, bare, true))
         }
         ("patch", "/repos/{owner}/{repo}/pulls/{pull_number}") => {
             let n: u64 = p["pull_number"].parse().unwrap_or(0);
@@ -1171,7 +1346,7 @@ fn rest(
             if let Some(b) = body["body"].as_str() {
                 pr.body = b.into();
             }
-            (200, pull_json(url, pr, bare))
+            (200, pull_json(url, pr, bare, true))
         }
         ("post", "/repos/{owner}/{repo}/issues/{issue_number}/labels") => {
             let n: u64 = p["issue_number"].parse().unwrap_or(0);
@@ -1189,10 +1364,7 @@ fn rest(
                     pr.labels.push(l.into());
                 }
             }
-            (
-                200,
-                Value::Array(pr.labels.iter().map(|l| json!({"name": l})).collect()),
-            )
+            (200, Value::Array(pr.labels.iter().map(|l| gj::label(url, l)).collect()))
         }
         ("get", "/repos/{owner}/{repo}/commits/{commit_sha}/pulls") => {
             let s = state.lock().expect("lock");
@@ -1201,7 +1373,7 @@ fn rest(
                 .pulls
                 .iter()
                 .filter(|pr| pr.merge_commit_sha.as_deref() == Some(sha.as_str()))
-                .map(|pr| pull_json(url, pr, bare))
+                .map(|pr| pull_json(url, pr, bare, false))
                 .collect();
             (200, Value::Array(list))
         }
@@ -1217,15 +1389,7 @@ fn rest(
             let list: Vec<Value> = git_in(bare, &a, None, &[])
                 .unwrap_or_default()
                 .lines()
-                .map(|c| {
-                    let parents: Vec<Value> = git_in(bare, &["rev-list", "--parents", "-n", "1", c], None, &[])
-                        .unwrap_or_default()
-                        .split_whitespace()
-                        .skip(1)
-                        .map(|p| json!({"sha": p}))
-                        .collect();
-                    json!({"sha": c, "commit": {"message": git_in(bare, &["log", "-1", "--format=%B", c], None, &[]).unwrap_or_default()}, "parents": parents})
-                })
+                .map(|c| commit_json(bare, url, c, None))
                 .collect();
             (200, Value::Array(list))
         }
@@ -1281,7 +1445,7 @@ fn rest(
             let n: u64 = p["pull_number"].parse().unwrap_or(0);
             let s = state.lock().expect("lock");
             match s.pulls.iter().find(|x| x.number == n) {
-                Some(pr) => (200, pull_json(url, pr, bare)),
+                Some(pr) => (200, pull_json(url, pr, bare, true)),
                 None => not_found(),
             }
         }
@@ -1340,11 +1504,12 @@ fn rest(
                 .iter()
                 .skip((page - 1) * per)
                 .take(per)
-                .map(|(c, st)| json!({"context": c, "state": st}))
+                .enumerate()
+                .map(|(i, (c, st))| gj::commit_status(url, &sha, (page - 1) * per + i, c, st))
                 .collect();
             (
                 200,
-                json!({"state": overall, "sha": sha, "total_count": latest.len(), "statuses": items}),
+                json!({"state": overall, "sha": sha, "total_count": latest.len(), "statuses": items, "repository": gj::minimal_repository(url), "commit_url": format!("{}/commits/{sha}", gj::repo_api(url)), "url": format!("{}/commits/{sha}/status", gj::repo_api(url))}),
             )
         }
         ("get", "/repos/{owner}/{repo}/commits/{ref}/check-runs") => {
@@ -1357,7 +1522,8 @@ fn rest(
                 .iter()
                 .skip((page - 1) * per)
                 .take(per)
-                .map(|(n, st, c)| json!({"name": n, "status": st, "conclusion": c}))
+                .enumerate()
+                .map(|(i, (n, st, c))| gj::check_run(url, &sha, ((page - 1) * per + i + 1) as u64, n, st, c.as_deref()))
                 .collect();
             (200, json!({"total_count": list.len(), "check_runs": items}))
         }

@@ -9,6 +9,7 @@ use std::process::Command;
 pub mod fake_argocd;
 pub mod fake_github;
 pub mod git_server;
+pub mod github_json;
 pub mod schema_check;
 
 /// A test whose precondition is missing: skipped (and said so) on a developer's

@@ -104,6 +104,24 @@ pub fn check_body(method: &str, template: &str, body: Option<&Value>) -> Vec<Str
     errs
 }
 
+/// Validates an answer the fake GitHub gives against the operation's documented
+/// response: a 2xx status must be documented, and a JSON body must satisfy its schema.
+pub fn check_response(method: &str, template: &str, status: u16, body: &Value) -> Vec<String> {
+    if !(200..300).contains(&status) {
+        return Vec::new();
+    }
+    let responses = &openapi()["paths"][template][method]["responses"];
+    let Some(documented) = responses.get(status.to_string()) else {
+        return vec![format!("{method} {template}: GitHub does not answer {status}")];
+    };
+    let schema = &documented["content"]["application/json"]["schema"];
+    let mut errs = Vec::new();
+    if !schema.is_null() {
+        validate(schema, body, "answer", &mut errs);
+    }
+    errs
+}
+
 fn resolve<'a>(root: &'a Value, schema: &'a Value) -> &'a Value {
     match schema.get("$ref").and_then(|r| r.as_str()) {
         Some(r) => {

@@ -305,7 +305,18 @@ impl Api {
             }
             tracing::debug!("GitHub GraphQL: optional fields failed and are read another way: {errors:?}");
         }
-        Ok(r.body.get("data").cloned().unwrap_or(Value::Null))
+        // `data` is always there in an answer without errors, null or not: a missing
+        // one (an answer that is not GraphQL's) is not taken for "nothing found".
+        match r.body.get("data") {
+            Some(d) => Ok(d.clone()),
+            None => Err((
+                Error::failed(format!(
+                    "GitHub's answer to POST graphql is not as documented: missing field `data` ({})",
+                    r.text.chars().take(200).collect::<String>()
+                )),
+                true,
+            )),
+        }
     }
 }
 

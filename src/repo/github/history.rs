@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use super::{GitHubRepo, blob_text, typed};
+use super::{GitHubRepo, answers, typed};
 use crate::error::{Error, Result};
 use crate::repo::{Git, HistoryEntry, Oid};
 
@@ -110,6 +110,7 @@ impl GitHubRepo {
         let mut after: Option<String> = None;
         let mut cur = Some(head.clone());
         let mut root = false;
+        const REQUEST: &str = "the GraphQL history query";
         for _page in 0..10 {
             vars["after"] = json!(after);
             let data = self.api.graphql(&query, vars.clone())?;
@@ -123,14 +124,23 @@ impl GitHubRepo {
                         crate::names::short_sha(head)
                     ))
                 })?;
-            let history: History = typed(history, "the history query")?;
+            let history: History = typed(history, REQUEST)?;
             for n in history.nodes {
-                let contents = (0..paths.len())
-                    .map(|j| match n.files.get(&format!("f{j}")) {
+                let mut contents: Vec<Content> = Vec::with_capacity(paths.len());
+                for j in 0..paths.len() {
+                    contents.push(match n.files.get(&format!("f{j}")) {
                         None | Some(Value::Null) => Ok(None),
-                        Some(f) => f.get("object").and_then(blob_text).map(Some).ok_or(()),
-                    })
-                    .collect();
+                        Some(f) => {
+                            let at = format!("repository.object.history.nodes.f{j}");
+                            let entry: answers::FileEntry = answers::answer(f.clone(), REQUEST, &at)?;
+                            // Truncated or binary: read through the REST blob API.
+                            answers::blob_of(entry.object, REQUEST, &format!("{at}.object"))?
+                                .and_then(answers::Blob::text)
+                                .map(Some)
+                                .ok_or(())
+                        }
+                    });
+                }
                 let parent = n.parents.nodes.into_iter().next().map(|p| p.oid);
                 commits.insert(n.oid, (n.message, parent, contents));
             }

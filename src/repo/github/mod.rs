@@ -5,6 +5,7 @@
 //! the compare-and-swap), GraphQL `updateRefs` (atomic, `beforeOid`), REST for
 //! pull requests.
 
+mod answers;
 mod client;
 mod forge;
 mod history;
@@ -98,14 +99,6 @@ fn enc_path(p: &str) -> String {
 /// Deserialises an API answer into its typed shape; a missing field is an error naming it.
 fn typed<T: serde::de::DeserializeOwned>(v: Value, what: &str) -> Result<T> {
     serde_json::from_value(v).map_err(|e| Error::failed(format!("GitHub's answer to {what} is not as documented: {e}")))
-}
-
-/// The whole text of a GraphQL `Blob` (`text isTruncated isBinary`); `None` when
-/// GitHub sent it truncated or binary, to be read through the REST blob API instead.
-fn blob_text(blob: &Value) -> Option<Vec<u8>> {
-    let whole = blob.get("isTruncated") == Some(&json!(false)) && blob.get("isBinary") != Some(&json!(true));
-    let text = blob.get("text")?.as_str()?;
-    whole.then(|| text.as_bytes().to_vec())
 }
 
 /// Files read in a run, by (commit, path); `None`: no such file at that commit.
@@ -255,100 +248,129 @@ impl GitHubRepo {
                 .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
         };
         let data = self.api.graphql_tolerating(&query, vars, &is_compare)?;
-        let repo = data.get("repository").filter(|r| !r.is_null()).ok_or_else(|| {
-            Error::input(format!(
-                "repository {}/{} not found, or the token cannot read it",
-                self.owner, self.name
-            ))
-        })?;
-        *self.repo_id.borrow_mut() = repo.get("id").and_then(|v| v.as_str()).map(String::from);
-        *self.merge.borrow_mut() = serde_json::from_value(repo.clone()).ok();
-        *self.default_branch.borrow_mut() = repo
-            .pointer("/defaultBranchRef/name")
-            .and_then(|v| v.as_str())
-            .map(String::from);
+        const REQUEST: &str = "the GraphQL refs query";
+        let data: answers::RepositoryData<serde_json::Map<String, Value>> = answers::answer(data, REQUEST, "")?;
+        let mut repo = data.repository.ok_or_else(|| self.not_found())?;
+        let head: answers::RefsRepository = {
+            let fields = [
+                "id",
+                "autoMergeAllowed",
+                "mergeCommitAllowed",
+                "squashMergeAllowed",
+                "rebaseMergeAllowed",
+                "defaultBranchRef",
+            ];
+            let picked: serde_json::Map<String, Value> = fields.iter().filter_map(|k| repo.remove_entry(*k)).collect();
+            answers::answer(Value::Object(picked), REQUEST, "repository")?
+        };
+        *self.repo_id.borrow_mut() = Some(head.id);
+        *self.merge.borrow_mut() = Some(head.merge);
+        let mut default_ref = match head.default_branch_ref {
+            Some(mut r) => {
+                let name: String = answers::take(&mut r.rest, "name", REQUEST, "repository.defaultBranchRef")?;
+                Some((name, r))
+            }
+            None => None,
+        };
+        *self.default_branch.borrow_mut() = default_ref.as_ref().map(|(n, _)| n.clone());
         let mut cache = self.refs.borrow_mut();
         // The hold guard as it was before the main branch was read, for the branches
-        // read in this same query.
-        let hold = repo
-            .pointer("/hold/target/oid")
-            .and_then(|v| v.as_str())
-            .map(String::from);
+        // read in this same query (see `update_refs_guarded`).
+        let hold: Option<answers::GqlRef> = answers::take(&mut repo, "hold", REQUEST, "repository")?;
+        let hold = hold.and_then(|h| h.target).map(|t| t.oid);
         let mut guards = self.hold_guard.borrow_mut();
         guards.clear();
-        if let (Some(m), Some(oid)) = (&plan.main, repo.pointer("/main/target/oid").and_then(|v| v.as_str())) {
-            guards.push((m.clone(), oid.to_string(), hold.clone()));
-        }
-        if let (Some(b), Some(oid)) = (
-            repo.pointer("/defaultBranchRef/name").and_then(|v| v.as_str()),
-            repo.pointer("/defaultBranchRef/target/oid").and_then(|v| v.as_str()),
-        ) {
-            guards.push((format!("refs/heads/{b}"), oid.to_string(), hold.clone()));
+        if let Some((b, r)) = &default_ref
+            && let Some(t) = &r.target
+        {
+            guards.push((format!("refs/heads/{b}"), t.oid.clone(), hold.clone()));
             cache.entry(format!("refs/heads/{b}")).or_insert_with(|| {
                 Some(RefTarget {
-                    target: oid.into(),
-                    commit: oid.into(),
+                    target: t.oid.clone(),
+                    commit: t.oid.clone(),
                 })
             });
         }
-        // The main branch's commit, that the comparisons were made against.
-        let (base, base_commit) = match &plan.main {
-            Some(_) => (repo.get("main"), repo.pointer("/main/target/oid")),
-            None => (
-                repo.get("defaultBranchRef"),
-                repo.pointer("/defaultBranchRef/target/oid"),
-            ),
+        // The main branch's ref, that the comparisons were made against (`None`
+        // when none were asked for), with its commit.
+        let (mut base, base_at) = if !main_sel.is_empty() {
+            let main: Option<answers::GqlRef> = answers::take(&mut repo, "main", REQUEST, "repository")?;
+            (main, "repository.main")
+        } else if !default_compare.is_empty() {
+            (default_ref.take().map(|(_, r)| r), "repository.defaultBranchRef")
+        } else {
+            (None, "")
         };
-        let base_commit = base_commit.and_then(|v| v.as_str()).map(String::from);
+        let base_commit = base.as_ref().and_then(|b| b.target.as_ref()).map(|t| t.oid.clone());
+        if let (Some(m), Some(bc)) = (&plan.main, &base_commit)
+            && !main_sel.is_empty()
+        {
+            guards.push((m.clone(), bc.clone(), hold.clone()));
+        }
+        drop(guards);
         let mut files = self.files.borrow_mut();
         let mut ancestry = self.ancestry.borrow_mut();
         for (i, n) in missing.iter().enumerate() {
-            let r = repo.get(format!("r{i}")).filter(|v| !v.is_null());
-            let t = r.and_then(|r| {
-                let target = r.pointer("/target/oid")?.as_str()?.to_string();
-                let commit = r
-                    .pointer("/target/target/oid")
-                    .and_then(|v| v.as_str())
-                    .map(String::from)
-                    .unwrap_or_else(|| target.clone());
-                Some(RefTarget { target, commit })
-            });
-            if let (Some(r), Some(t)) = (r, &t) {
-                // The files sit on the commit: directly under `target`, or under a tag's target.
-                let commit_obj = r
-                    .pointer("/target/target")
-                    .filter(|v| v.get("oid").is_some())
-                    .or_else(|| r.get("target"));
-                if plan.file_refs.contains(n)
-                    && let Some(c) = commit_obj
-                {
-                    for (j, f) in plan.files.iter().enumerate() {
-                        let entry = c.get(format!("f{j}"));
-                        match entry {
-                            // No such file at that commit.
-                            Some(Value::Null) => {
-                                files.insert((t.commit.clone(), f.clone()), None);
+            let at = format!("repository.r{i}");
+            let r: Option<answers::GqlRef> = answers::take(&mut repo, &format!("r{i}"), REQUEST, "repository")?;
+            let Some(target) = r.and_then(|r| r.target) else {
+                cache.insert((*n).clone(), None);
+                continue;
+            };
+            let commit = target.target.as_ref().map_or(&target.oid, |c| &c.oid).clone();
+            let t = RefTarget {
+                target: target.oid.clone(),
+                commit,
+            };
+            // The files sit on the commit: directly under `target`, or under a tag's target
+            // (none there when the ref does not point at a commit).
+            let (mut commit_obj, obj_at) = match target.target {
+                Some(inner) => (*inner, format!("{at}.target.target")),
+                None => (target, format!("{at}.target")),
+            };
+            if plan.file_refs.contains(n) && !commit_obj.files.is_empty() {
+                for (j, f) in plan.files.iter().enumerate() {
+                    let entry: Option<answers::FileEntry> =
+                        answers::take(&mut commit_obj.files, &format!("f{j}"), REQUEST, &obj_at)?;
+                    match entry {
+                        // No such file at that commit.
+                        None => {
+                            files.insert((t.commit.clone(), f.clone()), None);
+                        }
+                        Some(e) => {
+                            // Truncated or binary: read through the REST blob API when needed.
+                            let blob = answers::blob_of(e.object, REQUEST, &format!("{obj_at}.f{j}.object"))?;
+                            if let Some(text) = blob.and_then(answers::Blob::text) {
+                                files.insert((t.commit.clone(), f.clone()), Some(text));
                             }
-                            Some(e) => {
-                                // Truncated or binary: read through the REST blob API when needed.
-                                if let Some(text) = e.get("object").and_then(blob_text) {
-                                    files.insert((t.commit.clone(), f.clone()), Some(text));
-                                }
-                            }
-                            None => {}
                         }
                     }
                 }
-                if let (Some(base), Some(bc)) = (base, &base_commit)
-                    && let Some(status) = base.pointer(&format!("/c{i}/status")).and_then(|v| v.as_str())
-                {
+            }
+            if let (Some(base), Some(bc)) = (base.as_mut(), &base_commit)
+                && plan.on_main.contains(n)
+            {
+                let cmp: Option<answers::Comparison> =
+                    answers::take(&mut base.rest, &format!("c{i}"), REQUEST, base_at)?;
+                if let Some(cmp) = cmp {
                     // base = main, head = this ref: BEHIND or IDENTICAL means it is on main.
-                    ancestry.insert((t.commit.clone(), bc.clone()), matches!(status, "BEHIND" | "IDENTICAL"));
+                    ancestry.insert(
+                        (t.commit.clone(), bc.clone()),
+                        matches!(cmp.status.as_str(), "BEHIND" | "IDENTICAL"),
+                    );
                 }
             }
-            cache.insert((*n).clone(), t);
+            cache.insert((*n).clone(), Some(t));
         }
         Ok(())
+    }
+
+    /// A null `repository` in a GraphQL answer.
+    fn not_found(&self) -> Error {
+        Error::input(format!(
+            "repository {}/{} not found, or the token cannot read it",
+            self.owner, self.name
+        ))
     }
 
     fn repository_id(&self) -> Result<String> {
@@ -383,10 +405,14 @@ impl GitHubRepo {
             .iter()
             .map(|u| json!({ "name": u.name, "afterOid": u.new, "beforeOid": u.expected.clone().unwrap_or_else(|| ZERO.into()), "force": true }))
             .collect();
-        self.api.graphql_write(
+        let data = self.api.graphql_write(
             "mutation($input: UpdateRefsInput!) { updateRefs(input: $input) { clientMutationId } }",
             json!({ "input": { "repositoryId": id, "refUpdates": ups } }),
         )?;
+        // An answer not as documented still came after GitHub took the request: it
+        // may have landed.
+        let _: answers::UpdateRefsData =
+            answers::answer(data, "the GraphQL updateRefs mutation", "").map_err(|e| (e, true))?;
         Ok(())
     }
 
@@ -450,9 +476,10 @@ impl GitHubRepo {
             "mutation($input: CreateCommitOnBranchInput!) { createCommitOnBranch(input: $input) { commit { oid } } }",
             json!({ "input": input }),
         )?;
-        data.pointer("/createCommitOnBranch/commit/oid")
-            .and_then(|v| v.as_str())
-            .map(String::from)
+        let data: answers::CreateCommitData = answers::answer(data, "the GraphQL createCommitOnBranch mutation", "")?;
+        data.create_commit_on_branch
+            .and_then(|p| p.commit)
+            .map(|c| c.oid)
             .ok_or_else(|| Error::failed("createCommitOnBranch returned no commit"))
     }
 
@@ -467,13 +494,11 @@ impl GitHubRepo {
             &format!("{}/commits/{}", self.repo_path(), head.commit),
             None,
         )?;
-        let parents: Vec<&str> = info
-            .body
-            .get("parents")
-            .and_then(|p| p.as_array())
-            .map(|a| a.iter().filter_map(|p| p.get("sha")?.as_str()).collect())
-            .unwrap_or_default();
-        if parents != [parent] {
+        if !info.status.is_success() {
+            return Ok(None);
+        }
+        let info: answers::RestCommit = answers::answer(info.body, "GET commits/{ref}", "")?;
+        if info.parents.len() != 1 || info.parents[0].sha != parent {
             return Ok(None);
         }
         for c in &req.changes {
@@ -526,7 +551,9 @@ impl Git for GitHubRepo {
             .api
             .rest(Method::GET, &format!("{}/commits/{}", self.repo_path(), enc(rev)), None)?;
         match r.status.as_u16() {
-            200 => Ok(r.body.get("sha").and_then(|s| s.as_str()).map(String::from)),
+            200 => Ok(Some(
+                answers::answer::<answers::RestCommit>(r.body, "GET commits/{ref}", "")?.sha,
+            )),
             404 | 422 => Ok(None),
             _ => Err(client::api_error(&Method::GET, "commits/{ref}", &r)),
         }
@@ -541,7 +568,8 @@ impl Git for GitHubRepo {
         let r = self
             .api
             .rest_ok(Method::GET, &format!("{}/commits/{commit}", self.repo_path()), None)?;
-        Ok(r.pointer("/parents/0/sha").and_then(|p| p.as_str()).map(String::from))
+        let c: answers::RestCommit = answers::answer(r, "GET commits/{ref}", "")?;
+        Ok(c.parents.into_iter().next().map(|p| p.sha))
     }
 
     fn read_file(&self, commit: &Oid, path: &str) -> Result<Option<Vec<u8>>> {
@@ -551,46 +579,39 @@ impl Git for GitHubRepo {
         if let Some(l) = self.local_has(commit) {
             return l.read_file(commit, path);
         }
-        match self.contents(commit, path)? {
-            Some(body) => {
-                if body.get("type").and_then(|t| t.as_str()) != Some("file") {
-                    return Ok(None);
-                }
-                // Over 1 MB the contents API sends no content (`encoding: none`): read
-                // the blob itself instead of taking it for an empty file.
-                if body.get("encoding").and_then(|e| e.as_str()) == Some("none")
-                    || (body.get("content").is_none_or(|c| c.as_str() == Some(""))
-                        && body.get("size").and_then(|s| s.as_u64()).unwrap_or(0) > 0)
-                {
-                    let sha = body
-                        .get("sha")
-                        .and_then(|s| s.as_str())
-                        .ok_or_else(|| Error::failed(format!("GitHub's contents answer for {path} lacks `sha`")))?;
-                    let blob = self
-                        .api
-                        .rest_ok(Method::GET, &format!("{}/git/blobs/{sha}", self.repo_path()), None)?;
-                    let content = blob
-                        .get("content")
-                        .and_then(|c| c.as_str())
-                        .ok_or_else(|| Error::failed(format!("GitHub's blob answer for {path} lacks `content`")))?
-                        .replace(['\n', '\r'], "");
-                    return base64::engine::general_purpose::STANDARD
-                        .decode(content)
-                        .map(Some)
-                        .map_err(|e| Error::failed(format!("GitHub returned undecodable content for {path}: {e}")));
-                }
-                let content = body
-                    .get("content")
-                    .and_then(|c| c.as_str())
-                    .ok_or_else(|| Error::failed(format!("GitHub's contents answer for {path} lacks `content`")))?
-                    .replace(['\n', '\r'], "");
-                base64::engine::general_purpose::STANDARD
-                    .decode(content)
-                    .map(Some)
-                    .map_err(|e| Error::failed(format!("GitHub returned undecodable content for {path}: {e}")))
-            }
-            None => Ok(None),
+        let Some(body) = self.contents(commit, path)? else {
+            return Ok(None);
+        };
+        const CONTENTS: &str = "GET contents/{path}";
+        // A directory (a list), a symlink or a submodule: not a file.
+        if body.is_array() {
+            return Ok(None);
         }
+        let entry: answers::RestContentEntry = answers::answer(body, CONTENTS, "")?;
+        if entry.kind != "file" {
+            return Ok(None);
+        }
+        let file: answers::RestContentFile = answers::answer(Value::Object(entry.rest), CONTENTS, "")?;
+        let undecodable =
+            |e: base64::DecodeError| Error::failed(format!("GitHub returned undecodable content for {path}: {e}"));
+        // Over 1 MB the contents API sends no content (`encoding: none`): read
+        // the blob itself instead of taking it for an empty file.
+        if file.encoding == "none" || (file.content.is_empty() && file.size > 0) {
+            let blob = self.api.rest_ok(
+                Method::GET,
+                &format!("{}/git/blobs/{}", self.repo_path(), file.sha),
+                None,
+            )?;
+            let blob: answers::RestBlob = answers::answer(blob, "GET git/blobs/{sha}", "")?;
+            return base64::engine::general_purpose::STANDARD
+                .decode(blob.content.replace(['\n', '\r'], ""))
+                .map(Some)
+                .map_err(undecodable);
+        }
+        base64::engine::general_purpose::STANDARD
+            .decode(file.content.replace(['\n', '\r'], ""))
+            .map(Some)
+            .map_err(undecodable)
     }
 
     fn read_files(&self, reads: &[(Oid, String)]) -> Result<Vec<Option<Vec<u8>>>> {
@@ -629,16 +650,22 @@ impl Git for GitHubRepo {
             .collect();
         let answers = self.api.graphql_reads(queries)?;
         for (chunk, data) in wanted.chunks(250).zip(answers) {
-            let repo = data.get("repository").cloned().unwrap_or(Value::Null);
+            const REQUEST: &str = "the GraphQL file query";
+            let data: answers::RepositoryData<serde_json::Map<String, Value>> = answers::answer(data, REQUEST, "")?;
+            let mut repo = data.repository.ok_or_else(|| self.not_found())?;
             let mut files = self.files.borrow_mut();
             for (i, key) in chunk.iter().enumerate() {
-                match repo.get(format!("e{i}")) {
-                    None | Some(Value::Null) => {
+                let alias = format!("e{i}");
+                let object: Option<serde_json::Map<String, Value>> =
+                    answers::take(&mut repo, &alias, REQUEST, "repository")?;
+                match object {
+                    None => {
                         files.insert(key.clone(), None);
                     }
                     Some(b) => {
-                        // Large or binary: `read_file` goes through the REST blob API.
-                        if let Some(text) = blob_text(b) {
+                        // Large or binary, or not a blob: `read_file` goes through the REST API.
+                        let blob = answers::blob_of(Some(b), REQUEST, &format!("repository.{alias}"))?;
+                        if let Some(text) = blob.and_then(answers::Blob::text) {
                             files.insert(key.clone(), Some(text));
                         }
                     }
@@ -657,15 +684,17 @@ impl Git for GitHubRepo {
             "query($owner: String!, $name: String!, $e: String!) { repository(owner: $owner, name: $name) { object(expression: $e) { ... on Tree { entries { name } } } } }",
             json!({"owner": self.owner, "name": self.name, "e": format!("{commit}:{}", path.trim_end_matches('/'))}),
         )?;
-        Ok(data
-            .pointer("/repository/object/entries")
-            .and_then(|e| e.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|e| e.get("name")?.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default())
+        const REQUEST: &str = "the GraphQL tree query";
+        let data: answers::RepositoryData<answers::ObjectAnswer> = answers::answer(data, REQUEST, "")?;
+        let object = data.repository.ok_or_else(|| self.not_found())?.object;
+        // No such path, or not a tree (`{}`): no entries.
+        let tree = match object {
+            Some(o) if !o.is_empty() => {
+                answers::answer::<answers::TreeEntries>(Value::Object(o), REQUEST, "repository.object")?
+            }
+            _ => return Ok(Vec::new()),
+        };
+        Ok(tree.entries.into_iter().flatten().map(|e| e.name).collect())
     }
 
     fn list_refs(&self, prefix: &str) -> Result<Vec<(String, RefTarget)>> {
@@ -679,27 +708,21 @@ impl Git for GitHubRepo {
             ),
             None,
         )?;
+        let refs: Vec<answers::RestGitRef> = answers::answer(r, "GET git/matching-refs/{ref}", "")?;
         let mut out = Vec::new();
         let mut annotated = Vec::new();
-        for e in r.as_array().cloned().unwrap_or_default() {
-            let (Some(name), Some(sha), kind) = (
-                e.get("ref").and_then(|v| v.as_str()),
-                e.pointer("/object/sha").and_then(|v| v.as_str()),
-                e.pointer("/object/type").and_then(|v| v.as_str()),
-            ) else {
-                continue;
-            };
-            if !name.starts_with(prefix) {
+        for e in refs {
+            if !e.name.starts_with(prefix) {
                 continue;
             }
-            if kind == Some("tag") {
-                annotated.push(name.to_string());
+            if e.object.kind == "tag" {
+                annotated.push(e.name.clone());
             }
             out.push((
-                name.to_string(),
+                e.name,
                 RefTarget {
-                    target: sha.into(),
-                    commit: sha.into(),
+                    target: e.object.sha.clone(),
+                    commit: e.object.sha,
                 },
             ));
         }
@@ -743,10 +766,10 @@ impl Git for GitHubRepo {
             None,
         )?;
         match r.status.as_u16() {
-            200 => Ok(matches!(
-                r.body.get("status").and_then(|s| s.as_str()),
-                Some("ahead" | "identical")
-            )),
+            200 => {
+                let c: answers::RestComparison = answers::answer(r.body, "GET compare/{basehead}", "")?;
+                Ok(matches!(c.status.as_str(), "ahead" | "identical"))
+            }
             404 => Ok(false),
             _ => Err(client::api_error(&Method::GET, "compare", &r)),
         }
@@ -767,13 +790,9 @@ impl Git for GitHubRepo {
                 &format!("{}/commits/{commit}?per_page=300&page={page}", self.repo_path()),
                 None,
             )?;
-            let files = r.get("files").and_then(|f| f.as_array()).cloned().unwrap_or_default();
-            let n = files.len();
-            out.extend(
-                files
-                    .iter()
-                    .filter_map(|f| f.get("filename")?.as_str().map(String::from)),
-            );
+            let c: answers::RestCommitFiles = answers::answer(r, "GET commits/{ref}", "")?;
+            let n = c.files.len();
+            out.extend(c.files.into_iter().map(|f| f.filename));
             if n < 300 {
                 break;
             }
@@ -847,7 +866,7 @@ impl Git for GitHubRepo {
             // GitHub refused the update and nothing moved, but not as a lost
             // compare-and-swap: perhaps the guard ref itself (a repository rule on
             // `refs/gitops-flow/*`). Move without it and read the branch afterwards.
-            Err(Error::Api(a)) => {
+            Err(Error::Api(a)) if a.message.contains(HOLDS_GUARD_REF) => {
                 self.notices.borrow_mut().push(format!(
                     "the hold guard `{HOLDS_GUARD_REF}` could not be written ({a}); the holds were checked by reading `{guard}` again after the move instead"
                 ));
