@@ -761,7 +761,7 @@ fn github_the_promotion_chain_stops_at_a_held_environment() {
 fn github_without_the_hold_guard_ref_still_promotes_and_locks() {
     let (_seed, dir) = scratch("make_tag_repo.sh");
     let fake = FakeGitHub::start(&dir);
-    fake.refuse_refs_under("refs/gitops-flow/");
+    fake.refuse_refs_under(Some("refs/gitops-flow/"));
     let j = Jobs::new(&fake);
     let head = fake.rev("main").unwrap();
     j.run(
@@ -795,5 +795,60 @@ fn github_without_the_hold_guard_ref_still_promotes_and_locks() {
     );
     let r = j.run(&[("command", "promote"), ("service", "payments")], &[]);
     assert_held(&r, "@octocat", "no guard", "unlock --environment production");
+    // Once the ref is allowed, `lock` again ("already held") completes the guard.
+    let lock = fake.rev("main").unwrap();
+    fake.refuse_refs_under(None);
+    let again = j.run(
+        &[
+            ("command", "lock"),
+            ("environment", "production"),
+            ("reason", "no guard"),
+        ],
+        &ACTOR,
+    );
+    again.assert_ok();
+    assert_eq!(again.out("changed"), "false");
+    assert!(!again.stdout.contains("::warning::"), "{}", again.stdout);
+    assert_eq!(fake.rev("refs/gitops-flow/holds"), Some(lock));
+    fake.assert_clean();
+}
+
+/// The guard never moves back: a lock whose guard move finds a later lock's commit
+/// there (that lock moved it first) leaves it, since a promotion may have read the
+/// value this lock would bring back.
+#[test]
+fn github_the_hold_guard_never_moves_back() {
+    let (_seed, dir) = scratch("make_tag_repo.sh");
+    let fake = FakeGitHub::start(&dir);
+    let j = Jobs::new(&fake);
+    let push = fake.pusher();
+    let bare = fake.bare().to_path_buf();
+    let later = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let seen = later.clone();
+    // Right before this lock's guard move: another lock lands on top of it and
+    // moves the guard to its own commit.
+    fake.before_write("updateRefs", move || {
+        let c = push(
+            "main",
+            ".gitops-flow/holds.yaml",
+            "holds:\n  - environment: \"staging\"\n    by: \"@ops\"\n    at: \"2024-05-01T12:00:00Z\"\n    reason: \"later\"\n",
+        );
+        support::git(&bare, &["update-ref", "refs/gitops-flow/holds", &c]);
+        *seen.lock().unwrap() = c;
+    });
+    let r = j.run(
+        &[("command", "lock"), ("environment", "production"), ("reason", "first")],
+        &ACTOR,
+    );
+    r.assert_ok();
+    assert!(!r.stdout.contains("::warning::"), "{}", r.stdout);
+    let later = later.lock().unwrap().clone();
+    assert_ne!(r.out("commit"), later);
+    assert_eq!(
+        fake.rev("refs/gitops-flow/holds").unwrap(),
+        later,
+        "left at the later lock's commit, not moved back to {}",
+        r.out("commit")
+    );
     fake.assert_clean();
 }

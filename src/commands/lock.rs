@@ -75,10 +75,12 @@ fn take(ctx: &Ctx<'_>, env: &Environment, hold: Hold) -> Result<Outcome> {
     );
     // The hold as it stands at the head we commit on (an earlier one is kept).
     let mut existing: Option<Hold> = None;
+    let mut found_at: Option<Oid> = None;
     let result = commit_hold(ctx, &message, |head| {
         let mut holds = Holds::read(ctx.repo, head)?;
         if let Some(h) = holds.find(&hold.environment, hold.service.as_deref()) {
             existing = Some(h.clone());
+            found_at = Some(head.clone());
             return Ok(Vec::new());
         }
         existing = None;
@@ -109,6 +111,11 @@ fn take(ctx: &Ctx<'_>, env: &Environment, hold: Hold) -> Result<Outcome> {
             );
         }
         None => {
+            // Held already: the guard is moved to where the hold was found too (a
+            // lock whose own move failed, or that is still under way, is completed).
+            if let Some(at) = &found_at {
+                guard_moved(ctx, at);
+            }
             let h = existing.unwrap_or(hold);
             ctx.runner.notice(&format!(
                 "{} is already held by {} since {} (\"{}\"); nothing changed",
@@ -240,10 +247,12 @@ pub fn hold_after_rollback(ctx: &Ctx<'_>, env: &Environment, service: &str, why:
         ),
     );
     let mut already = false;
+    let mut found_at: Option<Oid> = None;
     let result = commit_hold(ctx, &message, |head| {
         let mut holds = Holds::read(ctx.repo, head)?;
         already = !holds.add(hold.clone());
         if already {
+            found_at = Some(head.clone());
             return Ok(Vec::new());
         }
         Ok(vec![FileChange {
@@ -262,7 +271,12 @@ pub fn hold_after_rollback(ctx: &Ctx<'_>, env: &Environment, service: &str, why:
             },
             hold.unlock_hint()
         ),
-        None => format!("{} was already held; the hold stays", hold.subject()),
+        None => {
+            if let Some(at) = &found_at {
+                guard_moved(ctx, at);
+            }
+            format!("{} was already held; the hold stays", hold.subject())
+        }
     };
     Ok(Some(line))
 }
@@ -277,12 +291,22 @@ fn commit_hold(
     let result = ctx.commit_direct(message, edit)?;
     if let Some((commit, _)) = &result
         && !commit.is_empty()
-        && let Err(e) = ctx.repo.holds_recorded(commit)
     {
+        guard_moved(ctx, commit);
+    }
+    Ok(result)
+}
+
+/// Moves the hold guard to `commit`, where a hold is recorded; a failure is a warning
+/// (the hold itself stands).
+fn guard_moved(ctx: &Ctx<'_>, commit: &Oid) {
+    if ctx.inputs.dry_run {
+        return;
+    }
+    if let Err(e) = ctx.repo.holds_recorded(commit) {
         ctx.runner.warning(&format!(
-            "the hold is recorded ({}), but `{HOLDS_GUARD_REF}` could not be moved to it ({e}): a promotion that read the holds before it may still land: check with `report` that nothing moved after the hold",
+            "the hold is recorded ({}), but `{HOLDS_GUARD_REF}` could not be moved to it ({e}): a promotion that read the holds before it may still land: check with `report` that nothing moved after the hold, and re-run `lock` to move it",
             crate::names::short_sha(commit)
         ));
     }
-    Ok(result)
 }

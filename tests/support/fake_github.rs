@@ -472,12 +472,12 @@ impl FakeGitHub {
             .push_back((matching.into(), Box::new(f)));
     }
 
-    /// Every `Ref.compare` answers null with a `NOT_FOUND` field error.
-    /// Makes `updateRefs` refuse every update of a ref under `prefix`.
-    pub fn refuse_refs_under(&self, prefix: &str) {
-        self.state.lock().expect("lock").refused_ref_prefix = Some(prefix.to_string());
+    /// Makes `updateRefs` refuse every update of a ref under `prefix` (`None`: none).
+    pub fn refuse_refs_under(&self, prefix: Option<&str>) {
+        self.state.lock().expect("lock").refused_ref_prefix = prefix.map(String::from);
     }
 
+    /// Every `Ref.compare` answers null with a `NOT_FOUND` field error.
     pub fn set_compare_unresolvable(&self, on: bool) {
         self.state.lock().expect("lock").compare_unresolvable = on;
     }

@@ -283,7 +283,9 @@ impl Api {
             .map_err(|e| (e, true))?;
         let maybe = r.after_unknown;
         if !r.status.is_success() {
-            return Err((api_error(&http::Method::POST, "graphql", &r), true));
+            // A 4xx is a refusal of this attempt; a 5xx (or anything else) may not be.
+            let landed = maybe || !r.status.is_client_error();
+            return Err((api_error(&http::Method::POST, "graphql", &r), landed));
         }
         if let Some(errors) = r
             .body

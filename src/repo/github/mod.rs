@@ -876,15 +876,65 @@ impl Git for GitHubRepo {
         }
     }
 
+    /// Moves the hold guard to `commit` (a hold just landed there, or was found
+    /// there), by compare-and-swap from the value read before: never a blind move,
+    /// and never back — a guard already at `commit` or at a later lock's commit (a
+    /// descendant) stays, so that no value a promotion may have read comes back.
     fn holds_recorded(&self, commit: &Oid) -> Result<()> {
-        let id = self.repository_id()?;
-        let up = json!({ "name": HOLDS_GUARD_REF, "afterOid": commit, "force": true });
-        self.api.graphql(
-            "mutation($input: UpdateRefsInput!) { updateRefs(input: $input) { clientMutationId } }",
-            json!({ "input": { "repositoryId": id, "refUpdates": [up] } }),
-        )?;
-        self.hold_guard.borrow_mut().clear();
-        Ok(())
+        // The first attempt: the guard as read with the main head `commit` was
+        // made on (or found at), so never newer than `commit`.
+        let mut before: Option<Option<Oid>> = self.hold_guard.borrow().first().map(|(_, _, h)| h.clone());
+        for _ in 0..5 {
+            let expected = match before.take() {
+                Some(v) => v,
+                None => {
+                    let now = self
+                        .fresh_refs(&[HOLDS_GUARD_REF.to_string()])?
+                        .pop()
+                        .flatten()
+                        .map(|r| r.target);
+                    if let Some(n) = &now
+                        && (n == commit || self.is_ancestor(commit, n)?)
+                    {
+                        return Ok(());
+                    }
+                    now
+                }
+            };
+            if expected.as_ref() == Some(commit) {
+                return Ok(());
+            }
+            let up = RefUpdate {
+                name: HOLDS_GUARD_REF.into(),
+                expected: expected.clone(),
+                new: commit.clone(),
+            };
+            match self.gql_update_refs(std::slice::from_ref(&up)) {
+                Ok(()) => {
+                    self.hold_guard.borrow_mut().clear();
+                    return Ok(());
+                }
+                Err((e, maybe_landed)) => {
+                    // Moved meanwhile (another lock), or the answer was lost: read it
+                    // again. Refused outright with the guard unmoved: say why.
+                    let now = self
+                        .fresh_refs(&[HOLDS_GUARD_REF.to_string()])?
+                        .pop()
+                        .flatten()
+                        .map(|r| r.target);
+                    if now.as_ref() == Some(commit) {
+                        return Ok(());
+                    }
+                    if !maybe_landed && now == expected {
+                        return Err(e);
+                    }
+                    tracing::info!("the hold guard moved while it was being moved ({e}); reading it again");
+                }
+            }
+        }
+        Err(Error::failed(format!(
+            "`{HOLDS_GUARD_REF}` kept moving; gave up after 5 attempts"
+        )))
     }
 
     fn update_refs(&self, updates: &[RefUpdate], _message: &str) -> Result<()> {
