@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use super::{GitHubRepo, answers, typed};
+use super::{GitHubRepo, answers};
 use crate::error::{Error, Result};
 use crate::repo::{Git, HistoryEntry, Oid};
 
@@ -124,7 +124,7 @@ impl GitHubRepo {
                         crate::names::short_sha(head)
                     ))
                 })?;
-            let history: History = typed(history, REQUEST)?;
+            let history: History = answers::answer(history, REQUEST, "repository.object.history")?;
             for n in history.nodes {
                 let mut contents: Vec<Content> = Vec::with_capacity(paths.len());
                 for j in 0..paths.len() {
