@@ -96,9 +96,10 @@ fn enc_path(p: &str) -> String {
     p.split('/').map(enc).collect::<Vec<_>>().join("/")
 }
 
-/// Deserialises an API answer into its typed shape; a missing field is an error naming it.
+/// Deserialises a whole API answer into its typed shape; a missing field is an error
+/// naming it and where it sits ([`answers::answer`]).
 fn typed<T: serde::de::DeserializeOwned>(v: Value, what: &str) -> Result<T> {
-    serde_json::from_value(v).map_err(|e| Error::failed(format!("GitHub's answer to {what} is not as documented: {e}")))
+    answers::answer(v, what, "")
 }
 
 /// Files read in a run, by (commit, path); `None`: no such file at that commit.
