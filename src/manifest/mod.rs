@@ -181,13 +181,28 @@ pub fn set(text: &str, loc: &Location, version: &str) -> Result<Edited> {
         pos = s.end;
     }
     out.push_str(&text[pos..]);
+    let empty = empty_docs(&parsed);
     drop(parsed);
-    verify::verify(text, &out, file, &expected, splices[0].line)?;
+    verify::verify(text, &out, file, &expected, &empty, splices[0].line)?;
     Ok(Edited {
         changed: out != text,
         text: out,
         old_version,
     })
+}
+
+/// For each document, whether it is empty: a plain null-like root (serde-saphyr skips those).
+fn empty_docs(parsed: &Parsed) -> Vec<bool> {
+    parsed
+        .docs
+        .iter()
+        .map(|d| match &d.root {
+            Node::Scalar(s) => {
+                s.style == Style::Plain && matches!(s.value.as_str(), "~" | "null" | "" | "Null" | "NULL")
+            }
+            _ => false,
+        })
+        .collect()
 }
 
 fn read_hits(hits: &[Hit]) -> String {

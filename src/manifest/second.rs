@@ -252,7 +252,12 @@ impl<'de> Visitor<'de> for NodeSeed<'_> {
         let keys = self.keys;
         let (mut plain_a, mut plain_b) = (keys.0.build_hasher(), keys.0.build_hasher());
         let (mut changed_a, mut changed_b) = (keys.0.build_hasher(), keys.0.build_hasher());
-        for (h, domain) in [(&mut plain_a, 1), (&mut plain_b, 2), (&mut changed_a, 1), (&mut changed_b, 2)] {
+        for (h, domain) in [
+            (&mut plain_a, 1),
+            (&mut plain_b, 2),
+            (&mut changed_a, 1),
+            (&mut changed_b, 2),
+        ] {
             h.write_u8(domain);
             h.write_u8(b'q');
         }

@@ -15,8 +15,19 @@ use super::tree::{Seg, bom_len, check_line_endings, parse_error};
 use super::{Edit, Op, err_at};
 use crate::error::Result;
 
-/// Refuses, at `line`, an edit whose result does not read as planned.
-pub(super) fn verify(old_text: &str, new_text: &str, file: &str, expected: &[(Edit, String)], line: usize) -> Result<()> {
+/// Texts from this size on are read by the three readings at once, on three threads.
+const PARALLEL_FROM: usize = 1 << 20;
+
+/// Refuses, at `line`, an edit whose result does not read as planned. `empty` tells,
+/// for each document of the old text, whether it is empty (null-like).
+pub(super) fn verify(
+    old_text: &str,
+    new_text: &str,
+    file: &str,
+    expected: &[(Edit, String)],
+    empty: &[bool],
+    line: usize,
+) -> Result<()> {
     let refuse = |why: String| {
         Err(err_at(
             file,
@@ -26,12 +37,6 @@ pub(super) fn verify(old_text: &str, new_text: &str, file: &str, expected: &[(Ed
             ),
         ))
     };
-    // 1. yaml-rust2, event by event.
-    let empty = match lockstep(old_text, new_text, file, expected) {
-        Ok(empty) => empty,
-        Err(why) => return refuse(why),
-    };
-    // 2. serde-saphyr, an independent parser (aliases and merge keys resolved).
     // serde-saphyr skips empty documents: map yaml-rust2 document indexes onto its own.
     let index: Vec<Option<usize>> = empty
         .iter()
@@ -44,35 +49,59 @@ pub(super) fn verify(old_text: &str, new_text: &str, file: &str, expected: &[(Ed
             })
         })
         .collect();
-    let mut changes = Vec::new();
-    for (edit, value) in expected {
-        let Some(doc) = index.get(edit.doc).copied().flatten() else {
-            return refuse("internal: the second parser has no such document".into());
-        };
-        let set = match &edit.op {
-            Op::Insert { keys, .. } => Set::Insert(
-                keys.iter()
-                    .zip(value.split('\n'))
-                    .map(|(k, v)| (k.name().to_string(), v.to_string()))
-                    .collect(),
-            ),
-            _ => Set::Value(value.clone()),
-        };
-        changes.push(Change {
-            doc,
-            route: edit.route.clone(),
-            set,
-        });
-    }
+    let changes: Option<Vec<Change>> = expected
+        .iter()
+        .map(|(edit, value)| {
+            let doc = index.get(edit.doc).copied().flatten()?;
+            let set = match &edit.op {
+                Op::Insert { keys, .. } => Set::Insert(
+                    keys.iter()
+                        .zip(value.split('\n'))
+                        .map(|(k, v)| (k.name().to_string(), v.to_string()))
+                        .collect(),
+                ),
+                _ => Set::Value(value.clone()),
+            };
+            Some(Change {
+                doc,
+                route: edit.route.clone(),
+                set,
+            })
+        })
+        .collect();
+    let no_changes = Vec::new();
     let keys = second::Keys::new();
-    let Ok(want) = second::read(old_text, &keys, &changes) else {
+    let read_old = || second::read(old_text, &keys, changes.as_ref().unwrap_or(&no_changes));
+    let read_new = || second::read(new_text, &keys, &[]);
+    let steps = || lockstep(old_text, new_text, file, expected);
+    // 1. yaml-rust2, event by event; 2. serde-saphyr, an independent parser (aliases
+    // and merge keys resolved). The readings share nothing: a large file reads at once.
+    let (steps, want, new) = if old_text.len() >= PARALLEL_FROM {
+        std::thread::scope(|s| {
+            let steps = s.spawn(steps);
+            let want = s.spawn(read_old);
+            let new = read_new();
+            (join(steps), join(want), new)
+        })
+    } else {
+        (steps(), read_old(), read_new())
+    };
+    match steps {
+        Ok(e) if e == empty => {}
+        Ok(_) => return refuse("internal: the documents are not the ones located".into()),
+        Err(why) => return refuse(why),
+    }
+    let Some(changes) = changes else {
+        return refuse("internal: the second parser has no such document".into());
+    };
+    let Ok(want) = want else {
         // The original itself does not load in the second parser: nothing to compare.
-        return match second::read(new_text, &keys, &[]) {
+        return match new {
             Err(_) => Ok(()),
             Ok(_) => refuse("the second YAML parser reads the edited file but not the original".into()),
         };
     };
-    let new = match second::read(new_text, &keys, &[]) {
+    let new = match new {
         Ok(d) => d,
         Err(e) => return refuse(format!("the edited file would not load in serde-saphyr ({e})")),
     };
@@ -88,6 +117,10 @@ pub(super) fn verify(old_text: &str, new_text: &str, file: &str, expected: &[(Ed
         return refuse("the edit would change more than that value (serde-saphyr)".into());
     }
     Ok(())
+}
+
+fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
 /// A collection open in the old text (and, in lockstep, in the new one).
@@ -146,7 +179,9 @@ impl Walk {
         match place {
             Place::Root => self.stack.is_empty() && route.is_empty(),
             Place::Value(Some(seg)) => {
-                route.len() == self.route.len() + 1 && route[..self.route.len()] == self.route[..] && route.last() == Some(seg)
+                route.len() == self.route.len() + 1
+                    && route[..self.route.len()] == self.route[..]
+                    && route.last() == Some(seg)
             }
             _ => false,
         }
@@ -154,7 +189,14 @@ impl Walk {
 
     /// The route names the open mapping and it is `route`, and a key comes next.
     fn in_map(&self, route: &[Seg]) -> bool {
-        matches!(self.stack.last(), Some(Open::Map { key_next: true, named: true, .. })) && self.route == route
+        matches!(
+            self.stack.last(),
+            Some(Open::Map {
+                key_next: true,
+                named: true,
+                ..
+            })
+        ) && self.route == route
     }
 
     /// A node ends (a scalar or alias at once; a collection at its end event).
@@ -184,11 +226,7 @@ impl Walk {
                 pushed,
             }
         } else {
-            Open::Seq {
-                next: 0,
-                named,
-                pushed,
-            }
+            Open::Seq { next: 0, named, pushed }
         });
     }
 
@@ -235,7 +273,14 @@ fn lockstep(old_text: &str, new_text: &str, file: &str, expected: &[(Edit, Strin
                     && walk.in_map(&e.route)
             })
         {
-            let (Edit { op: Op::Insert { keys, .. }, .. }, values) = &expected[i] else {
+            let (
+                Edit {
+                    op: Op::Insert { keys, .. },
+                    ..
+                },
+                values,
+            ) = &expected[i]
+            else {
                 unreachable!("found as an insertion")
             };
             for (k, v) in keys.iter().zip(values.split('\n')) {
