@@ -987,3 +987,61 @@ fn the_kept_tree_locates_like_the_whole_tree() {
         assert_eq!(kept, whole, "{text}");
     }
 }
+
+/// The same on real files (`../shared/corpus`, when it is there): sampled key paths,
+/// every setter comment, every kustomize image and `appVersion`.
+#[test]
+fn the_kept_tree_locates_like_the_whole_tree_on_the_corpus() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    let Ok(dirs) = std::fs::read_dir(&root) else {
+        eprintln!("SKIPPED: no corpus at {}", root.display());
+        return;
+    };
+    let mut checked = 0;
+    for dir in dirs.flatten().filter(|d| d.path().is_dir()) {
+        for f in std::fs::read_dir(dir.path()).unwrap().flatten() {
+            let Ok(text) = std::fs::read_to_string(f.path()) else {
+                continue;
+            };
+            let Ok(whole) = Parsed::parse(&text, "f.yaml") else {
+                continue;
+            };
+            let mut kinds = vec![LocationKind::ChartAppVersion];
+            for d in &whole.docs {
+                let leaves = d.root.leaves();
+                let step = (leaves.len() / 4).max(1);
+                for (path, _) in leaves.iter().step_by(step) {
+                    if KeyPath::parse(path).is_ok() {
+                        kinds.push(key(path));
+                    }
+                }
+                if let Some(Node::Seq { items, .. }) = d.root.get(&Seg::Key("images".into())) {
+                    for i in items {
+                        if let Some(Node::Scalar(n)) = i.get(&Seg::Key("name".into())) {
+                            kinds.push(LocationKind::KustomizeImage(n.value.clone()));
+                        }
+                    }
+                }
+            }
+            for (_, _, comment) in whole.comments(&text) {
+                if let Some(r) = setter_of_comment(comment) {
+                    if let Some((policy, _)) = r.rsplit_once(':') {
+                        kinds.push(LocationKind::ImagePolicy(policy.to_string()));
+                    }
+                    kinds.push(LocationKind::ImagePolicy(r));
+                }
+            }
+            for kind in kinds {
+                let loc = at("f.yaml", &kind);
+                let show = |p: &Parsed| match locate(p, &text, &loc) {
+                    Ok(hits) => format!("{:?}", hits.iter().map(|h| (&h.edit, &h.scalar)).collect::<Vec<_>>()),
+                    Err(e) => e.to_string(),
+                };
+                let kept = show(&parse_for(&text, &loc).unwrap());
+                assert_eq!(kept, show(&whole), "{} {kind:?}", f.path().display());
+                checked += 1;
+            }
+        }
+    }
+    eprintln!("corpus: {checked} locations located alike");
+}
