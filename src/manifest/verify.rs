@@ -199,6 +199,11 @@ impl Walk {
         ) && self.route == route
     }
 
+    /// The next node is a mapping's key.
+    fn key_next(&self) -> bool {
+        matches!(self.stack.last(), Some(Open::Map { key_next: true, .. }))
+    }
+
     /// A node ends (a scalar or alias at once; a collection at its end event).
     fn node_done(&mut self, key: Option<String>) {
         if let Some(Open::Map { key_next, key: k, .. }) = self.stack.last_mut() {
@@ -330,7 +335,8 @@ fn lockstep(old_text: &str, new_text: &str, file: &str, expected: &[(Edit, Strin
                     None if n != o => return Err(more()),
                     None => {}
                 }
-                walk.node_done(Some(value.clone()));
+                let key = walk.key_next().then(|| value.clone());
+                walk.node_done(key);
                 continue;
             }
             _ => {}
