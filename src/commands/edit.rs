@@ -14,28 +14,30 @@ impl Ctx<'_> {
         locations: &[manifest::Location],
         version: &str,
     ) -> Result<(Vec<FileChange>, String)> {
-        // (file, text as read, text after the edits): each file is read once.
-        let mut files: Vec<(String, String, String)> = Vec::new();
+        // (file, text as read, text after the edits so far): each file is read once,
+        // and not copied (a large manifest is held once, plus its edited text).
+        let mut files: Vec<(String, String, Option<String>)> = Vec::new();
         let mut old = None;
         for loc in locations {
             let i = match files.iter().position(|(f, ..)| *f == loc.file) {
                 Some(i) => i,
                 None => {
-                    let text = self.read_text(commit, &loc.file)?;
-                    files.push((loc.file.clone(), text.clone(), text));
+                    files.push((loc.file.clone(), self.read_text(commit, &loc.file)?, None));
                     files.len() - 1
                 }
             };
-            let edited = manifest::set(&files[i].2, loc, version)?;
+            let (_, before, after) = &files[i];
+            let edited = manifest::set(after.as_ref().unwrap_or(before), loc, version)?;
             old.get_or_insert(edited.old_version);
-            files[i].2 = edited.text;
+            files[i].2 = Some(edited.text);
         }
         let changes = files
             .into_iter()
-            .filter(|(_, before, after)| before != after)
-            .map(|(path, _, after)| FileChange {
-                path,
-                content: after.into_bytes(),
+            .filter_map(|(path, before, after)| {
+                after.filter(|a| *a != before).map(|a| FileChange {
+                    path,
+                    content: a.into_bytes(),
+                })
             })
             .collect();
         Ok((changes, old.unwrap_or_default()))

@@ -15,13 +15,14 @@ mod image;
 mod location;
 mod second;
 mod tree;
+mod verify;
 
 pub use image::{ImageRef, needs_quotes, policy_field, setter_of_comment};
 pub use location::{DocSelector, Location, LocationKind, ValueForm};
 pub use tree::{AliasUse, Doc, KeyPath, Node, Parsed, Scalar, Seg, Style};
 
 use crate::error::{Error, Place, Result};
-use tree::{end_of_line, line_ending};
+use tree::{Keep, end_of_line, line_ending};
 
 /// The outcome of setting a version in a file's text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,16 +98,47 @@ pub(crate) fn err_at(file: &str, line: Option<usize>, msg: impl Into<String>) ->
     )
 }
 
+/// Parses `text` keeping what locating `loc` needs: the nodes on its key path (and
+/// `kind`, `metadata.name` for document selection), the lines of setter comments,
+/// anchored nodes and merge keys. The rest of a large file is read but not kept.
+fn parse_for(text: &str, loc: &Location) -> Result<Parsed> {
+    let key = |k: &str| Seg::Key(k.to_string());
+    let mut keep = Keep {
+        paths: vec![vec![key("kind")], vec![key("metadata"), key("name")]],
+        ..Keep::default()
+    };
+    match &loc.kind {
+        LocationKind::Key { path, .. } => match KeyPath::parse(path) {
+            Ok(p) => keep.paths.push(p.0),
+            // `locate` reports it, after what it checks first.
+            Err(_) => return Parsed::parse(text, &loc.file),
+        },
+        LocationKind::ChartAppVersion => keep.paths.push(vec![key("appVersion")]),
+        LocationKind::KustomizeImage(_) => keep.paths.push(vec![key("images")]),
+        LocationKind::ImagePolicy(_) => {
+            // A setter is a JSON object in a comment: every line with `#` and `{` (a superset).
+            keep.comments = true;
+            keep.lines = text
+                .split('\n')
+                .enumerate()
+                .filter(|(_, l)| l.contains('#') && l.contains('{'))
+                .map(|(i, _)| i + 1)
+                .collect();
+        }
+    }
+    Parsed::parse_with(text, &loc.file, Some(&keep))
+}
+
 /// Where the version of `loc` lives in `text`, as a list of edits (before any version
 /// is known: the operations say which part of the version each place takes).
 pub fn plan(text: &str, loc: &Location) -> Result<Vec<Edit>> {
-    let parsed = Parsed::parse(text, &loc.file)?;
+    let parsed = parse_for(text, loc)?;
     Ok(locate(&parsed, text, loc)?.into_iter().map(|h| h.edit).collect())
 }
 
 /// Reads the version a location holds.
 pub fn read(text: &str, loc: &Location) -> Result<String> {
-    let parsed = Parsed::parse(text, &loc.file)?;
+    let parsed = parse_for(text, loc)?;
     Ok(read_hits(&locate(&parsed, text, loc)?))
 }
 
@@ -114,7 +146,7 @@ pub fn read(text: &str, loc: &Location) -> Result<String> {
 pub fn set(text: &str, loc: &Location, version: &str) -> Result<Edited> {
     crate::names::check_version(version)?;
     let file = loc.file.as_str();
-    let parsed = Parsed::parse(text, file)?;
+    let parsed = parse_for(text, loc)?;
     let hits = locate(&parsed, text, loc)?;
     let old_version = read_hits(&hits);
     let eol = line_ending(text);
@@ -149,12 +181,28 @@ pub fn set(text: &str, loc: &Location, version: &str) -> Result<Edited> {
         pos = s.end;
     }
     out.push_str(&text[pos..]);
-    verify(parsed, text, &out, file, &expected, splices[0].line)?;
+    let empty = empty_docs(&parsed);
+    drop(parsed);
+    verify::verify(text, &out, file, &expected, &empty, splices[0].line)?;
     Ok(Edited {
         changed: out != text,
         text: out,
         old_version,
     })
+}
+
+/// For each document, whether it is empty: a plain null-like root (serde-saphyr skips those).
+fn empty_docs(parsed: &Parsed) -> Vec<bool> {
+    parsed
+        .docs
+        .iter()
+        .map(|d| match &d.root {
+            Node::Scalar(s) => {
+                s.style == Style::Plain && matches!(s.value.as_str(), "~" | "null" | "" | "Null" | "NULL")
+            }
+            _ => false,
+        })
+        .collect()
 }
 
 fn read_hits(hits: &[Hit]) -> String {
@@ -276,138 +324,6 @@ fn splice(h: &Hit, text: &str, file: &str, version: &str, eol: &str) -> Result<O
         },
         new_value,
     )))
-}
-
-/// After the splice: the new text must load, in yaml-rust2 and in serde-saphyr, to the
-/// old data with exactly the planned values changed (and the planned keys added).
-fn verify(
-    old: Parsed,
-    old_text: &str,
-    new_text: &str,
-    file: &str,
-    expected: &[(Edit, String)],
-    line: usize,
-) -> Result<()> {
-    let refuse = |why: String| {
-        Err(err_at(
-            file,
-            Some(line),
-            format!(
-                "{file}: the value at line {line} cannot be edited safely: {why}; nothing was written — edit it by hand"
-            ),
-        ))
-    };
-    // 1. yaml-rust2: the old tree with the planned changes equals the new tree.
-    let new = match Parsed::parse(new_text, file) {
-        Ok(p) => p,
-        Err(e) => return refuse(format!("the edited file would not parse ({e})")),
-    };
-    let index: Vec<Option<usize>> = {
-        let mut n = 0;
-        old.docs
-            .iter()
-            .map(|d| {
-                let empty = match &d.root {
-                    Node::Scalar(s) => {
-                        s.style == Style::Plain && matches!(s.value.as_str(), "~" | "null" | "" | "Null" | "NULL")
-                    }
-                    Node::Map { entries, .. } => entries.is_empty() && d.root.line() == 0,
-                    _ => false,
-                };
-                if empty {
-                    None
-                } else {
-                    n += 1;
-                    Some(n - 1)
-                }
-            })
-            .collect()
-    };
-    // The old tree becomes the expected one (moved, not copied: big files stay
-    // within a small multiple of their size).
-    let mut want: Vec<Node> = old.docs.into_iter().map(|d| d.root).collect();
-    for (edit, value) in expected {
-        let Some(node) = want.get_mut(edit.doc).and_then(|d| d.at_mut(&edit.route)) else {
-            return refuse("internal: the planned place is missing".into());
-        };
-        match (&edit.op, node) {
-            (Op::Insert { keys, .. }, Node::Map { entries, .. }) => {
-                let after = entries
-                    .iter()
-                    .rposition(|(k, v)| k.line <= edit.line && v.line() <= edit.line)
-                    .map_or(0, |i| i + 1);
-                for (i, (k, v)) in keys.iter().zip(value.split('\n')).enumerate() {
-                    let s = |value: &str| Scalar {
-                        value: value.to_string(),
-                        style: Style::Plain,
-                        anchor: 0,
-                        tag: None,
-                        start: 0,
-                        line: 0,
-                        col: 0,
-                        in_flow: false,
-                    };
-                    entries.insert(after + i, (s(k.name()), Node::Scalar(s(v))));
-                }
-            }
-            (_, Node::Scalar(s)) => s.value = value.clone(),
-            _ => return refuse("internal: the planned place is not a value".into()),
-        }
-    }
-    let same = want.len() == new.docs.len() && want.iter().zip(&new.docs).all(|(a, b)| tree::same_shape(a, &b.root));
-    if !same {
-        return refuse("the edit would change more than that value (yaml-rust2)".into());
-    }
-    drop(want);
-    drop(new);
-    // 2. serde-saphyr, an independent parser (aliases and merge keys resolved).
-    let Ok(mut want) = second::load(old_text) else {
-        // The original itself does not load in the second parser: nothing to compare.
-        return match second::load(new_text) {
-            Err(_) => Ok(()),
-            Ok(_) => refuse("the second YAML parser reads the edited file but not the original".into()),
-        };
-    };
-    let new = match second::load(new_text) {
-        Ok(d) => d,
-        Err(e) => return refuse(format!("the edited file would not load in serde-saphyr ({e})")),
-    };
-    // serde-saphyr skips empty documents: map yaml-rust2 document indexes onto its own.
-    for (edit, value) in expected {
-        let Some(doc) = index.get(edit.doc).copied().flatten().and_then(|i| want.get_mut(i)) else {
-            return refuse("internal: the second parser has no such document".into());
-        };
-        let Some(node) = doc.at_mut(&edit.route) else {
-            return refuse("the second YAML parser does not find the value at the same place".into());
-        };
-        match (&edit.op, node) {
-            (Op::Insert { keys, .. }, second::Data::Map(entries)) => {
-                for (k, v) in keys.iter().zip(value.split('\n')) {
-                    entries.push((second::Data::Str(k.name().into()), second::Data::Str(v.into())));
-                }
-            }
-            (_, node) => *node = second::Data::Str(value.clone()),
-        }
-    }
-    // Inserted keys land in file order, not at the end: compare maps as sets of entries.
-    if !same_data(&want, &new) {
-        return refuse("the edit would change more than that value (serde-saphyr)".into());
-    }
-    Ok(())
-}
-
-fn same_data(a: &[second::Data], b: &[second::Data]) -> bool {
-    fn eq(a: &second::Data, b: &second::Data) -> bool {
-        use second::Data;
-        match (a, b) {
-            (Data::Map(x), Data::Map(y)) => {
-                x.len() == y.len() && x.iter().all(|(k, v)| y.iter().any(|(k2, v2)| k == k2 && eq(v, v2)))
-            }
-            (Data::Seq(x), Data::Seq(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| eq(p, q)),
-            _ => a == b,
-        }
-    }
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| eq(x, y))
 }
 
 fn not_found(loc: &Location) -> Error {
@@ -564,7 +480,7 @@ fn resolve<'n>(parsed: &'n Parsed, root: &'n Node, path: &KeyPath, file: &str) -
                             };
                             for src in sources {
                                 if let Node::Alias { id, .. } = src
-                                    && let Some(target) = parsed.docs.iter().find_map(|d| d.root.anchored(*id))
+                                    && let Some(target) = parsed.anchored(*id)
                                     && target.get(seg).is_some()
                                 {
                                     return Err(through_alias(
@@ -616,7 +532,7 @@ fn through_alias(parsed: &Parsed, file: &str, id: usize, line: usize, before: &K
         .iter()
         .find(|a| a.id == id)
         .map_or_else(|| "?".to_string(), |a| a.name.clone());
-    let target = parsed.docs.iter().find_map(|d| d.root.anchored(id));
+    let target = parsed.anchored(id);
     let lives = target
         .and_then(|t| t.get_path(rest))
         .map(|n| {

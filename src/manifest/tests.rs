@@ -735,3 +735,313 @@ fn row13_refusals_say_the_real_reason() {
         ]],
     );
 }
+
+/// The planned edits of `loc` with the values a real `set` of `version` writes.
+fn planned(old: &str, loc: &Location, version: &str) -> Vec<(Edit, String)> {
+    let parsed = parse_for(old, loc).unwrap();
+    locate(&parsed, old, loc)
+        .unwrap()
+        .iter()
+        .filter_map(|h| {
+            splice(h, old, "f.yaml", version, "\n")
+                .unwrap()
+                .map(|(_, v)| (h.edit.clone(), v))
+        })
+        .collect()
+}
+
+/// The check after a splice, run on a hand-made result instead of the real splice.
+fn verified(old: &str, kind: LocationKind, version: &str, new: &str) -> String {
+    let loc = at("f.yaml", &kind);
+    let empty = empty_docs(&parse_for(old, &loc).unwrap());
+    match verify::verify(old, new, "f.yaml", &planned(old, &loc, version), &empty, 2) {
+        Ok(()) => "ok".into(),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn the_check_after_a_splice_catches_a_sabotaged_result() {
+    let old = "image:\n  tag: 1.0.0\n  pull: Always\nreplicas: 2\nname: \"7\"\nlist: [a, b]\n";
+    let v = |new: &str| verified(old, key("image.tag"), "1.1.0", new);
+    // What `set` writes passes.
+    assert_eq!(v(&set_ok(old, &key("image.tag"), "1.1.0")), "ok");
+    let refused = |new: &str, why: &str| {
+        let got = v(new);
+        assert!(got.contains(why), "{new:?}: {got}");
+        assert!(
+            got.starts_with("f.yaml: the value at line 2 cannot be edited safely"),
+            "{got}"
+        );
+    };
+    let more = "the edit would change more than that value (yaml-rust2)";
+    // Another value changed too.
+    refused(
+        "image:\n  tag: 1.1.0\n  pull: Always\nreplicas: 3\nname: \"7\"\nlist: [a, b]\n",
+        more,
+    );
+    // The planned value, but not the planned version; or not changed at all.
+    refused(
+        "image:\n  tag: 1.1.1\n  pull: Always\nreplicas: 2\nname: \"7\"\nlist: [a, b]\n",
+        more,
+    );
+    refused(old, more);
+    // A string became a number; keys swapped; an item or a key added; a list item dropped.
+    refused(
+        "image:\n  tag: 1.1.0\n  pull: Always\nreplicas: 2\nname: 7\nlist: [a, b]\n",
+        more,
+    );
+    refused(
+        "image:\n  pull: Always\n  tag: 1.1.0\nreplicas: 2\nname: \"7\"\nlist: [a, b]\n",
+        more,
+    );
+    refused(
+        "image:\n  tag: 1.1.0\n  pull: Always\nreplicas: 2\nname: \"7\"\nlist: [a, b, c]\n",
+        more,
+    );
+    refused(
+        "image:\n  tag: 1.1.0\n  pull: Always\n  newTag: 1.1.0\nreplicas: 2\nname: \"7\"\nlist: [a, b]\n",
+        more,
+    );
+    refused(
+        "image:\n  tag: 1.1.0\n  pull: Always\nreplicas: 2\nname: \"7\"\nlist: [a]\n",
+        more,
+    );
+    // The value moved under another key; an anchor added; a second document.
+    refused(
+        "image:\n  tag: 1.0.0\n  pull: Always\n  tog: 1.1.0\nreplicas: 2\nname: \"7\"\nlist: [a, b]\n",
+        more,
+    );
+    refused(
+        "image:\n  tag: &t 1.1.0\n  pull: Always\nreplicas: 2\nname: \"7\"\nlist: [a, b]\n",
+        more,
+    );
+    refused(
+        "image:\n  tag: 1.1.0\n  pull: Always\nreplicas: 2\nname: \"7\"\nlist: [a, b]\n---\na: 1\n",
+        more,
+    );
+    refused(
+        "image:\n  tag: 1.1.0\n  pull: Always\nreplicas: 2\nname: \"7\"\nlist: [a, b\n",
+        "the edited file would not parse",
+    );
+
+    // Inserted keys: once, in the planned entry, with the planned values.
+    let old = "images:\n  - name: app\n    newName: x\n  - name: other\n";
+    let kind = LocationKind::KustomizeImage("app".into());
+    let v = |new: &str| verified(old, kind.clone(), "1.2.0", new);
+    assert_eq!(v(&set_ok(old, &kind, "1.2.0")), "ok");
+    for new in [
+        "images:\n  - name: app\n    newName: x\n    newTag: 1.2.1\n  - name: other\n",
+        "images:\n  - name: app\n    newName: x\n  - name: other\n    newTag: 1.2.0\n",
+        "images:\n  - name: app\n    newName: x\n    newTag: 1.2.0\n  - name: other\n    newTag: 1.2.0\n",
+        "images:\n  - name: app\n    newName: x\n    newTag: 1.2.0\n    newTag: 1.2.0\n  - name: other\n",
+        "images:\n  - name: app\n    newName: x\n  - name: other\n",
+    ] {
+        let got = v(new);
+        assert!(got.contains("cannot be edited safely"), "{new:?}: {got}");
+    }
+}
+
+#[test]
+fn the_second_reading_compares_loaded_data() {
+    let keys = second::Keys::new();
+    let read = |text: &str, changes: &[second::Change]| second::read(text, &keys, changes).unwrap();
+    let change = |route: &str, to: &str| second::Change {
+        doc: 0,
+        route: KeyPath::parse(route).unwrap().0,
+        set: second::Set::Value(to.into()),
+    };
+    let same = |a: &str, b: &str| read(a, &[])[0].plain == read(b, &[])[0].plain;
+    // Data, not text: quoting, flow style, aliases and merge keys do not count; types do.
+    assert!(same("a: 'x'\nb: [1, 2]\n", "a: x\nb:\n  - 1\n  - 2\n"));
+    assert!(same("base: &b {t: 1}\nuse: *b\n", "base: {t: 1}\nuse: {t: 1}\n"));
+    assert!(same(
+        "base: &b {t: 1}\nuse: {<<: *b, u: 2}\n",
+        "base: {t: 1}\nuse: {t: 1, u: 2}\n"
+    ));
+    assert!(!same("a: 1\n", "a: '1'\n"));
+    assert!(!same("a: [1, 2]\n", "a: [2, 1]\n"));
+    assert!(!same("a: {b: 1}\n", "a: {b: 1, c: 2}\n"));
+    // The changed digest is the plain digest of the file with the change made.
+    let old = read("a: 1\nb: [x, y]\n", &[change("b[1]", "z")]);
+    assert_eq!(old[0].applied, [0]);
+    assert_eq!(old[0].changed, read("a: 1\nb: [x, z]\n", &[])[0].plain);
+    assert_ne!(old[0].changed, read("a: 2\nb: [x, z]\n", &[])[0].plain);
+    // A key written twice: the route names the last one.
+    let old = read("a: 1\na: 2\n", &[change("a", "3")]);
+    assert_eq!(old[0].changed, read("a: 1\na: '3'\n", &[])[0].plain);
+    assert_ne!(old[0].changed, read("a: '3'\na: 2\n", &[])[0].plain);
+    // A route that is not there applies nowhere.
+    assert!(read("a: 1\n", &[change("b", "3")])[0].applied.is_empty());
+    // Inserted keys: wherever they land in the mapping.
+    let insert = second::Change {
+        doc: 0,
+        route: KeyPath::parse("m").unwrap().0,
+        set: second::Set::Insert(vec![("newTag".into(), "1.0".into())]),
+    };
+    let old = read("m: {name: a, x: 1}\n", &[insert]);
+    assert_eq!(
+        old[0].changed,
+        read("m: {name: a, newTag: '1.0', x: 1}\n", &[])[0].plain
+    );
+    assert_ne!(old[0].changed, read("m: {name: a, newTag: 1.0, x: 1}\n", &[])[0].plain);
+}
+
+fn nodes(n: &Node) -> usize {
+    1 + match n {
+        Node::Map { entries, .. } => entries.iter().map(|(_, v)| 1 + nodes(v)).sum(),
+        Node::Seq { items, .. } => items.iter().map(nodes).sum(),
+        _ => 0,
+    }
+}
+
+fn kept(p: &Parsed) -> usize {
+    p.docs.iter().map(|d| nodes(&d.root)).sum()
+}
+
+#[test]
+fn locating_keeps_the_way_to_the_value_not_the_whole_file() {
+    let mut t = String::from("kind: Values\nimage:\n  tag: 1.0.0\nitems:\n");
+    for i in 0..5_000 {
+        t.push_str(&format!("  - {{name: item-{i}, flags: [a, b]}}\n  - other: {i}\n"));
+    }
+    t.push_str("images:\n  - name: app\n    newTag: 1.0.0\n");
+    assert!(kept(&Parsed::parse(&t, "f.yaml").unwrap()) > 50_000);
+    for kind in [key("image.tag"), LocationKind::KustomizeImage("app".into())] {
+        let n = kept(&parse_for(&t, &at("f.yaml", &kind)).unwrap());
+        assert!(n < 20, "{kind:?}: {n} nodes kept");
+        assert!(set_ok(&t, &kind, "1.1.0").contains("1.1.0"));
+    }
+    // A path into the list keeps an empty placeholder for each other item.
+    let n = kept(&parse_for(&t, &at("f.yaml", &key("items[9001].other"))).unwrap());
+    assert!(n < 10_020, "{n} nodes kept");
+    assert!(set_ok(&t, &key("items[9001].other"), "1.1.0").contains("  - other: 1.1.0\n"));
+}
+
+/// Locating in the kept part of the tree finds what locating in the whole tree finds.
+#[test]
+fn the_kept_tree_locates_like_the_whole_tree() {
+    let cases: &[(&str, LocationKind)] = &[
+        // An anchor off the path that a merge key on the path reuses.
+        (
+            "defaults:\n  list:\n    - &base {tag: 1.0.0}\nimage:\n  <<: *base\n",
+            key("image.tag"),
+        ),
+        (
+            "defaults:\n  list:\n    - &base {tag: 1.0.0}\nimage:\n  <<: [*base]\n  tag: 1.0.0\n",
+            key("image.tag"),
+        ),
+        // An anchor on the path reused by an alias off it.
+        ("image: &i\n  tag: 1.0.0\nlater:\n  deep: [{x: *i}]\n", key("image.tag")),
+        (
+            "image:\n  tag: &t 1.0.0\nlater:\n  deep: [{x: [*t]}]\n",
+            key("image.tag"),
+        ),
+        // The path through an alias whose anchor is off the path.
+        ("a:\n  b: &x {tag: 1.0.0}\nimage: *x\n", key("image.tag")),
+        // Duplicate keys on the path, and off it.
+        ("image:\n  tag: 1.0.0\nimage:\n  tag: 2.0.0\n", key("image.tag")),
+        ("image:\n  tag: 1.0.0\nother: {a: 1, a: 2}\n", key("image.tag")),
+        // A complex key; a list at the root; a path into a list.
+        ("? [a, b]\n: 1\nimage: {tag: 1.0.0}\n", key("image.tag")),
+        ("- a\n- image: {tag: 1.0.0}\n", key("[1].image.tag")),
+        ("x:\n  - 1\n  - &a {tag: 1.0.0}\n  - *a\n", key("x[1].tag")),
+        // Documents picked by kind and name; several documents with the path.
+        (TWO_RELEASES, key("spec.values.image.tag")),
+        (
+            "kind: A\nmetadata: {name: a}\n---\nkind: B\nmetadata:\n  name: b\nimage: {tag: 1.0.0}\n",
+            key("image.tag"),
+        ),
+        // Setter comments inside lists and flow collections, and in quoted text.
+        (
+            "spec:\n  list:\n    - x: 1\n    - image: ghcr.io/a/b:1.0.0 # {\"$imagepolicy\": \"ns:p\"}\n    - [a, 'b # {\"$imagepolicy\": \"ns:p\"}']\n",
+            LocationKind::ImagePolicy("ns:p".into()),
+        ),
+        (
+            "a: &a\n  tag: 1.0.0 # {\"$imagepolicy\": \"ns:p:tag\"}\nb: *a\n",
+            LocationKind::ImagePolicy("ns:p:tag".into()),
+        ),
+        (
+            "list:\n  - {name: x, tag: 1.0.0} # {\"$imagepolicy\": \"ns:p:tag\"}\n",
+            LocationKind::ImagePolicy("ns:p:tag".into()),
+        ),
+        // Kustomize entries, appVersion.
+        (
+            "images:\n  - name: app\n    newTag: 1.0.0\n  - name: app\n",
+            LocationKind::KustomizeImage("app".into()),
+        ),
+        (
+            "images:\n  - &e {name: app, newTag: 1.0.0}\nother: [*e]\n",
+            LocationKind::KustomizeImage("app".into()),
+        ),
+        ("name: c\nappVersion: 1.0.0\n", LocationKind::ChartAppVersion),
+    ];
+    for (text, kind) in cases {
+        let loc = at("f.yaml", kind);
+        let show = |p: &Parsed| match locate(p, text, &loc) {
+            Ok(hits) => format!("{:?}", hits.iter().map(|h| (&h.edit, &h.scalar)).collect::<Vec<_>>()),
+            Err(e) => e.to_string(),
+        };
+        let whole = show(&Parsed::parse(text, "f.yaml").unwrap());
+        let kept = show(&parse_for(text, &loc).unwrap());
+        assert_eq!(kept, whole, "{text}");
+    }
+}
+
+/// The same on real files (`../shared/corpus`, when it is there): sampled key paths,
+/// every setter comment, every kustomize image and `appVersion`.
+#[test]
+fn the_kept_tree_locates_like_the_whole_tree_on_the_corpus() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    let Ok(dirs) = std::fs::read_dir(&root) else {
+        eprintln!("SKIPPED: no corpus at {}", root.display());
+        return;
+    };
+    let mut checked = 0;
+    for dir in dirs.flatten().filter(|d| d.path().is_dir()) {
+        for f in std::fs::read_dir(dir.path()).unwrap().flatten() {
+            let Ok(text) = std::fs::read_to_string(f.path()) else {
+                continue;
+            };
+            let Ok(whole) = Parsed::parse(&text, "f.yaml") else {
+                continue;
+            };
+            let mut kinds = vec![LocationKind::ChartAppVersion];
+            for d in &whole.docs {
+                let leaves = d.root.leaves();
+                let step = (leaves.len() / 4).max(1);
+                for (path, _) in leaves.iter().step_by(step) {
+                    if KeyPath::parse(path).is_ok() {
+                        kinds.push(key(path));
+                    }
+                }
+                if let Some(Node::Seq { items, .. }) = d.root.get(&Seg::Key("images".into())) {
+                    for i in items {
+                        if let Some(Node::Scalar(n)) = i.get(&Seg::Key("name".into())) {
+                            kinds.push(LocationKind::KustomizeImage(n.value.clone()));
+                        }
+                    }
+                }
+            }
+            for (_, _, comment) in whole.comments(&text) {
+                if let Some(r) = setter_of_comment(comment) {
+                    if let Some((policy, _)) = r.rsplit_once(':') {
+                        kinds.push(LocationKind::ImagePolicy(policy.to_string()));
+                    }
+                    kinds.push(LocationKind::ImagePolicy(r));
+                }
+            }
+            for kind in kinds {
+                let loc = at("f.yaml", &kind);
+                let show = |p: &Parsed| match locate(p, &text, &loc) {
+                    Ok(hits) => format!("{:?}", hits.iter().map(|h| (&h.edit, &h.scalar)).collect::<Vec<_>>()),
+                    Err(e) => e.to_string(),
+                };
+                let kept = show(&parse_for(&text, &loc).unwrap());
+                assert_eq!(kept, show(&whole), "{} {kind:?}", f.path().display());
+                checked += 1;
+            }
+        }
+    }
+    eprintln!("corpus: {checked} locations located alike");
+}

@@ -77,6 +77,8 @@ pub struct AliasUse {
 pub struct Parsed {
     pub docs: Vec<Doc>,
     pub aliases: Vec<AliasUse>,
+    /// Anchored nodes found outside the kept part of the tree (see [`Keep`]).
+    detached: Vec<Node>,
     text_ranges: Vec<(usize, usize)>,
 }
 
@@ -294,21 +296,6 @@ impl Node {
         }
     }
 
-    /// Mutable access along a route (used to build the expected tree after an edit).
-    pub(crate) fn at_mut(&mut self, route: &[Seg]) -> Option<&mut Node> {
-        let Some((first, rest)) = route.split_first() else {
-            return Some(self);
-        };
-        let next = match (self, first) {
-            (Node::Map { entries, .. }, Seg::Key(k)) => {
-                entries.iter_mut().find(|(key, _)| key.value == *k).map(|(_, v)| v)
-            }
-            (Node::Seq { items, .. }, Seg::Index(i)) => items.get_mut(*i),
-            _ => None,
-        }?;
-        next.at_mut(rest)
-    }
-
     /// Every scalar value with the key path that leads to it (for tests and scans).
     pub fn leaves(&self) -> Vec<(String, &Scalar)> {
         let mut out = Vec::new();
@@ -338,38 +325,6 @@ impl Node {
     }
 }
 
-/// Structural equality ignoring positions and quoting style: the same keys in the same
-/// order, the same scalar values, anchors, tags and aliases.
-pub(crate) fn same_shape(a: &Node, b: &Node) -> bool {
-    match (a, b) {
-        (Node::Scalar(x), Node::Scalar(y)) => x.value == y.value && x.anchor == y.anchor && x.tag == y.tag,
-        (Node::Alias { id: x, .. }, Node::Alias { id: y, .. }) => x == y,
-        (
-            Node::Seq {
-                items: x, anchor: p, ..
-            },
-            Node::Seq {
-                items: y, anchor: q, ..
-            },
-        ) => p == q && x.len() == y.len() && x.iter().zip(y).all(|(m, n)| same_shape(m, n)),
-        (
-            Node::Map {
-                entries: x, anchor: p, ..
-            },
-            Node::Map {
-                entries: y, anchor: q, ..
-            },
-        ) => {
-            p == q
-                && x.len() == y.len()
-                && x.iter()
-                    .zip(y)
-                    .all(|((kx, vx), (ky, vy))| kx.value == ky.value && same_shape(vx, vy))
-        }
-        _ => false,
-    }
-}
-
 /// Byte offset just after the end of the line containing `pos` (the text's length on
 /// a last line without a line ending).
 pub(crate) fn end_of_line(text: &str, pos: usize) -> usize {
@@ -387,34 +342,175 @@ pub(crate) fn line_ending(text: &str) -> &'static str {
     }
 }
 
-struct LineIndex {
-    starts: Vec<usize>,
+/// Byte offsets of parser marks (1-based line, 0-based char column), found by walking
+/// from the previous mark: events come nearly in order, so no index of every line is
+/// kept (a large file would pay 8 bytes per line for it).
+pub(crate) struct LineCursor<'t> {
+    text: &'t str,
+    /// The 1-based line that starts at byte `start`.
+    line: usize,
+    start: usize,
 }
 
-impl LineIndex {
-    fn new(text: &str) -> Self {
-        let mut starts = vec![0];
-        starts.extend(
-            text.bytes()
-                .enumerate()
-                .filter(|(_, b)| *b == b'\n')
-                .map(|(i, _)| i + 1),
-        );
-        LineIndex { starts }
+impl<'t> LineCursor<'t> {
+    pub(crate) fn new(text: &'t str) -> Self {
+        LineCursor {
+            text,
+            line: 1,
+            start: 0,
+        }
     }
 
-    /// Byte offset of (1-based line, 0-based char column).
-    fn offset(&self, text: &str, line: usize, col: usize) -> usize {
-        let start = self.starts.get(line.saturating_sub(1)).copied().unwrap_or(text.len());
-        let rest = &text[start..];
-        start + rest.char_indices().nth(col).map_or(rest.len(), |(i, _)| i)
+    /// Byte offset of (1-based line, 0-based char column); the text's length past its end.
+    pub(crate) fn offset(&mut self, line: usize, col: usize) -> usize {
+        let text = self.text;
+        while self.line < line {
+            match text[self.start..].find('\n') {
+                Some(i) => {
+                    self.start += i + 1;
+                    self.line += 1;
+                }
+                None => return text.len(),
+            }
+        }
+        while self.line > line.max(1) {
+            // `start - 1` is the line feed that ends the previous line.
+            self.start = text[..self.start - 1].rfind('\n').map_or(0, |i| i + 1);
+            self.line -= 1;
+        }
+        let rest = &text[self.start..];
+        self.start + rest.char_indices().nth(col).map_or(rest.len(), |(i, _)| i)
     }
+}
+
+/// What a parse keeps of a file when it only locates values: the nodes on some key
+/// paths (with the whole subtree at each path's end), the scalars of some lines with
+/// the nodes on their way, every anchored node (merge keys and aliases are looked up
+/// in them), the merge keys on the kept paths and every alias use. The rest is parsed
+/// but not kept: a large file costs little memory beyond its text.
+#[derive(Debug, Clone, Default)]
+pub struct Keep {
+    /// Key paths from each document's root.
+    pub paths: Vec<Vec<Seg>>,
+    /// 1-based lines, sorted.
+    pub lines: Vec<usize>,
+    /// Record where quoted and block scalars are ([`Parsed::comments`] needs it).
+    pub comments: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Rel {
+    Off,
+    /// On the way to a kept path's end.
+    Prefix,
+    /// At a kept path's end.
+    Target,
+}
+
+impl Keep {
+    /// Where the child `seg` of the node at `route` stands to the kept paths.
+    fn rel(&self, route: &[Seg], seg: &Seg) -> Rel {
+        let n = route.len() + 1;
+        self.paths
+            .iter()
+            .filter(|p| p.len() >= n && p[..n - 1] == *route && p[n - 1] == *seg)
+            .map(|p| if p.len() == n { Rel::Target } else { Rel::Prefix })
+            .max()
+            .unwrap_or(Rel::Off)
+    }
+
+    fn line(&self, line: usize) -> bool {
+        self.lines.binary_search(&line).is_ok()
+    }
+}
+
+/// How much of a collection under construction is kept (see [`Keep`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// All of it.
+    Full,
+    /// It is on a kept path: its children on the path are kept (and its merge keys,
+    /// anchored nodes, scalars on kept lines); list items off the path stay as empty
+    /// placeholders so that indexes hold, mapping entries off the path are dropped.
+    Spine,
+    /// Built, and emptied at its end unless it holds a scalar on a kept line or an anchor.
+    Maybe,
+    /// Not kept: only the aliases and anchored nodes inside are recorded.
+    Skip,
 }
 
 /// A collection under construction, and (for a mapping) the key awaiting its value.
 struct Frame {
     node: Node,
     key: Option<Scalar>,
+    mode: Mode,
+    /// (Maybe) it holds something kept.
+    needed: bool,
+    /// (Spine) its key or index is on the route stack.
+    on_route: bool,
+}
+
+impl Frame {
+    /// The merge key `<<` awaits its value.
+    fn merge_value(&self) -> bool {
+        matches!(&self.key, Some(k) if k.value == "<<" && k.style == Style::Plain)
+    }
+}
+
+/// The mode of a new collection under `stack`, and its route segment when it is on a
+/// kept path.
+fn child_mode(keep: Option<&Keep>, stack: &[Frame], route: &[Seg], anchor: usize) -> (Mode, Option<Seg>) {
+    let Some(keep) = keep else {
+        return (Mode::Full, None);
+    };
+    let Some(parent) = stack.last() else {
+        return (Mode::Spine, None);
+    };
+    match parent.mode {
+        Mode::Full => (Mode::Full, None),
+        _ if anchor != 0 => (Mode::Full, None),
+        Mode::Skip => (Mode::Skip, None),
+        Mode::Maybe => (Mode::Maybe, None),
+        Mode::Spine => {
+            let seg = match (&parent.node, &parent.key) {
+                (Node::Seq { items, .. }, _) => Seg::Index(items.len()),
+                _ if parent.merge_value() => return (Mode::Full, None),
+                (Node::Map { .. }, Some(k)) => Seg::Key(k.value.clone()),
+                // A complex key: no path names it.
+                _ => return (Mode::Skip, None),
+            };
+            match keep.rel(route, &seg) {
+                Rel::Target => (Mode::Full, None),
+                Rel::Prefix => (Mode::Spine, Some(seg)),
+                Rel::Off if keep.lines.is_empty() => (Mode::Skip, None),
+                Rel::Off => (Mode::Maybe, None),
+            }
+        }
+    }
+}
+
+/// What stands for a node that is not kept: an empty collection, a scalar without value.
+fn placeholder(node: Node) -> Node {
+    match node {
+        Node::Map { flow, line, .. } => Node::Map {
+            entries: Vec::new(),
+            flow,
+            anchor: 0,
+            line,
+        },
+        Node::Seq { flow, line, .. } => Node::Seq {
+            items: Vec::new(),
+            flow,
+            anchor: 0,
+            line,
+        },
+        Node::Scalar(s) => Node::Scalar(Scalar {
+            value: String::new(),
+            tag: None,
+            ..s
+        }),
+        alias @ Node::Alias { .. } => alias,
+    }
 }
 
 impl Doc {
@@ -424,68 +520,93 @@ impl Doc {
     }
 }
 
+/// Refuses lone carriage returns (old Mac line endings): neither parser reads them alike.
+pub(crate) fn check_line_endings(text: &str, file: &str) -> Result<()> {
+    if let Some(pos) = text
+        .bytes()
+        .enumerate()
+        .position(|(i, b)| b == b'\r' && text.as_bytes().get(i + 1) != Some(&b'\n'))
+    {
+        let line = text[..pos].matches('\n').count() + 1;
+        return Err(err_at(
+            file,
+            Some(line),
+            format!(
+                "{file}:{line}: the file ends lines with a lone carriage return (CR, old Mac style); convert it to LF or CRLF line endings to let gitops-flow edit it"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The error for a file yaml-rust2 does not read.
+pub(crate) fn parse_error(text: &str, file: &str, e: &yaml_rust2::ScanError) -> Error {
+    let m = e.marker();
+    if e.info().contains("must be followed by a valid YAML whitespace")
+        && let Some(l) = text.lines().nth(m.line().saturating_sub(1))
+        && l.contains(":\t")
+    {
+        return err_at(
+            file,
+            Some(m.line()),
+            format!(
+                "{file}:{}: a tab follows the `:` of a key; YAML readers such as yaml-rust2 require a space there — replace the tab with a space",
+                m.line()
+            ),
+        );
+    }
+    err_at(
+        file,
+        Some(m.line()),
+        format!(
+            "{file}:{}:{}: not valid YAML: {}; fix the file before gitops-flow edits it",
+            m.line(),
+            m.col() + 1,
+            e.info()
+        ),
+    )
+}
+
+/// The byte offset of a UTF-8 BOM's end (0 without one).
+pub(crate) fn bom_len(text: &str) -> usize {
+    if text.starts_with('\u{feff}') { 3 } else { 0 }
+}
+
 impl Parsed {
+    /// Parses a whole file and keeps all of it.
     pub fn parse(text: &str, file: &str) -> Result<Parsed> {
-        if let Some(pos) = text
-            .bytes()
-            .enumerate()
-            .position(|(i, b)| b == b'\r' && text.as_bytes().get(i + 1) != Some(&b'\n'))
-        {
-            let line = text[..pos].matches('\n').count() + 1;
-            return Err(err_at(
-                file,
-                Some(line),
-                format!(
-                    "{file}:{line}: the file ends lines with a lone carriage return (CR, old Mac style); convert it to LF or CRLF line endings to let gitops-flow edit it"
-                ),
-            ));
-        }
-        let bom = if text.starts_with('\u{feff}') { 3 } else { 0 };
+        Parsed::parse_with(text, file, None)
+    }
+
+    /// Parses a whole file and keeps what `keep` asks for (everything without it).
+    pub(crate) fn parse_with(text: &str, file: &str, keep: Option<&Keep>) -> Result<Parsed> {
+        check_line_endings(text, file)?;
+        let bom = bom_len(text);
         let body = &text[bom..];
-        let lines = LineIndex::new(body);
+        let mut lines = LineCursor::new(body);
+        let ranges = keep.is_none_or(|k| k.comments);
         let mut parser = Parser::new_from_str(body);
         let mut docs = Vec::new();
         let mut aliases = Vec::new();
+        let mut detached = Vec::new();
         let mut text_ranges: Vec<(usize, usize)> = Vec::new();
         // A block scalar's range ends where the next event starts.
         let mut open_range: Option<usize> = None;
         let mut stack: Vec<Frame> = Vec::new();
+        // The keys and indexes of the open collections on a kept path.
+        let mut route: Vec<Seg> = Vec::new();
         let mut flow_depth = 0usize;
         let mut root: Option<Node> = None;
         let mut doc_line = 1;
         loop {
-            let (event, mark) = parser.next_token().map_err(|e| {
-                let m = e.marker();
-                if e.info().contains("must be followed by a valid YAML whitespace")
-                    && let Some(l) = text.lines().nth(m.line().saturating_sub(1))
-                    && l.contains(":\t")
-                {
-                    return err_at(
-                        file,
-                        Some(m.line()),
-                        format!(
-                            "{file}:{}: a tab follows the `:` of a key; YAML readers such as yaml-rust2 require a space there — replace the tab with a space",
-                            m.line()
-                        ),
-                    );
-                }
-                err_at(
-                    file,
-                    Some(m.line()),
-                    format!(
-                        "{file}:{}:{}: not valid YAML: {}; fix the file before gitops-flow edits it",
-                        m.line(),
-                        m.col() + 1,
-                        e.info()
-                    ),
-                )
-            })?;
+            let (event, mark) = parser.next_token().map_err(|e| parse_error(text, file, &e))?;
             let line = mark.line();
-            let start = bom + lines.offset(body, line, mark.col());
+            let start = bom + lines.offset(line, mark.col());
             if let Some(i) = open_range.take() {
                 text_ranges[i].1 = start.max(text_ranges[i].0);
             }
-            let node = match event {
+            // The finished node, and for a collection its mode and whether it holds something kept.
+            let (node, finished) = match event {
                 Event::StreamEnd => break,
                 Event::DocumentStart => {
                     doc_line = line;
@@ -523,16 +644,16 @@ impl Parsed {
                         }
                     }
                     match style {
-                        Style::SingleQuoted | Style::DoubleQuoted => {
+                        Style::SingleQuoted | Style::DoubleQuoted if ranges => {
                             text_ranges.push((start, quoted_end(text, start)));
                         }
-                        Style::Block => {
+                        Style::Block if ranges => {
                             text_ranges.push((start, text.len()));
                             open_range = Some(text_ranges.len() - 1);
                         }
-                        Style::Plain => {}
+                        _ => {}
                     }
-                    Node::Scalar(Scalar {
+                    let node = Node::Scalar(Scalar {
                         value,
                         style,
                         anchor,
@@ -541,7 +662,8 @@ impl Parsed {
                         line,
                         col: mark.col(),
                         in_flow: flow_depth > 0,
-                    })
+                    });
+                    (node, None)
                 }
                 Event::Alias(id) => {
                     let name: String = text[start..]
@@ -549,51 +671,61 @@ impl Parsed {
                         .chars()
                         .take_while(|c| !c.is_whitespace() && !matches!(c, ',' | ']' | '}'))
                         .collect();
-                    let merge = matches!(
-                        stack.last(),
-                        Some(Frame { key: Some(k), .. }) if k.value == "<<" && k.style == Style::Plain
-                    ) || matches!(
-                        &stack[..],
-                        [.., Frame { key: Some(k), .. }, Frame { node: Node::Seq { flow: true, .. }, .. }]
-                            if k.value == "<<" && k.style == Style::Plain
-                    );
+                    let merge = stack.last().is_some_and(Frame::merge_value)
+                        || matches!(
+                            &stack[..],
+                            [.., parent, Frame { node: Node::Seq { flow: true, .. }, .. }] if parent.merge_value()
+                        );
                     aliases.push(AliasUse { id, name, line, merge });
-                    Node::Alias { id, line }
+                    (Node::Alias { id, line }, None)
                 }
-                Event::MappingStart(anchor, _) => {
-                    let flow = text[start..].starts_with('{');
+                Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
+                    let map = matches!(event, Event::MappingStart(..));
+                    let flow = text[start..].starts_with(if map { '{' } else { '[' });
                     if flow {
                         flow_depth += 1;
                     }
-                    let node = Node::Map {
-                        entries: Vec::new(),
-                        flow,
-                        anchor,
-                        line,
+                    let (mode, seg) = child_mode(keep, &stack, &route, anchor);
+                    let on_route = seg.is_some();
+                    route.extend(seg);
+                    let node = if map {
+                        Node::Map {
+                            entries: Vec::new(),
+                            flow,
+                            anchor,
+                            line,
+                        }
+                    } else {
+                        Node::Seq {
+                            items: Vec::new(),
+                            flow,
+                            anchor,
+                            line,
+                        }
                     };
-                    stack.push(Frame { node, key: None });
-                    continue;
-                }
-                Event::SequenceStart(anchor, _) => {
-                    let flow = text[start..].starts_with('[');
-                    if flow {
-                        flow_depth += 1;
-                    }
-                    let node = Node::Seq {
-                        items: Vec::new(),
-                        flow,
-                        anchor,
-                        line,
-                    };
-                    stack.push(Frame { node, key: None });
+                    stack.push(Frame {
+                        node,
+                        key: None,
+                        mode,
+                        needed: false,
+                        on_route,
+                    });
                     continue;
                 }
                 Event::MappingEnd | Event::SequenceEnd => match stack.pop() {
-                    Some(Frame { node, .. }) => {
-                        if matches!(node, Node::Map { flow: true, .. } | Node::Seq { flow: true, .. }) {
+                    Some(frame) => {
+                        if matches!(frame.node, Node::Map { flow: true, .. } | Node::Seq { flow: true, .. }) {
                             flow_depth -= 1;
                         }
-                        node
+                        if frame.on_route {
+                            route.pop();
+                        }
+                        let kept = match frame.mode {
+                            Mode::Full | Mode::Spine => true,
+                            Mode::Maybe => frame.needed,
+                            Mode::Skip => false,
+                        };
+                        (frame.node, Some(kept))
                     }
                     None => {
                         return Err(err_at(file, Some(line), format!("{file}:{line}: unbalanced YAML")));
@@ -602,51 +734,84 @@ impl Parsed {
                 Event::StreamStart | Event::Nothing => continue,
             };
             // Attach the finished node to its parent.
-            match stack.last_mut() {
-                None => root = Some(node),
-                Some(Frame {
-                    node: Node::Seq { items, .. },
-                    ..
-                }) => items.push(node),
-                Some(Frame {
-                    node: Node::Map { entries, .. },
-                    key,
-                }) => match key.take() {
-                    None => match node {
-                        Node::Scalar(s) => *key = Some(s),
-                        other => {
-                            // A complex key: keep it as an opaque key that no path matches.
-                            *key = Some(Scalar {
-                                value: format!("\u{0}complex@{}", other.line()),
-                                style: Style::Plain,
-                                anchor: 0,
-                                tag: None,
-                                start: 0,
-                                line: other.line(),
-                                col: 0,
-                                in_flow: false,
-                            });
-                        }
-                    },
-                    Some(k) => {
-                        let mut node = node;
-                        // A block scalar's marker is on its first content line: report the key's.
-                        // So is an empty value's (it is on the next token's line).
-                        if let Node::Scalar(s) = &mut node
-                            && (s.style == Style::Block
-                                || (s.style == Style::Plain
-                                    && (s.value.is_empty() || s.value == "~")
-                                    && s.line > k.line))
-                        {
-                            s.line = k.line;
-                        }
-                        entries.push((k, node))
+            let Some(parent) = stack.last_mut() else {
+                root = Some(node);
+                continue;
+            };
+            let mut node = node;
+            if let (Node::Map { .. }, Some(k)) = (&parent.node, &parent.key)
+                && let Node::Scalar(s) = &mut node
+                // A block scalar's marker is on its first content line: report the key's.
+                // So is an empty value's (it is on the next token's line).
+                && (s.style == Style::Block
+                    || (s.style == Style::Plain && (s.value.is_empty() || s.value == "~") && s.line > k.line))
+            {
+                s.line = k.line;
+            }
+            let is_key = matches!(parent.node, Node::Map { .. }) && parent.key.is_none();
+            let kept = match finished {
+                Some(kept) => kept,
+                None => match (keep, parent.mode) {
+                    (None, _) | (_, Mode::Full) => true,
+                    (Some(_), Mode::Skip) => node.anchor() != 0,
+                    (Some(k), mode) => {
+                        node.anchor() != 0
+                            || matches!(&node, Node::Scalar(s) if k.line(s.line))
+                            || (mode == Mode::Spine
+                                && !is_key
+                                && (parent.merge_value() || {
+                                    let seg = match (&parent.node, &parent.key) {
+                                        (Node::Seq { items, .. }, _) => Seg::Index(items.len()),
+                                        (_, key) => Seg::Key(key.as_ref().map(|k| k.value.clone()).unwrap_or_default()),
+                                    };
+                                    k.rel(&route, &seg) != Rel::Off
+                                }))
                     }
                 },
-                Some(Frame {
-                    node: Node::Scalar(_) | Node::Alias { .. },
-                    ..
-                }) => {
+            };
+            if kept && !is_key {
+                parent.needed = true;
+            }
+            let skip = parent.mode == Mode::Skip;
+            match (&mut parent.node, &mut parent.key) {
+                (Node::Seq { items, .. }, _) => {
+                    if skip {
+                        if kept {
+                            detached.push(node);
+                        }
+                    } else if kept {
+                        items.push(node);
+                    } else {
+                        items.push(placeholder(node));
+                    }
+                }
+                (Node::Map { .. }, key @ None) => match node {
+                    Node::Scalar(s) => *key = Some(s),
+                    other => {
+                        // A complex key: keep it as an opaque key that no path matches.
+                        *key = Some(Scalar {
+                            value: format!("\u{0}complex@{}", other.line()),
+                            style: Style::Plain,
+                            anchor: 0,
+                            tag: None,
+                            start: 0,
+                            line: other.line(),
+                            col: 0,
+                            in_flow: false,
+                        });
+                    }
+                },
+                (Node::Map { entries, .. }, key @ Some(_)) => {
+                    let k = key.take().expect("matched Some");
+                    if skip {
+                        if kept {
+                            detached.push(node);
+                        }
+                    } else if kept {
+                        entries.push((k, node));
+                    }
+                }
+                (Node::Scalar(_) | Node::Alias { .. }, _) => {
                     unreachable!("only mappings and sequences are pushed as frames")
                 }
             }
@@ -655,8 +820,17 @@ impl Parsed {
         Ok(Parsed {
             docs,
             aliases,
+            detached,
             text_ranges,
         })
+    }
+
+    /// The node that carries anchor `id`, wherever it is kept.
+    pub fn anchored(&self, id: usize) -> Option<&Node> {
+        self.docs
+            .iter()
+            .find_map(|d| d.root.anchored(id))
+            .or_else(|| self.detached.iter().find_map(|n| n.anchored(id)))
     }
 
     /// The comments of the file: (1-based line, byte offset of `#`, text after `#`
