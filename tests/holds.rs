@@ -552,12 +552,7 @@ fn github_tag_track_lock_is_a_verified_commit_and_refuses_promote() {
     let (_seed, dir) = scratch("make_tag_repo.sh");
     let fake = FakeGitHub::start(&dir);
     let j = Jobs::new(&fake);
-    let head = fake.rev("main").unwrap();
-    j.run(
-        &[("command", "deploy"), ("service", "payments"), ("revision", &head)],
-        &[],
-    )
-    .assert_ok();
+    let head = support::deploy_payments(&fake);
     let r = j.run(
         &[
             ("command", "lock"),
@@ -605,12 +600,7 @@ fn github_a_lock_landing_during_the_tag_move_stops_it_before_anything_moves() {
     let (_seed, dir) = scratch("make_tag_repo.sh");
     let fake = FakeGitHub::start(&dir);
     let j = Jobs::new(&fake);
-    let head = fake.rev("main").unwrap();
-    j.run(
-        &[("command", "deploy"), ("service", "payments"), ("revision", &head)],
-        &[],
-    )
-    .assert_ok();
+    support::deploy_payments(&fake);
     let prod = fake.rev("refs/tags/payments-production").unwrap();
     let rb = fake.rev("refs/tags/payments-production-rollback");
     let push = fake.pusher();
@@ -649,13 +639,7 @@ fn github_a_lock_landing_during_the_tag_move_stops_it_before_anything_moves() {
 fn github_a_real_lock_racing_a_tag_promote_wins() {
     let (_seed, dir) = scratch("make_tag_repo.sh");
     let fake = FakeGitHub::start(&dir);
-    let head = fake.rev("main").unwrap();
-    Jobs::new(&fake)
-        .run(
-            &[("command", "deploy"), ("service", "payments"), ("revision", &head)],
-            &[],
-        )
-        .assert_ok();
+    support::deploy_payments(&fake);
     let prod = fake.rev("refs/tags/payments-production").unwrap();
     let r = std::thread::scope(|s| {
         let bg = s.spawn(|| {
@@ -763,12 +747,7 @@ fn github_without_the_hold_guard_ref_still_promotes_and_locks() {
     let fake = FakeGitHub::start(&dir);
     fake.refuse_refs_under(Some("refs/gitops-flow/"));
     let j = Jobs::new(&fake);
-    let head = fake.rev("main").unwrap();
-    j.run(
-        &[("command", "deploy"), ("service", "payments"), ("revision", &head)],
-        &[],
-    )
-    .assert_ok();
+    let head = support::deploy_payments(&fake);
     let p = j.run(&[("command", "promote"), ("service", "payments")], &[]);
     p.assert_ok();
     assert_eq!(p.out("changed"), "true");

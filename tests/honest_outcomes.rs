@@ -253,13 +253,7 @@ fn five_parallel_promotes_on_github_one_changed() {
     let (_t, dir) = scratch("make_tag_repo.sh");
     let fake = FakeGitHub::start(&dir);
     let initial = fake.rev("payments-production").unwrap();
-    let head = fake.rev("main").unwrap();
-    Jobs::new(&fake)
-        .run(
-            &[("command", "deploy"), ("service", "payments"), ("revision", &head)],
-            &[],
-        )
-        .assert_ok();
+    let head = support::deploy_payments(&fake);
     fake.clear_log();
     // Every run pauses between its read and its write, so all five read first.
     let runs: Vec<_> = std::thread::scope(|s| {

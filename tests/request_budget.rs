@@ -139,12 +139,7 @@ fn an_unresolvable_compare_falls_back_to_rest() {
     let fake = FakeGitHub::start(&dir);
     fake.set_compare_unresolvable(true);
     let j = Jobs::new(&fake);
-    let head = fake.rev("main").unwrap();
-    j.run(
-        &[("command", "deploy"), ("service", "payments"), ("revision", &head)],
-        &[],
-    )
-    .assert_ok();
+    let head = support::deploy_payments(&fake);
     // main moves on: whether staging's commit is on main must really be asked.
     fake.advance_main("later");
     fake.clear_log();

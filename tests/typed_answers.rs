@@ -61,12 +61,7 @@ fn a_compare_answer_without_status_fails_instead_of_meaning_not_on_main() {
     let fake = FakeGitHub::start(&dir);
     fake.set_compare_unresolvable(true);
     let j = Jobs::new(&fake);
-    let head = fake.rev("main").unwrap();
-    j.run(
-        &[("command", "deploy"), ("service", "payments"), ("revision", &head)],
-        &[],
-    )
-    .assert_ok();
+    support::deploy_payments(&fake);
     fake.advance_main("later");
     let before = fake.refs();
     fake.tamper_next("/compare/", |v| {

@@ -250,3 +250,16 @@ impl<'a> Jobs<'a> {
         run(&[], &pairs)
     }
 }
+
+/// Deploys `payments` at the main head of the fake GitHub (a fresh job; it must
+/// succeed) and returns that head: the start of most tag-track scenarios.
+pub fn deploy_payments(fake: &fake_github::FakeGitHub) -> String {
+    let head = fake.rev("main").expect("main exists");
+    Jobs::new(fake)
+        .run(
+            &[("command", "deploy"), ("service", "payments"), ("revision", &head)],
+            &[],
+        )
+        .assert_ok();
+    head
+}
