@@ -4,7 +4,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Ctx, short};
-use crate::config::Track;
 use crate::error::Result;
 use crate::repo::Oid;
 
@@ -47,7 +46,12 @@ impl Ctx<'_> {
         let before = self.pushed_before(&after)?;
         let mut out = Vec::new();
         for service in self.config.services.keys() {
-            for env in self.config.environments.iter().filter(|e| e.track == Track::File) {
+            for env in self
+                .config
+                .environments
+                .iter()
+                .filter(|e| super::tracks::of(e).deployed_by_push())
+            {
                 let Ok(locs) = self.config.locations(env, service) else {
                     continue;
                 };

@@ -3,7 +3,7 @@
 use super::state::{Depth, EnvState, Source};
 use super::tracks::Moved;
 use super::{Ctx, Meta, Outcome, short};
-use crate::config::{Environment, Track, expand};
+use crate::config::{Environment, expand};
 use crate::error::{Error, Result};
 use crate::gates::argocd::{Kick, SyncMode};
 use crate::gates::{self, GateResult, Polling};
@@ -261,11 +261,10 @@ pub fn on_failure(
         msg.push_str(&format!(
             "; rolled `{}` back{}",
             env.name,
-            match (&rb.revision, &rb.version) {
-                (_, Some(v)) if env.track != Track::Tag => format!(" to {v}"),
-                (Some(r), _) => format!(" to {}", short(r)),
-                _ => String::new(),
-            }
+            super::tracks::of(env)
+                .rolled_back_to(&rb)
+                .map(|t| format!(" to {t}"))
+                .unwrap_or_default()
         ));
         out.changed = rb.changed || out.changed;
         out.rollback_revision = rb.revision.clone().or(rb.commit.clone());

@@ -36,6 +36,10 @@ impl EnvTrack for File {
         })
     }
 
+    fn deployed_by_push(&self) -> bool {
+        true
+    }
+
     fn moved(&self, out: &Outcome) -> Moved {
         if out.pull_request_number.is_some() || (out.commit.is_none() && out.changed) {
             Moved::Pending

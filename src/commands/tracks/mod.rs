@@ -72,6 +72,18 @@ pub trait EnvTrack {
     }
     /// What runs in the environment after a command moved it (its outcome `out`).
     fn moved(&self, out: &Outcome) -> Moved;
+    /// How a message names what a rollback (its outcome `out`) went back to: the
+    /// version, else the commit.
+    fn rolled_back_to(&self, out: &Outcome) -> Option<String> {
+        out.version
+            .clone()
+            .or_else(|| out.revision.as_deref().map(|r| crate::names::short_sha(r).to_string()))
+    }
+    /// Whether a push to the main branch deploys this track's environments (their
+    /// versions live in files on main), for the chain to read what a push changed.
+    fn deployed_by_push(&self) -> bool {
+        false
+    }
     /// Moves the environment `p.to` to what `p.from` runs.
     fn promote(&self, ctx: &Ctx<'_>, p: &Promotion<'_>, out: Outcome) -> Result<Outcome>;
     /// `report`'s cells: what each (environment of this track, service) runs, read

@@ -57,6 +57,11 @@ impl EnvTrack for Tag {
         Moved::Revision(out.revision.clone())
     }
 
+    /// The commit the tag went back to (a tag names a commit, not a version).
+    fn rolled_back_to(&self, out: &Outcome) -> Option<String> {
+        out.revision.as_deref().map(|r| short(r).to_string())
+    }
+
     fn promote(&self, ctx: &Ctx<'_>, p: &super::Promotion<'_>, out: Outcome) -> Result<Outcome> {
         promote_tag(ctx, p.service, p.from, p.to, p.main_head, out)
     }
