@@ -347,14 +347,7 @@ impl FakeGitHub {
     }
 
     pub fn rev(&self, r: &str) -> Option<String> {
-        git_in(
-            &self.bare,
-            &["rev-parse", "--verify", "-q", &format!("{r}^{{commit}}")],
-            None,
-            &[],
-        )
-        .ok()
-        .map(|s| s.trim().to_string())
+        sha_of(&self.bare, r)
     }
 
     pub fn refs(&self) -> std::collections::BTreeMap<String, String> {
@@ -580,16 +573,7 @@ impl FakeGitHub {
 }
 
 fn push_to(bare: &Path, branch: &str, from: &str, file: &str, content: &str) -> String {
-    let rev = |r: &str| {
-        git_in(
-            bare,
-            &["rev-parse", "--verify", "-q", &format!("{r}^{{commit}}")],
-            None,
-            &[],
-        )
-        .ok()
-        .map(|s| s.trim().to_string())
-    };
+    let rev = |r: &str| sha_of(bare, r);
     {
         let parent = rev(&format!("refs/heads/{branch}"))
             .or_else(|| rev(from))
