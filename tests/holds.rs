@@ -792,6 +792,30 @@ fn github_without_the_hold_guard_ref_still_promotes_and_locks() {
     fake.assert_clean();
 }
 
+/// A GitHub that refuses an update leaving a ref where it is (the guard's usual
+/// compare-and-swap), in words that do not name the ref: moves still land, checked the
+/// old way (main read again after the move), and say so.
+#[test]
+fn github_refusing_a_guard_left_in_place_still_promotes() {
+    let (_seed, dir) = scratch("make_tag_repo.sh");
+    let fake = FakeGitHub::start(&dir);
+    fake.refuse_noop_updates(true);
+    let j = Jobs::new(&fake);
+    // The first guarded move creates the guard at the main head.
+    let head = support::deploy_payments(&fake);
+    assert_eq!(fake.rev("refs/gitops-flow/holds"), Some(head.clone()));
+    let p = j.run(&[("command", "promote"), ("service", "payments")], &[]);
+    p.assert_ok();
+    assert_eq!(p.out("changed"), "true");
+    assert_eq!(fake.rev("refs/tags/payments-production").unwrap(), head);
+    assert!(
+        p.stdout.contains("::notice::") && p.stdout.contains("refs/gitops-flow/holds"),
+        "{}",
+        p.stdout
+    );
+    fake.assert_clean();
+}
+
 /// The guard never moves back: a lock whose guard move finds a later lock's commit
 /// there (that lock moved it first) leaves it, since a promotion may have read the
 /// value this lock would bring back.

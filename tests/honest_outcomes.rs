@@ -238,7 +238,7 @@ fn ten_parallel_promotes_one_changed() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     std::fs::remove_file(&lock).unwrap();
     let runs: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    assert_one_run_wrote(&runs, &head, &initial);
+    support::assert_one_run_wrote(&runs, &head, &initial);
     assert_eq!(rev(&dir, "payments-production"), head);
     assert_eq!(rev(&dir, "payments-production-rollback"), initial);
 }
@@ -269,7 +269,7 @@ fn five_parallel_promotes_on_github_one_changed() {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert_one_run_wrote(&runs, &head, &initial);
+    support::assert_one_run_wrote(&runs, &head, &initial);
     let writes = fake
         .requests()
         .iter()
@@ -281,23 +281,34 @@ fn five_parallel_promotes_on_github_one_changed() {
     fake.assert_clean();
 }
 
-/// Every run of a race for one tag move succeeded with the same result; exactly one
-/// says `changed=true` (from `initial`), the others say where the tag already was.
-fn assert_one_run_wrote(runs: &[support::Run], head: &str, initial: &str) {
-    for r in runs {
-        r.assert_ok();
-        assert_eq!(r.out("revision"), head);
-        assert_eq!(r.out("rollback-revision"), initial, "{}", r.stdout);
-    }
-    let winners: Vec<_> = runs.iter().filter(|r| r.out("changed") == "true").collect();
-    assert_eq!(winners.len(), 1, "exactly one run wrote");
-    assert_eq!(winners[0].out("previous-revision"), initial);
-    for r in runs.iter().filter(|r| r.out("changed") == "false") {
-        assert_eq!(r.out("previous-revision"), head, "where the tag already is");
-        assert!(
-            r.stdout.contains("already points at") || r.stdout.contains("another run moved"),
-            "{}",
-            r.stdout
-        );
-    }
+/// A move given up on GitHub's rate limit at its first attempt was never processed:
+/// a tag found moved afterwards is another run's, and this run does not claim it
+/// (`changed=true` was said before: a give-up counted as "may have landed").
+#[test]
+fn a_rate_limited_move_does_not_claim_another_runs_move() {
+    let (_seed, dir) = scratch("make_tag_repo.sh");
+    let fake = FakeGitHub::start(&dir);
+    let head = support::deploy_payments(&fake);
+    let initial = fake.rev("refs/tags/payments-production").unwrap();
+    let bare = fake.bare.clone();
+    let (to, from) = (head.clone(), initial.clone());
+    // While this run's `updateRefs` is refused for the rate limit, another run makes
+    // the very same move (the tag and its rollback tag).
+    fake.on_fault(move || {
+        support::git(&bare, &["update-ref", "refs/tags/payments-production", &to]);
+        support::git(&bare, &["update-ref", "refs/tags/payments-production-rollback", &from]);
+    });
+    fake.fail_on_with(
+        "updateRefs",
+        403,
+        &[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "4102444800")],
+        r#"{"message":"API rate limit exceeded for installation ID 1."}"#,
+    );
+    let r = Jobs::new(&fake).run(&[("command", "promote"), ("service", "payments")], &[]);
+    assert_eq!(fake.rev("refs/tags/payments-production").unwrap(), head);
+    assert_ne!(initial, head);
+    r.assert_ok();
+    assert_eq!(r.out("changed"), "false", "{}", r.stdout);
+    assert!(r.stdout.contains("another run moved"), "{}", r.stdout);
+    fake.assert_clean();
 }

@@ -77,6 +77,49 @@ impl LocalRepo {
         }
     }
 
+    /// Each ref read on its own (see `resolve_refs` for a snapshot of several).
+    fn read_refs(&self, names: &[String]) -> Result<Vec<Option<RefTarget>>> {
+        names
+            .iter()
+            .map(|n| {
+                let found = self.repo.try_find_reference(n.as_str()).map_err(|e| {
+                    if super::git_errors::chain(&e).contains("could not be decoded") {
+                        super::git_errors::corrupt_ref(n, self.repo.git_dir())
+                    } else {
+                        git_err("find reference")(e)
+                    }
+                })?;
+                let Some(mut r) = found else {
+                    return Ok(None);
+                };
+                let target = match r.target() {
+                    gix::refs::TargetRef::Object(o) => o.to_hex().to_string(),
+                    gix::refs::TargetRef::Symbolic(_) => String::new(),
+                };
+                let commit = match r.peel_to_commit() {
+                    Ok(c) => c.id.to_hex().to_string(),
+                    Err(e) => return Err(self.peel_error(n, e)),
+                };
+                let target = if target.is_empty() { commit.clone() } else { target };
+                Ok(Some(RefTarget { target, commit }))
+            })
+            .collect()
+    }
+
+    /// Whether a writer holds the lock of one of `names` (or of `packed-refs`).
+    fn refs_locked(&self, names: &[String]) -> bool {
+        let common = self.repo.common_dir();
+        common.join("packed-refs.lock").exists()
+            || names.iter().any(|n| {
+                let dir = if n.starts_with("refs/") {
+                    common
+                } else {
+                    self.repo.git_dir()
+                };
+                dir.join(format!("{n}.lock")).exists()
+            })
+    }
+
     /// Applies ref edits with our own identity in the reflog (the checkout may have none).
     fn apply(&self, edits: Vec<RefEdit>) -> std::result::Result<(), gix::Error> {
         let sig = self.signature();
@@ -86,17 +129,22 @@ impl LocalRepo {
             .map(|_| ())
     }
 
-    /// After a failed transaction: a conflict if any ref is no longer where we expected.
+    /// After a failed transaction: a conflict if any ref is no longer where we
+    /// expected (read as one snapshot, after a concurrent writer let go of its locks),
+    /// else a lock file still in the way, else git's own error. A lock seen first
+    /// would blame a live writer's lock for what is a lost compare-and-swap.
     fn classify(&self, updates: &[RefUpdate], e: gix::Error, what: &str) -> Error {
         let names: Vec<String> = updates.iter().map(|u| u.name.clone()).collect();
+        let now = self.resolve_refs(&names).unwrap_or_default();
+        if let Some(conflict) = super::conflict(updates, &now, &e, &format!("{what}: ")) {
+            return conflict;
+        }
         let blocking: Vec<&str> = names.iter().map(String::as_str).collect();
         let locks = super::git_errors::stale_locks(self.repo.git_dir(), &blocking);
         if !locks.is_empty() {
             return super::git_errors::locked(&locks);
         }
-        let now = self.resolve_refs(&names).unwrap_or_default();
-        super::conflict(updates, &now, &e, &format!("{what}: "))
-            .unwrap_or_else(|| Error::failed(format!("{what}: git: {e}")))
+        Error::failed(format!("{what}: git: {e}"))
     }
 
     fn commit_obj(&self, id: &str) -> Result<gix::Commit<'_>> {
@@ -386,32 +434,31 @@ impl Git for LocalRepo {
         ))
     }
 
+    /// Several refs are read as one snapshot. git's files backend moves the refs of
+    /// one transaction a file at a time, so a read between two of the renames sees a
+    /// tag moved and its rollback tag not yet. Such a read is repeated: a snapshot
+    /// counts when no ref of it was locked after it was read and a second read agrees
+    /// (a transaction half done either still holds the lock of a ref not yet moved or,
+    /// finished, changes what the second read sees). A lock that stays (a crashed
+    /// writer) is waited for a second at most.
     fn resolve_refs(&self, names: &[String]) -> Result<Vec<Option<RefTarget>>> {
-        names
-            .iter()
-            .map(|n| {
-                let found = self.repo.try_find_reference(n.as_str()).map_err(|e| {
-                    if super::git_errors::chain(&e).contains("could not be decoded") {
-                        super::git_errors::corrupt_ref(n, self.repo.git_dir())
-                    } else {
-                        git_err("find reference")(e)
-                    }
-                })?;
-                let Some(mut r) = found else {
-                    return Ok(None);
-                };
-                let target = match r.target() {
-                    gix::refs::TargetRef::Object(o) => o.to_hex().to_string(),
-                    gix::refs::TargetRef::Symbolic(_) => String::new(),
-                };
-                let commit = match r.peel_to_commit() {
-                    Ok(c) => c.id.to_hex().to_string(),
-                    Err(e) => return Err(self.peel_error(n, e)),
-                };
-                let target = if target.is_empty() { commit.clone() } else { target };
-                Ok(Some(RefTarget { target, commit }))
-            })
-            .collect()
+        if names.len() < 2 {
+            return self.read_refs(names);
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        loop {
+            let first = self.read_refs(names)?;
+            let late = std::time::Instant::now() >= deadline;
+            if !self.refs_locked(names) {
+                let second = self.read_refs(names)?;
+                if first == second || late {
+                    return Ok(second);
+                }
+            } else if late {
+                return Ok(first);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
     }
 
     fn resolve_revision(&self, rev: &str) -> Result<Option<Oid>> {
@@ -691,7 +738,7 @@ impl Git for LocalRepo {
                     "branch `{}` is checked out in {} and would be rebuilt on {}, leaving that work tree stale; check out another branch there and re-run. Nothing was written",
                     req.branch,
                     wd.display(),
-                    &req.parent[..req.parent.len().min(7)],
+                    short_sha(&req.parent),
                 )));
             }
             // Refuse when the files we would touch have uncommitted changes.

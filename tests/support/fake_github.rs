@@ -187,6 +187,9 @@ struct State {
     /// Runs once just before a write of this GraphQL field is applied: a concurrent
     /// writer that always comes between the read and the write.
     before_write: Option<(String, BeforeWrite)>,
+    /// Runs when the next fault that matches a request by text fires `Instead`, before
+    /// its answer (another writer acting while this request is refused).
+    on_fault: Option<BeforeWrite>,
     /// Apply the next matching request, then answer with this status instead
     /// ("the write landed but the answer was lost"): (method, path suffix, status).
     /// `(method, path suffix, status, applied)`: applied false answers without handling.
@@ -198,6 +201,8 @@ struct State {
     compare_unresolvable: bool,
     /// `updateRefs` refuses refs under this prefix (a GitHub that would not take them).
     refused_ref_prefix: Option<String>,
+    /// `updateRefs` refuses an update that leaves a ref where it is.
+    refuse_noop_updates: bool,
     /// Auto-merge mutations seen: (pull request number, merge method).
     auto_merges: Vec<(u64, String)>,
     /// Answers to spoil after they were handled and validated: (text the request's
@@ -412,6 +417,25 @@ impl FakeGitHub {
         });
     }
 
+    /// The next request containing `matching` is answered with exactly this (and not
+    /// handled).
+    pub fn fail_on_with(&self, matching: &str, status: u16, headers: &[(&str, &str)], body: &str) {
+        self.state.lock().expect("lock").faults.push_back(Fault {
+            status,
+            retry_after: None,
+            body: body.into(),
+            when: When::Instead,
+            matching: Some(matching.into()),
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        });
+    }
+
+    /// Runs `f` when the next fault matching a request by text fires `Instead`,
+    /// before its answer is sent.
+    pub fn on_fault(&self, f: impl FnOnce() + Send + 'static) {
+        self.state.lock().expect("lock").on_fault = Some(Box::new(f));
+    }
+
     /// The next request is answered with exactly this (and not handled).
     pub fn fail_next_with(&self, status: u16, headers: &[(&str, &str)], body: &str) {
         self.state.lock().expect("lock").faults.push_back(Fault {
@@ -468,6 +492,11 @@ impl FakeGitHub {
     /// Makes `updateRefs` refuse every update of a ref under `prefix` (`None`: none).
     pub fn refuse_refs_under(&self, prefix: Option<&str>) {
         self.state.lock().expect("lock").refused_ref_prefix = prefix.map(String::from);
+    }
+
+    /// Makes `updateRefs` refuse an update whose `beforeOid` is its `afterOid`.
+    pub fn refuse_noop_updates(&self, on: bool) {
+        self.state.lock().expect("lock").refuse_noop_updates = on;
     }
 
     /// Every `Ref.compare` answers null with a `NOT_FOUND` field error.
@@ -863,6 +892,12 @@ fn serve(conn: TcpStream, state: &Arc<Mutex<State>>, bare: &Path, url: &str) {
         };
         let (status, body, headers) = if let Some(f) = fault.as_ref().filter(|f| f.when == When::Instead) {
             let f = f.clone();
+            if f.matching.is_some() {
+                let hook = state.lock().expect("lock").on_fault.take();
+                if let Some(h) = hook {
+                    h();
+                }
+            }
             let mut h = Vec::new();
             if let Some(ra) = f.retry_after {
                 h.push(("retry-after".to_string(), ra.to_string()));
@@ -1994,9 +2029,17 @@ impl Exec<'_> {
             if !name.starts_with("refs/") {
                 return Err(format!("invalid ref name {name}"));
             }
-            let refused = self.state.lock().expect("lock").refused_ref_prefix.clone();
+            let (refused, noop) = {
+                let st = self.state.lock().expect("lock");
+                (st.refused_ref_prefix.clone(), st.refuse_noop_updates)
+            };
+            // Worded without the ref's name: GitHub's wording is not known here, and
+            // the client must not depend on it.
             if refused.is_some_and(|p| name.starts_with(&p)) {
-                return Err(format!("Reference update failed: {name} is not allowed"));
+                return Err("Repository rule violations found".into());
+            }
+            if noop && u["beforeOid"].as_str() == Some(after) {
+                return Err("Reference update failed: nothing to update".into());
             }
             match u["beforeOid"].as_str() {
                 Some(before) => script.push_str(&format!("update {name} {after} {before}\n")),

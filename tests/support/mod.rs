@@ -263,3 +263,24 @@ pub fn deploy_payments(fake: &fake_github::FakeGitHub) -> String {
         .assert_ok();
     head
 }
+
+/// Every run of a race for one tag move succeeded with the same result; exactly one
+/// says `changed=true` (from `initial`), the others say where the tag already was.
+pub fn assert_one_run_wrote(runs: &[Run], head: &str, initial: &str) {
+    for r in runs {
+        r.assert_ok();
+        assert_eq!(r.out("revision"), head);
+        assert_eq!(r.out("rollback-revision"), initial, "{}", r.stdout);
+    }
+    let winners: Vec<_> = runs.iter().filter(|r| r.out("changed") == "true").collect();
+    assert_eq!(winners.len(), 1, "exactly one run wrote");
+    assert_eq!(winners[0].out("previous-revision"), initial);
+    for r in runs.iter().filter(|r| r.out("changed") == "false") {
+        assert_eq!(r.out("previous-revision"), head, "where the tag already is");
+        assert!(
+            r.stdout.contains("already points at") || r.stdout.contains("another run moved"),
+            "{}",
+            r.stdout
+        );
+    }
+}

@@ -126,6 +126,23 @@ impl Api {
         repeatable: bool,
         budget: Duration,
     ) -> Result<Sent> {
+        self.send_tracked(method, url, body, repeatable, budget)
+            .await
+            .map_err(|(e, _)| e)
+    }
+
+    /// [`Api::send`], with a failure's second half saying whether any attempt may
+    /// have been processed: `false` only when every attempt was answered with a
+    /// refusal GitHub did not act on (a 4xx, a rate limit), so that a write found in
+    /// place afterwards is someone else's.
+    async fn send_tracked(
+        &self,
+        method: http::Method,
+        url: &str,
+        body: Option<&Value>,
+        repeatable: bool,
+        budget: Duration,
+    ) -> std::result::Result<Sent, (Error, bool)> {
         let start = Instant::now();
         let mut attempt = 0u32;
         let mut after_unknown = false;
@@ -155,10 +172,12 @@ impl Api {
                 budget,
                 now,
             });
+            // No answer or a 5xx: this attempt may have been processed.
+            let unknown = result.as_ref().map_or(true, |r| r.status.is_server_error());
             match (decision, result) {
                 (Decision::Done, Ok(r)) => return Ok(Sent::Answer(Response { after_unknown, ..r })),
                 (Decision::Retry(wait), res) => {
-                    after_unknown |= res.as_ref().map_or(true, |r| r.status.is_server_error());
+                    after_unknown |= unknown;
                     let what = match &res {
                         Ok(r) => format!("HTTP {}", r.status.as_u16()),
                         Err(e) => e.clone(),
@@ -169,10 +188,12 @@ impl Api {
                 }
                 (Decision::Unknown(what), _) => return Ok(Sent::Unknown(what)),
                 (Decision::GiveUp(g), _) => {
-                    return Err(Error::failed(format!("{method} {} {}", path_of(url), g.message())));
+                    let e = Error::failed(format!("{method} {} {}", path_of(url), g.message()));
+                    return Err((e, after_unknown || unknown));
                 }
                 (Decision::Done, Err(e)) => {
-                    return Err(Error::failed(format!("{method} {} failed: {e}", path_of(url))));
+                    let e = Error::failed(format!("{method} {} failed: {e}", path_of(url)));
+                    return Err((e, true));
                 }
             }
         }
@@ -185,9 +206,22 @@ impl Api {
 
     /// A repeatable request within the policy's budget.
     async fn send_repeatable(&self, method: http::Method, url: &str, body: Option<&Value>) -> Result<Response> {
-        match self.send(method, url, body, true, self.policy.budget).await? {
+        self.send_repeatable_tracked(method, url, body)
+            .await
+            .map_err(|(e, _)| e)
+    }
+
+    /// [`Api::send_repeatable`], saying with a failure whether an attempt may have
+    /// landed (see [`Api::send_tracked`]).
+    async fn send_repeatable_tracked(
+        &self,
+        method: http::Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> std::result::Result<Response, (Error, bool)> {
+        match self.send_tracked(method, url, body, true, self.policy.budget).await? {
             Sent::Answer(r) => Ok(r),
-            Sent::Unknown(what) => Err(Error::failed(format!("{} failed: {what}", path_of(url)))),
+            Sent::Unknown(what) => Err((Error::failed(format!("{} failed: {what}", path_of(url))), true)),
         }
     }
 
@@ -278,9 +312,8 @@ impl Api {
     ) -> std::result::Result<Value, (Error, bool)> {
         let body = serde_json::json!({ "query": query, "variables": variables });
         let r = self
-            .send_repeatable(http::Method::POST, &self.graphql_url, Some(&body))
-            .await
-            .map_err(|e| (e, true))?;
+            .send_repeatable_tracked(http::Method::POST, &self.graphql_url, Some(&body))
+            .await?;
         let maybe = r.after_unknown;
         if !r.status.is_success() {
             // A 4xx is a refusal of this attempt; a 5xx (or anything else) may not be.

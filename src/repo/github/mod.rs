@@ -25,6 +25,7 @@ use super::local::LocalRepo;
 use super::{CommitRequest, Git, HistoryEntry, Journal, Oid, ReadPlan, RefTarget, RefUpdate, Write};
 use crate::error::{Error, Result};
 use crate::holds::HOLDS_GUARD_REF;
+use crate::names::short_sha;
 
 const ZERO: &str = "0000000000000000000000000000000000000000";
 
@@ -417,9 +418,9 @@ impl GitHubRepo {
         Ok(())
     }
 
-    /// Moves `all` atomically; `ours` (a part of `all`) is what the journal records.
-    fn move_refs(&self, all: &[RefUpdate], ours: &[RefUpdate]) -> Result<()> {
-        let updates = all;
+    /// Moves `updates` atomically; `ours` (a part of them: the guard aside) is what
+    /// the journal records.
+    fn move_refs(&self, updates: &[RefUpdate], ours: &[RefUpdate]) -> Result<()> {
         match self.gql_update_refs(updates) {
             Ok(()) => {
                 let mut c = self.refs.borrow_mut();
@@ -864,10 +865,14 @@ impl Git for GitHubRepo {
         });
         match self.move_refs(&all, updates) {
             Ok(()) => Ok(None),
-            // GitHub refused the update and nothing moved, but not as a lost
-            // compare-and-swap: perhaps the guard ref itself (a repository rule on
-            // `refs/gitops-flow/*`). Move without it and read the branch afterwards.
-            Err(Error::Api(a)) if a.message.contains(HOLDS_GUARD_REF) => {
+            // GitHub answered with a refusal and nothing moved (`move_refs` found
+            // every ref, the guard too, where it was expected: not a lost
+            // compare-and-swap). Perhaps the guard itself was refused — a repository
+            // rule on `refs/gitops-flow/*`, or an update that leaves it where it is —
+            // in words unknown here, so any refusal counts: move without the guard and
+            // read the branch afterwards. A refusal of the moves themselves comes back
+            // from that attempt.
+            Err(Error::Api(a)) => {
                 self.notices.borrow_mut().push(format!(
                     "the hold guard `{HOLDS_GUARD_REF}` could not be written ({a}); the holds were checked by reading `{guard}` again after the move instead"
                 ));
@@ -993,7 +998,7 @@ impl Git for GitHubRepo {
             Err(e) if reset => Err(Error::failed(format!(
                 "branch `{}` was put on {} but the commit on top of it failed: {e}; re-run to finish",
                 req.branch,
-                &req.parent[..req.parent.len().min(7)]
+                short_sha(&req.parent)
             ))),
             Err(e) => Err(e),
         }
