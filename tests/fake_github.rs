@@ -202,7 +202,10 @@ fn spoiled_graphql_answer(spoil: impl FnOnce(&mut serde_json::Value) + Send + 's
     // Unspoiled, the answer is as GitHub's.
     let (status, body) = send(&fake, "POST", "/api/graphql", Some(query.clone()));
     assert_eq!(status, 200);
-    assert_eq!(body["data"]["repository"]["ref"]["compare"]["status"], "AHEAD", "{body}");
+    assert_eq!(
+        body["data"]["repository"]["ref"]["compare"]["status"], "AHEAD",
+        "{body}"
+    );
     assert_eq!(
         body["data"]["repository"]["main"]["target"]["history"]["nodes"]
             .as_array()
@@ -234,7 +237,10 @@ fn refuses_its_own_graphql_answer_without_a_selected_field() {
             .remove("oid");
     });
     // `target` is a GitObject without `__typename`: read as the type it comes closest to.
-    assert_names(&bad, "data.repository.main.target.oid: missing, though selected (Commit.oid)");
+    assert_names(
+        &bad,
+        "data.repository.main.target.oid: missing, though selected (Commit.oid)",
+    );
 }
 
 #[test]
@@ -289,7 +295,10 @@ fn refuses_its_own_graphql_answer_with_null_for_a_non_null_field() {
 #[test]
 fn refuses_its_own_graphql_answer_with_an_unselected_key() {
     let bad = spoiled_graphql_answer(|v| v["data"]["repository"]["isPrivate"] = json!(false));
-    assert_names(&bad, "data.repository.isPrivate: not selected on Repository, yet in the answer");
+    assert_names(
+        &bad,
+        "data.repository.isPrivate: not selected on Repository, yet in the answer",
+    );
     // A field that exists on the type, selected under another alias only.
     let bad = spoiled_graphql_answer(|v| {
         v["data"]["repository"]["defaultBranchRef"] = v["data"]["repository"]["main"].clone();

@@ -852,7 +852,11 @@ impl<'p> AnswerCheck<'p> {
             keys.len() == m.len() && keys.iter().all(|(k, _)| m.contains_key(k))
         };
         let mut best: Option<(String, Vec<String>)> = None;
-        for ty in possible.iter().filter(|t| fits(t)).chain(possible.iter().filter(|t| !fits(t))) {
+        for ty in possible
+            .iter()
+            .filter(|t| fits(t))
+            .chain(possible.iter().filter(|t| !fits(t)))
+        {
             let mut e = Vec::new();
             self.object(ty, sels, v, at, &mut e);
             if e.is_empty() {
