@@ -336,3 +336,31 @@ fn a_graphql_answer_checks_fragments_aliases_and_skipped_fields() {
     assert!(body["data"]["repository"].get("id").is_none(), "{body}");
     fake.assert_clean();
 }
+
+#[test]
+fn with_errors_a_graphql_answer_may_have_null_data_but_never_a_null_non_null_field() {
+    let (_t, dir) = scratch("make_tag_repo.sh");
+    let fake = FakeGitHub::start(&dir);
+    let query = json!({"query": "query { repository(owner: \"acme\", name: \"gitops\") { nameWithOwner defaultBranchRef { name } } }"});
+    let errors = json!([{"type": "NOT_FOUND", "path": ["repository"], "message": "x"}]);
+    let e = errors.clone();
+    fake.spoil_next("nameWithOwner", move |v| *v = json!({"data": null, "errors": e}));
+    send(&fake, "POST", "/api/graphql", Some(query.clone()));
+    let e = errors.clone();
+    fake.spoil_next("nameWithOwner", move |v| {
+        v["errors"] = e;
+        v["data"]["repository"]["defaultBranchRef"] = json!(null);
+    });
+    send(&fake, "POST", "/api/graphql", Some(query.clone()));
+    fake.assert_clean();
+    fake.spoil_next("nameWithOwner", move |v| {
+        v["errors"] = errors;
+        v["data"]["repository"]["nameWithOwner"] = json!(null);
+    });
+    send(&fake, "POST", "/api/graphql", Some(query));
+    let bad = fake.take_bad_answers();
+    assert_names(
+        &bad,
+        "data.repository.nameWithOwner: null, but the field is non-null (String!)",
+    );
+}
