@@ -208,6 +208,12 @@ struct State {
     /// Answers to spoil after they were handled and validated: (text the request's
     /// `METHOD path body` line contains, the change).
     tampers: VecDeque<(String, Tamper)>,
+    /// Answers to spoil before they are validated (a bug in the fake, to see the
+    /// answer checks refuse it): (text the `METHOD path body` line contains, the change).
+    spoils: VecDeque<(String, Tamper)>,
+    /// The fake's own answers that GitHub would not give (also in `violations`): a bug
+    /// in the fake, reported when the fake is dropped even if the test never asks.
+    bad_answers: Vec<String>,
 }
 
 type BeforeWrite = Box<dyn FnOnce() + Send>;
@@ -246,6 +252,22 @@ fn git_in(dir: &Path, args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)])
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+impl Drop for FakeGitHub {
+    /// An answer of the fake's that GitHub would not give fails the test even if it
+    /// never calls `assert_clean`: whatever it proved was proved against a wrong GitHub.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let bad = self.state.lock().map(|s| s.bad_answers.clone()).unwrap_or_default();
+        assert!(
+            bad.is_empty(),
+            "the fake GitHub gave answers GitHub would not give:\n{}",
+            bad.join("\n")
+        );
     }
 }
 
@@ -487,6 +509,27 @@ impl FakeGitHub {
             .expect("lock")
             .tampers
             .push_back((matching.into(), Box::new(f)));
+    }
+
+    /// The next request whose `METHOD path body` line contains `matching` is handled
+    /// as usual, then its JSON answer is changed by `f` *before* the fake validates
+    /// it (REST: against the response schema; GraphQL: against the document and the
+    /// schema): a bug in the fake, to see those checks refuse it.
+    pub fn spoil_next(&self, matching: &str, f: impl FnOnce(&mut Value) + Send + 'static) {
+        self.state
+            .lock()
+            .expect("lock")
+            .spoils
+            .push_back((matching.into(), Box::new(f)));
+    }
+
+    /// The fake's answers that did not match GitHub's description so far, forgotten
+    /// (for the tests that spoil answers on purpose).
+    pub fn take_bad_answers(&self) -> Vec<String> {
+        let mut s = self.state.lock().expect("lock");
+        let bad = std::mem::take(&mut s.bad_answers);
+        s.violations.retain(|v| !bad.contains(v));
+        bad
     }
 
     /// Makes `updateRefs` refuse every update of a ref under `prefix` (`None`: none).
@@ -998,7 +1041,22 @@ fn handle(
         let query = body.get("query").and_then(|q| q.as_str()).unwrap_or_default();
         let vars = body.get("variables").cloned().unwrap_or(json!({}));
         return match schema_check::check_graphql(query, &vars) {
-            Ok(parsed) => graphql(&parsed, &vars, state, bare, url, fields),
+            Ok(parsed) => {
+                let (status, mut answer) = graphql(&parsed, &vars, state, bare, url, fields);
+                spoil(req, state, &mut answer);
+                // The fake's answers are held to the document and GitHub's schema.
+                let errs = schema_check::check_graphql_answer(&parsed, &vars, &answer);
+                if !errs.is_empty() {
+                    bad_answer(
+                        state,
+                        format!(
+                            "POST /api/graphql: the fake's answer does not match the document and GitHub's schema:\n  {}\n{query}",
+                            errs.join("\n  ")
+                        ),
+                    );
+                }
+                (status, answer)
+            }
             Err(errs) => {
                 let msg = format!("invalid GraphQL document: {}\n{query}", errs.join("; "));
                 state.lock().expect("lock").violations.push(msg.clone());
@@ -1041,18 +1099,43 @@ fn handle(
     if params.get("owner").map(String::as_str) != Some(OWNER) || params.get("repo").map(String::as_str) != Some(REPO) {
         return (404, json!({"message": "Not Found"}));
     }
-    let (status, answer) = rest(&method, &template, &params, req, body, state, bare, url);
+    let (status, mut answer) = rest(&method, &template, &params, req, body, state, bare, url);
+    spoil(req, state, &mut answer);
     // The fake's own answers are held to GitHub's description as its requests are.
     let errs = schema_check::check_response(&method, &template, status, &answer);
     if !errs.is_empty() {
-        state.lock().expect("lock").violations.push(format!(
-            "{} {}: the fake's {status} answer does not match the API description: {}",
-            req.method,
-            path,
-            errs.join("; ")
-        ));
+        bad_answer(
+            state,
+            format!(
+                "{} {}: the fake's {status} answer does not match the API description: {}",
+                req.method,
+                path,
+                errs.join("; ")
+            ),
+        );
     }
     (status, answer)
+}
+
+/// Applies the first `spoil_next` whose text the request's `METHOD path body` line contains.
+fn spoil(req: &Req, state: &Arc<Mutex<State>>, answer: &mut Value) {
+    let line = format!("{} {} {}", req.method, req.path, String::from_utf8_lossy(&req.body));
+    let f = {
+        let mut s = state.lock().expect("lock");
+        let i = s.spoils.iter().position(|(m, _)| line.contains(m.as_str()));
+        i.and_then(|i| s.spoils.remove(i))
+    };
+    if let Some((_, f)) = f {
+        f(answer);
+    }
+}
+
+/// An answer of the fake's that GitHub would not give: a violation, and a failure
+/// when the fake is dropped (`take_bad_answers` forgets them).
+fn bad_answer(state: &Arc<Mutex<State>>, msg: String) {
+    let mut s = state.lock().expect("lock");
+    s.violations.push(msg.clone());
+    s.bad_answers.push(msg);
 }
 
 /// The raw stdout of a git command (empty on failure).
@@ -1721,6 +1804,14 @@ impl Exec<'_> {
     fn select(&mut self, obj: &Obj, sel: &q::SelectionSet<'static, String>) -> Value {
         let mut out = serde_json::Map::new();
         for item in &sel.items {
+            let dirs = match item {
+                q::Selection::Field(f) => &f.directives,
+                q::Selection::InlineFragment(fr) => &fr.directives,
+                q::Selection::FragmentSpread(sp) => &sp.directives,
+            };
+            if !schema_check::included(dirs, self.vars) {
+                continue;
+            }
             match item {
                 q::Selection::Field(f) => {
                     let key = f.alias.clone().unwrap_or_else(|| f.name.clone());

@@ -490,6 +490,22 @@ fn check_selection(
     errs: &mut Vec<String>,
 ) {
     for item in &sel.items {
+        let dirs = match item {
+            q::Selection::Field(f) => &f.directives,
+            q::Selection::InlineFragment(fr) => &fr.directives,
+            q::Selection::FragmentSpread(sp) => &sp.directives,
+        };
+        for d in dirs {
+            if d.name != "skip" && d.name != "include" {
+                errs.push(format!("unknown directive @{}", d.name));
+            }
+            for (an, av) in &d.arguments {
+                if an != "if" {
+                    errs.push(format!("directive @{} has no argument `{an}`", d.name));
+                }
+                used_vars(av, used);
+            }
+        }
         match item {
             q::Selection::Field(f) => {
                 if f.name == "__typename" {
@@ -554,5 +570,330 @@ fn check_selection(
                 None => errs.push(format!("unknown fragment {}", sp.fragment_name)),
             },
         }
+    }
+}
+
+// ------------------------------------------------------- GraphQL answers
+
+/// Checks a GraphQL answer against the document it answers and GitHub's schema, as
+/// GitHub's executor would have shaped it: exactly the selected response keys (aliases,
+/// fragments and their type conditions, `@skip`/`@include`), scalars of their type,
+/// enums among their values, no null for a non-null field, lists as arrays, and the
+/// concrete type of an interface or union from `__typename` (or from the keys). `data`
+/// may be null, or absent, only with `errors`. Each mismatch names its path in the
+/// answer (`data.repository.refs.nodes[3].target.oid`) and what was expected.
+pub fn check_graphql_answer(parsed: &Parsed, vars: &Value, answer: &Value) -> Vec<String> {
+    let mut errs = Vec::new();
+    let Some(obj) = answer.as_object() else {
+        return vec![format!("answer: expected a JSON object, got {}", brief(answer))];
+    };
+    for k in obj.keys() {
+        if !matches!(k.as_str(), "data" | "errors" | "extensions") {
+            errs.push(format!("answer: unexpected top-level key `{k}`"));
+        }
+    }
+    let has_errors = match obj.get("errors") {
+        None => false,
+        Some(Value::Array(a)) if !a.is_empty() => {
+            for (i, e) in a.iter().enumerate() {
+                if !e.get("message").is_some_and(Value::is_string) {
+                    errs.push(format!("errors[{i}]: expected an object with a string `message`"));
+                }
+            }
+            true
+        }
+        Some(other) => {
+            errs.push(format!("errors: expected a non-empty list, got {}", brief(other)));
+            false
+        }
+    };
+    let (root, sel) = match &parsed.op {
+        q::OperationDefinition::Query(x) => ("Query", &x.selection_set),
+        q::OperationDefinition::Mutation(x) => ("Mutation", &x.selection_set),
+        q::OperationDefinition::SelectionSet(x) => ("Query", x),
+        q::OperationDefinition::Subscription(_) => return errs,
+    };
+    match obj.get("data") {
+        None | Some(Value::Null) if has_errors => {}
+        None => errs.push("data: missing, and there are no errors".into()),
+        Some(Value::Null) => errs.push("data: null, and there are no errors".into()),
+        Some(d) => {
+            let ck = AnswerCheck {
+                sch: schema(),
+                frags: &parsed.fragments,
+                vars,
+            };
+            ck.object(root, &[sel], d, "data", &mut errs);
+        }
+    }
+    errs
+}
+
+/// `@skip(if: true)` or `@include(if: false)` leaves a selection out.
+pub fn included(dirs: &[q::Directive<'static, String>], vars: &Value) -> bool {
+    dirs.iter().all(|d| match d.name.as_str() {
+        "skip" => arg_value(&d.arguments, "if", vars) != Value::Bool(true),
+        "include" => arg_value(&d.arguments, "if", vars) != Value::Bool(false),
+        _ => true,
+    })
+}
+
+/// A value in a message: its JSON, shortened.
+fn brief(v: &Value) -> String {
+    let s = v.to_string();
+    match s.char_indices().nth(60) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s,
+    }
+}
+
+fn show(t: &s::Type<'static, String>) -> String {
+    match t {
+        s::Type::NamedType(n) => n.clone(),
+        s::Type::ListType(i) => format!("[{}]", show(i)),
+        s::Type::NonNullType(i) => format!("{}!", show(i)),
+    }
+}
+
+type Sel = q::SelectionSet<'static, String>;
+type QField = q::Field<'static, String>;
+
+struct AnswerCheck<'p> {
+    sch: &'p Schema,
+    frags: &'p HashMap<String, q::FragmentDefinition<'static, String>>,
+    vars: &'p Value,
+}
+
+impl<'p> AnswerCheck<'p> {
+    fn included(&self, dirs: &[q::Directive<'static, String>]) -> bool {
+        included(dirs, self.vars)
+    }
+
+    /// Whether a fragment on `cond` applies to an object of the concrete type `ty`.
+    fn applies(&self, cond: &str, ty: &str) -> bool {
+        cond == ty
+            || match self.sch.types.get(cond) {
+                Some(s::TypeDefinition::Interface(_)) => matches!(
+                    self.sch.types.get(ty),
+                    Some(s::TypeDefinition::Object(o)) if o.implements_interfaces.iter().any(|i| i == cond)
+                ),
+                Some(s::TypeDefinition::Union(u)) => u.types.iter().any(|m| m == ty),
+                _ => false,
+            }
+    }
+
+    /// The fields selected on an object of concrete type `ty`, grouped by response key
+    /// in document order (the spec's CollectFields).
+    fn collect(&self, ty: &str, sel: &'p Sel, out: &mut Vec<(String, Vec<&'p QField>)>, seen: &mut Vec<String>) {
+        for item in &sel.items {
+            match item {
+                q::Selection::Field(f) if self.included(&f.directives) => {
+                    let key = f.alias.clone().unwrap_or_else(|| f.name.clone());
+                    match out.iter_mut().find(|(k, _)| *k == key) {
+                        Some((_, group)) => group.push(f),
+                        None => out.push((key, vec![f])),
+                    }
+                }
+                q::Selection::Field(_) => {}
+                q::Selection::InlineFragment(fr) => {
+                    let applies = match &fr.type_condition {
+                        Some(q::TypeCondition::On(t)) => self.applies(t, ty),
+                        None => true,
+                    };
+                    if applies && self.included(&fr.directives) {
+                        self.collect(ty, &fr.selection_set, out, seen);
+                    }
+                }
+                q::Selection::FragmentSpread(sp) => {
+                    if seen.contains(&sp.fragment_name) || !self.included(&sp.directives) {
+                        continue;
+                    }
+                    if let Some(fd) = self.frags.get(&sp.fragment_name) {
+                        let q::TypeCondition::On(t) = &fd.type_condition;
+                        if self.applies(t, ty) {
+                            seen.push(sp.fragment_name.clone());
+                            self.collect(ty, &fd.selection_set, out, seen);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn grouped(&self, ty: &str, sels: &[&'p Sel]) -> Vec<(String, Vec<&'p QField>)> {
+        let mut out = Vec::new();
+        let mut seen = Vec::new();
+        for sel in sels {
+            self.collect(ty, sel, &mut out, &mut seen);
+        }
+        out
+    }
+
+    fn value(&self, t: &s::Type<'static, String>, sels: &[&'p Sel], v: &Value, at: &str, errs: &mut Vec<String>) {
+        match t {
+            s::Type::NonNullType(inner) => {
+                if v.is_null() {
+                    errs.push(format!("{at}: null, but the field is non-null ({})", show(t)));
+                } else {
+                    self.value(inner, sels, v, at, errs);
+                }
+            }
+            _ if v.is_null() => {}
+            s::Type::ListType(inner) => match v.as_array() {
+                Some(a) => {
+                    for (i, x) in a.iter().enumerate() {
+                        self.value(inner, sels, x, &format!("{at}[{i}]"), errs);
+                    }
+                }
+                None => errs.push(format!("{at}: expected a list {}, got {}", show(t), brief(v))),
+            },
+            s::Type::NamedType(n) => match self.sch.types.get(n.as_str()) {
+                Some(s::TypeDefinition::Scalar(_)) => {
+                    if let Err(expected) = scalar_ok(n, v) {
+                        errs.push(format!("{at}: expected {expected}, got {}", brief(v)));
+                    }
+                }
+                Some(s::TypeDefinition::Enum(e)) => {
+                    if !v.as_str().is_some_and(|x| e.values.iter().any(|ev| ev.name == x)) {
+                        let values: Vec<&str> = e.values.iter().map(|ev| ev.name.as_str()).collect();
+                        errs.push(format!(
+                            "{at}: expected a value of enum {n} ({}), got {}",
+                            values.join(", "),
+                            brief(v)
+                        ));
+                    }
+                }
+                Some(s::TypeDefinition::Object(_)) => self.object(n, sels, v, at, errs),
+                Some(s::TypeDefinition::Interface(_) | s::TypeDefinition::Union(_)) => {
+                    self.abstract_value(n, sels, v, at, errs)
+                }
+                _ => errs.push(format!("{at}: {n} is not an output type of GitHub's schema")),
+            },
+        }
+    }
+
+    /// An object of the concrete type `ty`: exactly the selected keys, each of its type.
+    fn object(&self, ty: &str, sels: &[&'p Sel], v: &Value, at: &str, errs: &mut Vec<String>) {
+        let Some(m) = v.as_object() else {
+            errs.push(format!("{at}: expected an object ({ty}), got {}", brief(v)));
+            return;
+        };
+        let fields = self.grouped(ty, sels);
+        for k in m.keys() {
+            if !fields.iter().any(|(key, _)| key == k) {
+                errs.push(format!("{at}.{k}: not selected on {ty}, yet in the answer"));
+            }
+        }
+        for (key, group) in &fields {
+            let name = group[0].name.as_str();
+            let path = format!("{at}.{key}");
+            let Some(val) = m.get(key) else {
+                errs.push(format!("{path}: missing, though selected ({ty}.{name})"));
+                continue;
+            };
+            if name == "__typename" {
+                if val.as_str() != Some(ty) {
+                    errs.push(format!("{path}: expected \"{ty}\", got {}", brief(val)));
+                }
+                continue;
+            }
+            let Some(def) = self.sch.fields(ty).and_then(|fs| fs.iter().find(|d| d.name == name)) else {
+                errs.push(format!("{path}: {ty} has no field `{name}`"));
+                continue;
+            };
+            let subs: Vec<&'p Sel> = group.iter().map(|f| &f.selection_set).collect();
+            self.value(&def.field_type, &subs, val, &path, errs);
+        }
+    }
+
+    /// The object types an interface or union may be.
+    fn possible(&self, n: &str) -> Vec<String> {
+        match self.sch.types.get(n) {
+            Some(s::TypeDefinition::Union(u)) => u.types.clone(),
+            Some(s::TypeDefinition::Interface(_)) => {
+                let mut v: Vec<String> = self
+                    .sch
+                    .types
+                    .values()
+                    .filter_map(|t| match t {
+                        s::TypeDefinition::Object(o) if o.implements_interfaces.iter().any(|i| i == n) => {
+                            Some(o.name.clone())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                v.sort();
+                v
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// A value of an interface or union: checked as its concrete type, named by
+    /// `__typename` when the answer has it, else the possible type its keys fit.
+    fn abstract_value(&self, n: &str, sels: &[&'p Sel], v: &Value, at: &str, errs: &mut Vec<String>) {
+        let Some(m) = v.as_object() else {
+            errs.push(format!("{at}: expected an object ({n}), got {}", brief(v)));
+            return;
+        };
+        let possible = self.possible(n);
+        if let Some(tn) = m.get("__typename").and_then(Value::as_str) {
+            if possible.iter().any(|p| p == tn) {
+                self.object(tn, sels, v, at, errs);
+            } else {
+                errs.push(format!("{at}.__typename: {tn} is not a type {n} can be"));
+            }
+            return;
+        }
+        // Types whose selection has exactly the answer's keys first; failing all, the
+        // type the answer comes closest to, to name what is missing or mistyped.
+        let fits = |ty: &String| {
+            let keys = self.grouped(ty, sels);
+            keys.len() == m.len() && keys.iter().all(|(k, _)| m.contains_key(k))
+        };
+        let mut best: Option<(String, Vec<String>)> = None;
+        for ty in possible
+            .iter()
+            .filter(|t| fits(t))
+            .chain(possible.iter().filter(|t| !fits(t)))
+        {
+            let mut e = Vec::new();
+            self.object(ty, sels, v, at, &mut e);
+            if e.is_empty() {
+                return;
+            }
+            if best.as_ref().is_none_or(|(_, b)| e.len() < b.len()) {
+                best = Some((ty.clone(), e));
+            }
+        }
+        match best {
+            Some((ty, e)) => {
+                errs.push(format!("{at}: fits no type {n} can be; closest is {ty}:"));
+                errs.extend(e);
+            }
+            None => errs.push(format!("{at}: {n} has no possible types")),
+        }
+    }
+}
+
+/// How a scalar is written in an answer: Ok, or what was expected.
+fn scalar_ok(n: &str, v: &Value) -> Result<(), String> {
+    let ok = match n {
+        "Int" => v.as_i64().is_some_and(|i| i32::try_from(i).is_ok()),
+        "Float" => v.is_number(),
+        "Boolean" => v.is_boolean(),
+        "GitObjectID" => v
+            .as_str()
+            .is_some_and(|x| x.len() == 40 && x.bytes().all(|b| b.is_ascii_hexdigit())),
+        // String, ID and GitHub's own scalars (URI, GitTimestamp, DateTime, HTML, ...).
+        _ => v.is_string(),
+    };
+    match (ok, n) {
+        (true, _) => Ok(()),
+        (false, "Int") => Err("an Int (a 32-bit integer)".into()),
+        (false, "Float") => Err("a Float (a number)".into()),
+        (false, "Boolean") => Err("a Boolean (true or false)".into()),
+        (false, "GitObjectID") => Err("a GitObjectID (a string of 40 hex digits)".into()),
+        (false, other) => Err(format!("a {other} (a string)")),
     }
 }
