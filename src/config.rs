@@ -724,7 +724,7 @@ impl Config {
         for (e, k, p) in &open {
             let holes = p.len() - 1;
             let literal: usize = p.iter().map(String::len).sum();
-            if holes == 0 || name.len() < literal || (name.len() - literal) % holes != 0 {
+            if holes == 0 || name.len() < literal || !(name.len() - literal).is_multiple_of(holes) {
                 continue;
             }
             let (start, len) = (p[0].len(), (name.len() - literal) / holes);
