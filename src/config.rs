@@ -187,6 +187,68 @@ pub fn expand(template: &str, service: &str, env: &str, tag: Option<&str>) -> Re
     Ok(out)
 }
 
+/// Stands for the service name in an expanded template: no name contains it.
+const HOLE: char = '\0';
+
+/// The tag and rollback tag of `env` with the service name left open: the literal
+/// pieces between which the service name goes (one piece: no `{service}`).
+fn open_names(env: &Environment) -> Result<(Vec<String>, Vec<String>)> {
+    let hole = HOLE.to_string();
+    let tag = expand(&env.tag, &hole, &env.name, None)?;
+    let rollback = expand(&env.rollback_tag, &hole, &env.name, Some(&tag))?;
+    let split = |s: &str| s.split(HOLE).map(String::from).collect::<Vec<_>>();
+    Ok((split(&tag), split(&rollback)))
+}
+
+/// Two valid service names that the open names `p1` and `p2` expand to the same
+/// name, if there are any; `None` also when either uses the service name more than
+/// once (not decided here).
+///
+/// With `p1 = A1 S B1`, `p2 = A2 S B2`: a common name starts with both `A`s and ends
+/// with both `B`s, so one `A` is a prefix of the other (`A2 = A1 x`) and one `B` a
+/// suffix of the other. If `B1 = y B2`, the names are `s1 = x t`, `s2 = t y` for any
+/// `t`; if `B2 = y B1`, `s1 = x t y`, `s2 = t`. A name without `{service}` is a
+/// constant that the other must match around a valid service name.
+fn colliding_services(p1: &[String], p2: &[String]) -> Option<(String, String)> {
+    let valid = |s: &str| names::check_ref_component("service", s).is_ok();
+    let found = |s1: String, s2: String| {
+        (valid(&s1) && valid(&s2) && p1.join(s1.as_str()) == p2.join(s2.as_str()) && (p1 != p2 || s1 != s2))
+            .then_some((s1, s2))
+    };
+    match (p1, p2) {
+        ([c], [a, b]) | ([a, b], [c]) => {
+            let s = c.strip_prefix(a.as_str())?.strip_suffix(b.as_str())?.to_string();
+            if p1.len() == 1 {
+                found("any".into(), s)
+            } else {
+                found(s, "any".into())
+            }
+        }
+        ([a1, b1], [a2, b2]) => {
+            let swapped = a1.len() > a2.len();
+            let (a1, b1, a2, b2) = if swapped { (a2, b2, a1, b1) } else { (a1, b1, a2, b2) };
+            let x = a2.strip_prefix(a1.as_str())?;
+            let mut pairs: Vec<(String, String)> = Vec::new();
+            if let Some(y) = b1.strip_suffix(b2.as_str()) {
+                // s1 y = x s2: s1 = x t and s2 = t y, or (s1 shorter than x) x = s1 z
+                // and y = z s2.
+                pairs.extend(["a", "0", "_"].iter().map(|t| (format!("{x}{t}"), format!("{t}{y}"))));
+                pairs.extend(
+                    (1..x.len())
+                        .filter(|k| x.is_char_boundary(*k))
+                        .filter_map(|k| Some((x[..k].to_string(), y.strip_prefix(&x[k..])?.to_string()))),
+                );
+            } else if let Some(y) = b2.strip_suffix(b1.as_str()) {
+                pairs.extend(["a", "0", "_"].iter().map(|t| (format!("{x}{t}{y}"), t.to_string())));
+            }
+            pairs
+                .into_iter()
+                .find_map(|(s1, s2)| if swapped { found(s2, s1) } else { found(s1, s2) })
+        }
+        _ => None,
+    }
+}
+
 impl Config {
     /// Parses and validates a config file's text. `source` names it in errors.
     pub fn parse(text: &str, source: &str) -> Result<Config> {
@@ -496,6 +558,48 @@ impl Config {
                 }
             }
         }
+        if !self.services_listed {
+            self.check_open_collisions(&env_place)?;
+        }
+        Ok(())
+    }
+
+    /// With no services listed, any valid service name may come in: refuses two
+    /// (environment, tag or rollback tag) templates that some two service names
+    /// expand to the same name (`a` in `prod-eu` and `a-prod` in `eu` under
+    /// `{service}-{env}`). Exact for templates that use the service name at most once;
+    /// a template that repeats it is checked when a name is made (see [`Config::tag`]).
+    fn check_open_collisions(&self, env_place: &dyn Fn(usize) -> Place) -> Result<()> {
+        let source = &self.source;
+        let mut patterns: Vec<(usize, &str, Vec<String>)> = Vec::new();
+        for (i, env) in self.environments.iter().enumerate() {
+            if env.track != Track::Tag {
+                continue;
+            }
+            let (tag, rollback) = open_names(env)?;
+            patterns.push((i, "tag", tag));
+            patterns.push((i, "rollback tag", rollback));
+        }
+        for (n, (j, k2, p2)) in patterns.iter().enumerate() {
+            for (i, k1, p1) in &patterns[..n] {
+                let Some((s1, s2)) = colliding_services(p1, p2) else {
+                    continue;
+                };
+                let (e1, e2) = (&self.environments[*i].name, &self.environments[*j].name);
+                let name = p1.join(s1.as_str());
+                let which = if e1 == e2 {
+                    format!("environment `{e1}`")
+                } else {
+                    format!("environments `{e1}` and `{e2}`")
+                };
+                return Err(Error::input_at(
+                    format!(
+                        "{source}: {which} can give two services the same name: the {k1} of service `{s1}` in `{e1}` and the {k2} of service `{s2}` in `{e2}` are both `{name}`, so one would move the other's deployment; put a character that no service or environment name contains between them in the `tag` template (for example `{{service}}/{{env}}`), rename one environment, or list the services under `services:`"
+                    ),
+                    env_place(*j),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -589,6 +693,7 @@ impl Config {
     pub fn tag(&self, env: &Environment, service: &str) -> Result<String> {
         let t = expand(&env.tag, service, &env.name, None)?;
         names::check_ref_name("tag", &t)?;
+        self.check_owner(&t, service, env, "tag")?;
         Ok(t)
     }
 
@@ -596,7 +701,48 @@ impl Config {
         let tag = self.tag(env, service)?;
         let t = expand(&env.rollback_tag, service, &env.name, Some(&tag))?;
         names::check_ref_name("rollback tag", &t)?;
+        self.check_owner(&t, service, env, "rollback tag")?;
         Ok(t)
+    }
+
+    /// The load-time check does not decide templates that repeat `{service}`: with
+    /// such a template and no services listed, refuses (before anything is written)
+    /// a name that is also the tag or rollback tag of another (service, environment).
+    fn check_owner(&self, name: &str, service: &str, env: &Environment, kind: &str) -> Result<()> {
+        if self.services_listed {
+            return Ok(());
+        }
+        let mut open = Vec::new();
+        for e in self.environments.iter().filter(|e| e.track == Track::Tag) {
+            let (tag, rollback) = open_names(e)?;
+            open.push((e, "tag", tag));
+            open.push((e, "rollback tag", rollback));
+        }
+        if open.iter().all(|(_, _, p)| p.len() <= 2) {
+            return Ok(());
+        }
+        for (e, k, p) in &open {
+            let holes = p.len() - 1;
+            let literal: usize = p.iter().map(String::len).sum();
+            if holes == 0 || name.len() < literal || !(name.len() - literal).is_multiple_of(holes) {
+                continue;
+            }
+            let (start, len) = (p[0].len(), (name.len() - literal) / holes);
+            let Some(other) = name.get(start..start + len) else {
+                continue;
+            };
+            if p.join(other) != name
+                || names::check_ref_component("service", other).is_err()
+                || (other == service && e.name == env.name && *k == kind)
+            {
+                continue;
+            }
+            return Err(Error::input(format!(
+                "{}: the {kind} of service `{service}` in `{}` is `{name}`, which is also the {k} of service `{other}` in `{}`: one would move the other's deployment; change the `tag` template (for example `{{service}}/{{env}}`) or list the services under `services:`",
+                self.source, env.name, e.name
+            )));
+        }
+        Ok(())
     }
 
     /// The concrete version locations of `service` in `env`.
@@ -784,6 +930,98 @@ mod tests {
             "c",
         )
         .unwrap();
+    }
+
+    #[test]
+    fn environments_whose_tags_some_two_services_share_are_refused_without_services() {
+        // Issue 9 §6: `a` in `prod-eu` and `a-prod` in `eu` are both `a-prod-eu`.
+        let e = Config::parse("environments:\n  - name: eu\n  - name: prod-eu\n", "c").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "c: environments `eu` and `prod-eu` can give two services the same name: the tag of service `a-prod` in `eu` and the tag of service `a` in `prod-eu` are both `a-prod-eu`, so one would move the other's deployment; put a character that no service or environment name contains between them in the `tag` template (for example `{service}/{env}`), rename one environment, or list the services under `services:`"
+        );
+        assert_eq!(e.exit_code(), 2);
+        assert_eq!(e.place().unwrap().line, Some(3));
+        // A tag that is another environment's rollback tag for some service.
+        let e = Config::parse("environments:\n  - name: eu\n  - name: rollback\n", "c").unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "the rollback tag of service `a` in `eu` and the tag of service `a-eu` in `rollback` are both `a-eu-rollback`"
+            ),
+            "{e}"
+        );
+        // The environment before the service.
+        let e = Config::parse(
+            "environments:\n  - { name: eu, tag: '{env}-{service}', rollback-tag: 'rollback/{tag}' }\n  - { name: eu-prod, tag: '{env}-{service}', rollback-tag: 'rollback/{tag}' }\n",
+            "c",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "the tag of service `prod-a` in `eu` and the tag of service `a` in `eu-prod` are both `eu-prod-a`"
+            ),
+            "{e}"
+        );
+        // The service first in the tag, so its rollback tag (`{tag}-rollback`) is
+        // the tag of another service in the same environment.
+        let e = Config::parse("environments:\n  - { name: eu, tag: 'eu/{service}' }\n", "c").unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "c: environment `eu` can give two services the same name: the tag of service `a-rollback` in `eu` and the rollback tag of service `a` in `eu` are both `eu/a-rollback`"
+            ),
+            "{e}"
+        );
+        // A fixed tag that another environment's template reaches.
+        let e = Config::parse(
+            "environments:\n  - { name: a, tag: 'x-a' }\n  - { name: b, tag: '{service}-a' }\n",
+            "c",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("service `x` in `b`"), "{e}");
+        // Rollback tags of their own template.
+        let e = Config::parse(
+            "environments:\n  - { name: eu, rollback-tag: 'old/{service}' }\n  - { name: prod, rollback-tag: 'old/{service}-x' }\n",
+            "c",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("the rollback tag of service `a-x` in `eu` and the rollback tag of service `a` in `prod`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn environments_no_two_services_can_confuse_are_accepted_without_services() {
+        for envs in [
+            "[{name: staging}, {name: production}]",
+            "[{name: dev}, {name: qa}, {name: staging}, {name: prod-eu}, {name: prod-us}]",
+            "[{name: eu, tag: '{service}/{env}'}, {name: prod-eu, tag: '{service}/{env}'}]",
+            "[{name: eu, tag: 'eu/{service}', rollback-tag: 'rollback/{tag}'}, {name: prod-eu, tag: 'prod-eu/{service}', rollback-tag: 'rollback/{tag}'}]",
+            "[{name: a, tag: 'x-a'}, {name: b, tag: 'x-b'}]",
+            "[{name: eu, rollback-tag: 'rollback/{tag}'}, {name: prod-us}]",
+        ] {
+            Config::parse(&format!("environments: {envs}\n"), "c").unwrap_or_else(|e| panic!("{envs}: {e}"));
+        }
+    }
+
+    #[test]
+    fn a_template_that_repeats_the_service_is_checked_when_the_name_is_made() {
+        // Not decided at load: `a` in `eu` and `a` in `a-eu` are both `a-a-eu`.
+        let c = Config::parse(
+            "environments:\n  - { name: eu, tag: '{service}-{service}-{env}' }\n  - name: a-eu\n",
+            "c",
+        )
+        .unwrap();
+        let e = c.tag(c.env("eu").unwrap(), "a").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "c: the tag of service `a` in `eu` is `a-a-eu`, which is also the tag of service `a` in `a-eu`: one would move the other's deployment; change the `tag` template (for example `{service}/{env}`) or list the services under `services:`"
+        );
+        assert_eq!(e.exit_code(), 2);
+        assert!(c.rollback_tag(c.env("a-eu").unwrap(), "a").is_err());
+        assert_eq!(c.tag(c.env("eu").unwrap(), "b").unwrap(), "b-b-eu");
+        assert_eq!(c.rollback_tag(c.env("a-eu").unwrap(), "b").unwrap(), "b-a-eu-rollback");
     }
 
     #[test]

@@ -538,3 +538,45 @@ fn a_workspace_owned_by_another_user_still_opens() {
     r.assert_ok();
     assert_eq!(r.out("changed"), "true");
 }
+
+/// Issue 9 §6: with no services listed, `a` in `prod-eu` and `a-prod` in `eu` would
+/// share tag `a-prod-eu` under `{service}-{env}`: refused at load, nothing written.
+#[test]
+fn environments_whose_tags_two_services_share_are_refused_before_anything_is_written() {
+    let (_t, dir) = scratch("make_tag_repo.sh");
+    let path = p(&dir);
+    std::fs::write(
+        dir.join("gitops-flow.yaml"),
+        "environments:\n  - name: prod-eu\n  - name: eu\n",
+    )
+    .unwrap();
+    let before = refs(&dir);
+    let head = rev(&dir, "main");
+    for service in ["a", "a-prod"] {
+        let r = run(
+            &["deploy", "--path", &path, "--service", service, "--revision", &head],
+            &[],
+        );
+        r.assert_input_error(
+            "environments `prod-eu` and `eu` can give two services the same name: the tag of service `a` in `prod-eu` and the tag of service `a-prod` in `eu` are both `a-prod-eu`",
+        );
+        assert!(
+            r.stdout.contains("::error file=gitops-flow.yaml,line=3"),
+            "{}",
+            r.stdout
+        );
+        assert_eq!(refs(&dir), before, "{service}: nothing written");
+    }
+    // The fix the message suggests is accepted.
+    std::fs::write(
+        dir.join("gitops-flow.yaml"),
+        "environments:\n  - { name: prod-eu, tag: '{service}/{env}' }\n  - { name: eu, tag: '{service}/{env}' }\n",
+    )
+    .unwrap();
+    run(
+        &["deploy", "--path", &path, "--service", "payments", "--revision", &head],
+        &[],
+    )
+    .assert_ok();
+    assert_eq!(rev(&dir, "refs/tags/payments/prod-eu"), head);
+}

@@ -54,6 +54,8 @@ struct ApiDeployment {
 #[derive(serde::Deserialize)]
 struct ApiDeploymentStatus {
     state: String,
+    #[serde(default)]
+    description: Option<String>,
 }
 
 /// A deployment as `POST deployments` returns it.
@@ -455,12 +457,35 @@ impl ForgeApi for GitHubRepo {
         if let Some(u) = st.log_url {
             body["log_url"] = json!(u);
         }
-        self.api.rest_ok(
-            Method::POST,
-            &format!("{}/deployments/{id}/statuses", self.repo_path()),
-            Some(&body),
-        )?;
-        Ok(())
+        let path = format!("{}/deployments/{id}/statuses", self.repo_path());
+        // A status is a new object each time: after an unknown outcome, look whether
+        // it landed (the newest status says so) before sending it again.
+        const TRIES: u32 = 3;
+        for attempt in 0..TRIES {
+            match self.api.rest_unrepeatable(Method::POST, &path, Some(&body))? {
+                Sent::Answer(r) if r.status.is_success() => return Ok(()),
+                Sent::Answer(r) => return Err(client::api_error(&Method::POST, "deployments/{id}/statuses", &r)),
+                Sent::Unknown(what) => {
+                    let newest = self.api.rest_ok(Method::GET, &format!("{path}?per_page=1"), None)?;
+                    let newest: Vec<ApiDeploymentStatus> = typed(newest, "GET deployments/{id}/statuses")?;
+                    if newest
+                        .first()
+                        .is_some_and(|n| n.state == st.state && n.description.as_deref() == Some(description.as_str()))
+                    {
+                        return Ok(());
+                    }
+                    if attempt + 1 == TRIES {
+                        return Err(Error::failed(format!(
+                            "POST deployments/{id}/statuses failed {TRIES} times ({what}) and the deployment's newest status is not `{}`; re-run the job to record it",
+                            st.state
+                        )));
+                    }
+                    tracing::warn!("POST deployments/{id}/statuses: {what}; it did not land, sending it again");
+                    std::thread::sleep(self.api.backoff(attempt));
+                }
+            }
+        }
+        unreachable!("the loop returns on its last attempt")
     }
 }
 
