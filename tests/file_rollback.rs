@@ -237,7 +237,10 @@ fn github_rollback_after_a_merged_pull_request_costs_three_requests() {
     let number = fake.open_pull("bump-payments", "main", &[]);
     let merged = fake.merge_pull(number);
     let message = fake.git(&["log", "-1", "--format=%B", &merged]);
-    assert!(!message.contains("Gitops-Flow-") && !message.contains("gitops-flow"), "{message}");
+    assert!(
+        !message.contains("Gitops-Flow-") && !message.contains("gitops-flow"),
+        "{message}"
+    );
     let jobs = Jobs::new(&fake);
     fake.clear_log();
     let r = jobs.run(

@@ -381,5 +381,9 @@ fn a_silent_github_does_not_hold_the_status_gate_past_its_timeout() {
     let took = start.elapsed();
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert!(r.stdout.contains("timed out after 2s"), "{}", r.stdout);
-    assert!(took < std::time::Duration::from_secs(12), "held for {took:?}: {}", r.stdout);
+    assert!(
+        took < std::time::Duration::from_secs(12),
+        "held for {took:?}: {}",
+        r.stdout
+    );
 }

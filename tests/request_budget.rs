@@ -279,11 +279,19 @@ fn file_mode_status_with_the_commit_status_gate_costs_two_requests() {
     assert_eq!(r.out("revision"), staged);
     assert!(fake.requests().len() <= 2, "status: {:?}", log(&fake));
     assert!(
-        fake.requests().iter().all(|r| !r.path.contains("/status") && !r.path.contains("/check-runs")),
+        fake.requests()
+            .iter()
+            .all(|r| !r.path.contains("/status") && !r.path.contains("/check-runs")),
         "{:?}",
         log(&fake)
     );
-    // Main moves on; Flux reports on the newest commit only.
+    // A new version, then main moves on; Flux reports on the newest commit only.
+    j.run(
+        &[("command", "stage"), ("service", "payments"), ("version", "1.3.0")],
+        &[],
+    )
+    .assert_ok();
+    let staged = fake.rev("main").unwrap();
     let newest = fake.advance_main("unrelated");
     fake.add_check(&newest, "kustomization/payments-dev/ffff", "completed", Some("success"));
     fake.clear_log();
@@ -291,6 +299,10 @@ fn file_mode_status_with_the_commit_status_gate_costs_two_requests() {
     r.assert_ok();
     assert_eq!(r.out("revision"), staged);
     assert!(r.stdout.contains(&newest[..7]), "{}", r.stdout);
-    assert!(fake.requests().len() <= 2, "status, checks on the head: {:?}", log(&fake));
+    assert!(
+        fake.requests().len() <= 2,
+        "status, checks on the head: {:?}",
+        log(&fake)
+    );
     fake.assert_clean();
 }

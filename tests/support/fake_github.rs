@@ -1984,7 +1984,12 @@ impl Exec<'_> {
                         .map(|p| p.number)
                         .collect()
                 };
-                let page: Vec<Obj> = all.iter().skip(skip).take(first).map(|n| Obj::PullRequest(*n)).collect();
+                let page: Vec<Obj> = all
+                    .iter()
+                    .skip(skip)
+                    .take(first)
+                    .map(|n| Obj::PullRequest(*n))
+                    .collect();
                 let next = skip + page.len() < all.len();
                 self.sub(Some(Obj::Connection(page, next, (skip + first).to_string())), f)
             }
