@@ -420,13 +420,11 @@ mod tests {
             "the GraphQL checks query",
             "repository.at.statusCheckRollup",
         )
-        .err()
-        .expect("no context")
+        .expect_err("no context")
         .to_string();
         assert!(e.contains("`context`") && e.contains("the GraphQL checks query"), "{e}");
         let e = rollup_page(json!({"contexts": {"nodes": []}}), "q", "at")
-            .err()
-            .expect("no pageInfo")
+            .expect_err("no pageInfo")
             .to_string();
         assert!(e.contains("`pageInfo`"), "{e}");
         let e = typed::<Vec<ApiCommitPull>>(json!([{"body": "x", "merged_at": null}]), "GET commits/{sha}/pulls")
