@@ -142,6 +142,15 @@ fn requests(tmp: &Path) {
         &[],
     );
     println!("| `status`, one poll, file mode (Argo CD gate) | {status} | <= 2 |");
+    // The default gate: Flux's status on the commit that staged the version.
+    let staged = fake2.rev("main").unwrap();
+    fake2.add_status(&staged, "kustomization/payments-dev/0c9c2e41", "success");
+    let status = job(
+        &fake2,
+        &[("command", "status"), ("service", "payments"), ("environment", "dev")],
+        &[],
+    );
+    println!("| `status`, one poll, file mode (commit-status gate) | {status} | <= 2 |");
 
     // 100 commits of history on the file, the last one a bump.
     let (_s3, seed3) = support::scratch("make_file_repo.sh");
@@ -172,6 +181,32 @@ fn requests(tmp: &Path) {
         &[],
     );
     println!("| file-mode `rollback`, 100 commits of history on the file | {rb} | <= 3 |");
+    // The same history, the last change through a merged pull request (its squash
+    // commit carries no trailers).
+    let (_s4, seed4) = support::scratch("make_file_repo.sh");
+    for i in 0..99 {
+        std::fs::write(
+            seed4.join(file),
+            text.replace("replicaCount: 2", &format!("replicaCount: {}", i + 3)),
+        )
+        .unwrap();
+        support::git(&seed4, &["commit", "-q", "-am", &format!("scale {i}")]);
+    }
+    let fake4 = FakeGitHub::start(&seed4);
+    fake4.push_commit(
+        "bump-payments",
+        "main",
+        file,
+        &text.replace("tag: \"1.0.0\"", "tag: \"1.3.0\""),
+    );
+    let number = fake4.open_pull("bump-payments", "main", &[]);
+    fake4.merge_pull(number);
+    let rb = job(
+        &fake4,
+        &[("command", "rollback"), ("service", "payments"), ("environment", "dev")],
+        &[],
+    );
+    println!("| file-mode `rollback`, 100 commits, last change through a merged pull request | {rb} | <= 3 |");
 }
 
 /// Peak memory of a direct file-mode `stage` that edits one value in a ~55 MB

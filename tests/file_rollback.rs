@@ -211,3 +211,52 @@ fn github_rollback_with_a_long_history_costs_three_requests() {
     );
     fake.assert_clean();
 }
+
+/// Issue 11: the usual way into prod is a merged pull request, whose squash commit
+/// carries no trailers: a rollback over 100 commits of history still costs at most 3
+/// requests (the pull request that produced each commit comes with the history).
+#[test]
+fn github_rollback_after_a_merged_pull_request_costs_three_requests() {
+    let (_seed, dir) = scratch("make_file_repo.sh");
+    let file = "overlays/dev/payments/values.yaml";
+    let text = std::fs::read_to_string(dir.join(file)).unwrap();
+    for i in 0..99 {
+        std::fs::write(
+            dir.join(file),
+            text.replace("replicaCount: 2", &format!("replicaCount: {}", i + 3)),
+        )
+        .unwrap();
+        git(&dir, &["commit", "-q", "-am", &format!("scale {i}")]);
+    }
+    let fake = FakeGitHub::start(&dir);
+    // A person's pull request bumps the version; GitHub squashes it into main.
+    let bumped = text
+        .replace("replicaCount: 2", "replicaCount: 101")
+        .replace("tag: \"1.0.0\"", "tag: \"1.3.0\"");
+    fake.push_commit("bump-payments", "main", file, &bumped);
+    let number = fake.open_pull("bump-payments", "main", &[]);
+    let merged = fake.merge_pull(number);
+    let message = fake.git(&["log", "-1", "--format=%B", &merged]);
+    assert!(
+        !message.contains("Gitops-Flow-") && !message.contains("gitops-flow"),
+        "{message}"
+    );
+    let jobs = Jobs::new(&fake);
+    fake.clear_log();
+    let r = jobs.run(
+        &[("command", "rollback"), ("service", "payments"), ("environment", "dev")],
+        &[],
+    );
+    r.assert_ok();
+    let n = fake.requests().len();
+    assert_eq!(r.out("previous-version"), "1.3.0");
+    assert_eq!(r.out("version"), "1.0.0", "{}", r.stdout);
+    // The refs, the history (with each commit's merged pull request), the commit.
+    assert_eq!(
+        n,
+        3,
+        "{n} requests: {:?}",
+        fake.requests().iter().map(|q| q.path.clone()).collect::<Vec<_>>()
+    );
+    fake.assert_clean();
+}

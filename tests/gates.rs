@@ -353,3 +353,37 @@ fn a_merged_promotion_records_a_deployment_for_its_environment() {
     assert_eq!(d[0].statuses, ["in_progress", "success"]);
     fake.assert_clean();
 }
+
+/// Issue 11: each look of the commit-status gate is bounded by the time the gate has
+/// left (as the Argo CD gate's): a GitHub that does not answer does not hold
+/// `status` past its `timeout`.
+#[test]
+fn a_silent_github_does_not_hold_the_status_gate_past_its_timeout() {
+    let (_seed, dir) = scratch("make_tag_repo.sh");
+    let fake = FakeGitHub::start(&dir);
+    let jobs = Jobs::new(&fake);
+    let head = fake.rev("main").unwrap();
+    // Statuses and check runs (REST or GraphQL) take 30 s to come.
+    for m in ["/status?", "/check-runs", "statusCheckRollup"] {
+        fake.stall(m, 30_000);
+    }
+    let start = std::time::Instant::now();
+    let r = jobs.run(
+        &[
+            ("command", "status"),
+            ("service", "payments"),
+            ("environment", "staging"),
+            ("revision", &head),
+            ("timeout", "2"),
+        ],
+        &FAST,
+    );
+    let took = start.elapsed();
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("timed out after 2s"), "{}", r.stdout);
+    assert!(
+        took < std::time::Duration::from_secs(12),
+        "held for {took:?}: {}",
+        r.stdout
+    );
+}

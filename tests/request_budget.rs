@@ -244,3 +244,66 @@ fn file_mode_report_walks_histories_together() {
     );
     fake.assert_clean();
 }
+
+/// Issue 11: `status` in file mode with the default commit-status gate, one poll
+/// (the checks are there): the state read and the statuses and check runs of the
+/// expected revision in at most two requests, not a history read plus two REST
+/// listings. Also when the checks are reported on a later main head (Flux).
+#[test]
+fn file_mode_status_with_the_commit_status_gate_costs_two_requests() {
+    let (_s, dir) = scratch("make_file_repo.sh");
+    let fake = FakeGitHub::start(&dir);
+    let j = Jobs::new(&fake);
+    j.run(
+        &[("command", "stage"), ("service", "payments"), ("version", "1.2.0")],
+        &[],
+    )
+    .assert_ok();
+    let staged = fake.rev("main").unwrap();
+    fake.add_status(&staged, "kustomization/payments-dev/0c9c2e41", "success");
+    fake.add_check(&staged, "lint", "completed", Some("failure"));
+    let status = || {
+        j.run(
+            &[
+                ("command", "status"),
+                ("service", "payments"),
+                ("environment", "dev"),
+                ("timeout", "5"),
+            ],
+            &[("GITOPS_FLOW_POLL_MS", "20")],
+        )
+    };
+    fake.clear_log();
+    let r = status();
+    r.assert_ok();
+    assert_eq!(r.out("revision"), staged);
+    // The refs, and the history with the statuses and check runs of its commits.
+    assert_eq!(fake.requests().len(), 2, "status: {:?}", log(&fake));
+    assert!(
+        fake.requests()
+            .iter()
+            .all(|r| !r.path.contains("/status") && !r.path.contains("/check-runs")),
+        "{:?}",
+        log(&fake)
+    );
+    // A new version, then main moves on; Flux reports on the newest commit only.
+    j.run(
+        &[("command", "stage"), ("service", "payments"), ("version", "1.3.0")],
+        &[],
+    )
+    .assert_ok();
+    let staged = fake.rev("main").unwrap();
+    let newest = fake.advance_main("unrelated");
+    fake.add_check(&newest, "kustomization/payments-dev/ffff", "completed", Some("success"));
+    fake.clear_log();
+    let r = status();
+    r.assert_ok();
+    assert_eq!(r.out("revision"), staged);
+    assert!(r.stdout.contains(&newest[..7]), "{}", r.stdout);
+    assert!(
+        fake.requests().len() <= 2,
+        "status, checks on the head: {:?}",
+        log(&fake)
+    );
+    fake.assert_clean();
+}

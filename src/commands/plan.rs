@@ -21,6 +21,13 @@ impl Ctx<'_> {
 /// backend reads it (and the default branch) in one query: the one place that
 /// derives the reads of every command.
 pub fn read_plan(inputs: &Inputs, config: &Config, event: &Event) -> ReadPlan {
+    let mut plan = reads(inputs, config, event);
+    // `status` with the commit-status gate looks at the commit the history read finds.
+    plan.checks = inputs.command == "status" && inputs.argocd_server.is_none();
+    plan
+}
+
+fn reads(inputs: &Inputs, config: &Config, event: &Event) -> ReadPlan {
     if inputs.command == "preview" {
         // Runs in the application repository: no gitops-flow refs to read.
         return ReadPlan::default();

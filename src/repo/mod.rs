@@ -33,6 +33,9 @@ pub struct ReadPlan {
     pub on_main: Vec<String>,
     /// The main branch's full ref name, when known (else the default branch).
     pub main: Option<String>,
+    /// The commit-status gate will look at commits this command reads (`status`):
+    /// the GitHub backend reads their statuses and check runs along with the history.
+    pub checks: bool,
 }
 
 impl ReadPlan {
@@ -152,10 +155,21 @@ pub enum CheckState {
     Failure,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
     pub name: String,
     pub state: CheckState,
+}
+
+/// One look of the commit-status gate: the statuses and check runs of a commit and,
+/// read in the same look, those of the main branch's head when that is a later
+/// commit containing it (Flux reports on the newest commit only).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommitChecks {
+    pub checks: Vec<Check>,
+    /// The main head and its checks; `None` when the head is the commit itself or
+    /// does not contain it.
+    pub head: Option<(Oid, Vec<Check>)>,
 }
 
 /// A GitHub deployment to record.
@@ -363,8 +377,10 @@ pub trait Forge {
 pub trait ForgeApi {
     /// The merged pull request that produced a commit on the main branch, if any.
     fn merged_pull_request(&self, sha: &Oid) -> Result<Option<PullRequestInfo>>;
-    /// Commit statuses (latest per context) and check runs of a commit.
-    fn commit_checks(&self, sha: &Oid) -> Result<Vec<Check>>;
+    /// Commit statuses (latest per context) and check runs of a commit, and of the
+    /// head of `main_ref` when it is a later commit containing it (see
+    /// [`CommitChecks`]), taking at most `within`.
+    fn commit_checks(&self, sha: &Oid, main_ref: &str, within: std::time::Duration) -> Result<CommitChecks>;
     /// Records a deployment.
     fn create_deployment(&self, d: &DeploymentSpec) -> Result<u64>;
     /// The pull request `number` as it is now.

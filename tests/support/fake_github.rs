@@ -214,6 +214,9 @@ struct State {
     /// The fake's own answers that GitHub would not give (also in `violations`): a bug
     /// in the fake, reported when the fake is dropped even if the test never asks.
     bad_answers: Vec<String>,
+    /// A GitHub that goes silent: every request whose `METHOD path body` line contains
+    /// the text waits this long before it is handled.
+    stalls: Vec<(String, Duration)>,
 }
 
 type BeforeWrite = Box<dyn FnOnce() + Send>;
@@ -554,6 +557,16 @@ impl FakeGitHub {
     /// Auto-merge enabled so far: (pull request number, merge method).
     pub fn auto_merges(&self) -> Vec<(u64, String)> {
         self.state.lock().expect("lock").auto_merges.clone()
+    }
+
+    /// Every request whose `METHOD path body` line contains `matching` waits `ms`
+    /// before it is handled (a GitHub that does not answer in time).
+    pub fn stall(&self, matching: &str, ms: u64) {
+        self.state
+            .lock()
+            .expect("lock")
+            .stalls
+            .push((matching.into(), Duration::from_millis(ms)));
     }
 
     pub fn set_latency(&self, ms: u64) {
@@ -924,7 +937,13 @@ fn serve(conn: TcpStream, state: &Arc<Mutex<State>>, bare: &Path, url: &str) {
                 .faults
                 .iter()
                 .position(|f| f.matching.as_ref().is_none_or(|m| line.contains(m.as_str())));
-            (s.latency, i.and_then(|i| s.faults.remove(i)))
+            let stall = s
+                .stalls
+                .iter()
+                .filter(|(m, _)| line.contains(m.as_str()))
+                .map(|(_, d)| *d)
+                .sum::<Duration>();
+            (s.latency + stall, i.and_then(|i| s.faults.remove(i)))
         };
         std::thread::sleep(latency);
         let body_json: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
@@ -1658,6 +1677,12 @@ enum Obj {
     Tree(String),
     /// A connection: its nodes, whether there is a next page, and the end cursor.
     Connection(Vec<Obj>, bool, String),
+    /// A commit's statuses and check runs.
+    StatusCheckRollup(String),
+    /// The latest status of a context: (context, state as the REST API spells it).
+    StatusContext(String, String),
+    /// (name, status, conclusion) as the REST API spells them.
+    CheckRun(String, String, Option<String>),
 }
 
 fn typename(o: &Obj) -> &'static str {
@@ -1674,6 +1699,9 @@ fn typename(o: &Obj) -> &'static str {
         Obj::Blob(_) => "Blob",
         Obj::Tree(_) => "Tree",
         Obj::Connection(..) => "CommitHistoryConnection",
+        Obj::StatusCheckRollup(_) => "StatusCheckRollup",
+        Obj::StatusContext(..) => "StatusContext",
+        Obj::CheckRun(..) => "CheckRun",
     }
 }
 
@@ -2052,6 +2080,90 @@ impl Exec<'_> {
                 None => Value::Null,
             },
             (Obj::PullRequest(n), "number") => json!(n),
+            (Obj::PullRequest(n), "body") => {
+                let s = self.state.lock().expect("lock");
+                json!(s.pulls.iter().find(|p| p.number == *n).map(|p| p.body.clone()))
+            }
+            (Obj::PullRequest(n), "merged") => {
+                let s = self.state.lock().expect("lock");
+                json!(s.pulls.iter().any(|p| p.number == *n && p.merge_commit_sha.is_some()))
+            }
+            (Obj::PullRequest(n), "mergeCommit") => {
+                let merge = {
+                    let s = self.state.lock().expect("lock");
+                    s.pulls
+                        .iter()
+                        .find(|p| p.number == *n)
+                        .and_then(|p| p.merge_commit_sha.clone())
+                };
+                self.sub(merge.map(Obj::Commit), f)
+            }
+            (Obj::Commit(c), "associatedPullRequests") => {
+                // As `GET commits/{sha}/pulls`: the pull request merged as this commit.
+                let first = arg("first").as_u64().unwrap_or(100) as usize;
+                let skip: usize = arg("after").as_str().and_then(|a| a.parse().ok()).unwrap_or(0);
+                let all: Vec<u64> = {
+                    let s = self.state.lock().expect("lock");
+                    s.pulls
+                        .iter()
+                        .filter(|p| p.merge_commit_sha.as_deref() == Some(c.as_str()))
+                        .map(|p| p.number)
+                        .collect()
+                };
+                let page: Vec<Obj> = all
+                    .iter()
+                    .skip(skip)
+                    .take(first)
+                    .map(|n| Obj::PullRequest(*n))
+                    .collect();
+                let next = skip + page.len() < all.len();
+                self.sub(Some(Obj::Connection(page, next, (skip + first).to_string())), f)
+            }
+            (Obj::Commit(c), "statusCheckRollup") => {
+                // As GitHub: null for a commit without statuses and check runs.
+                let any = {
+                    let s = self.state.lock().expect("lock");
+                    s.statuses.get(c).is_some_and(|l| !l.is_empty()) || s.checks.get(c).is_some_and(|l| !l.is_empty())
+                };
+                self.sub(any.then(|| Obj::StatusCheckRollup(c.clone())), f)
+            }
+            (Obj::StatusCheckRollup(c), "contexts") => {
+                // The latest status per context (as `GET commits/{ref}/status`), then
+                // the check runs (as `GET commits/{ref}/check-runs`).
+                let all: Vec<Obj> = {
+                    let s = self.state.lock().expect("lock");
+                    let mut latest: Vec<(String, String)> = Vec::new();
+                    for (ctx, st) in s.statuses.get(c).cloned().unwrap_or_default().into_iter().rev() {
+                        if !latest.iter().any(|(x, _)| *x == ctx) {
+                            latest.push((ctx, st));
+                        }
+                    }
+                    latest
+                        .into_iter()
+                        .map(|(ctx, st)| Obj::StatusContext(ctx, st))
+                        .chain(
+                            s.checks
+                                .get(c)
+                                .cloned()
+                                .unwrap_or_default()
+                                .into_iter()
+                                .map(|(n, st, concl)| Obj::CheckRun(n, st, concl)),
+                        )
+                        .collect()
+                };
+                let first = arg("first").as_u64().unwrap_or(100).min(100) as usize;
+                let skip: usize = arg("after").as_str().and_then(|a| a.parse().ok()).unwrap_or(0);
+                let page: Vec<Obj> = all.iter().skip(skip).take(first).cloned().collect();
+                let next = skip + page.len() < all.len();
+                self.sub(Some(Obj::Connection(page, next, (skip + first).to_string())), f)
+            }
+            (Obj::StatusContext(ctx, _), "context") => json!(ctx),
+            (Obj::StatusContext(_, st), "state") => json!(st.to_uppercase()),
+            (Obj::StatusContext(..), "targetUrl" | "description") => Value::Null,
+            (Obj::CheckRun(n, ..), "name") => json!(n),
+            (Obj::CheckRun(_, st, _), "status") => json!(st.to_uppercase()),
+            (Obj::CheckRun(_, _, concl), "conclusion") => json!(concl.as_ref().map(|c| c.to_uppercase())),
+            (Obj::CheckRun(..), "detailsUrl") => Value::Null,
             (o, name) => {
                 let msg = format!("the fake GitHub does not implement field `{name}` on {}", typename(o));
                 self.state.lock().expect("lock").violations.push(msg.clone());

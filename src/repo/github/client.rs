@@ -275,6 +275,19 @@ impl Api {
         self.block_on(self.graphql_async(query, variables, optional))
     }
 
+    /// [`Api::graphql_tolerating`] finishing within `budget` (retries included): a
+    /// read that must not outlast the time its caller has left (a health gate).
+    pub fn graphql_within(
+        &self,
+        query: &str,
+        variables: Value,
+        optional: &dyn Fn(&str) -> bool,
+        budget: Duration,
+    ) -> Result<Value> {
+        self.block_on(self.graphql_answer(query, variables, optional, budget))
+            .map_err(|(e, _)| e)
+    }
+
     /// Read-only GraphQL queries that do not depend on each other, at most
     /// `READS_IN_FLIGHT` at a time (GitHub asks integrations not to send many requests
     /// at once; a few cut a batched read's wall time by as many round trips). The
@@ -295,11 +308,11 @@ impl Api {
     /// GitHub refused the very first attempt, so that what the caller finds in place
     /// afterwards was written by someone else.
     pub fn graphql_write(&self, query: &str, variables: Value) -> std::result::Result<Value, (Error, bool)> {
-        self.block_on(self.graphql_answer(query, variables, &|_| false))
+        self.block_on(self.graphql_answer(query, variables, &|_| false, self.policy.budget))
     }
 
     async fn graphql_async(&self, query: &str, variables: Value, optional: &dyn Fn(&str) -> bool) -> Result<Value> {
-        self.graphql_answer(query, variables, optional)
+        self.graphql_answer(query, variables, optional, self.policy.budget)
             .await
             .map_err(|(e, _)| e)
     }
@@ -309,11 +322,21 @@ impl Api {
         query: &str,
         variables: Value,
         optional: &dyn Fn(&str) -> bool,
+        budget: Duration,
     ) -> std::result::Result<Value, (Error, bool)> {
         let body = serde_json::json!({ "query": query, "variables": variables });
-        let r = self
-            .send_repeatable_tracked(http::Method::POST, &self.graphql_url, Some(&body))
-            .await?;
+        let r = match self
+            .send_tracked(http::Method::POST, &self.graphql_url, Some(&body), true, budget)
+            .await?
+        {
+            Sent::Answer(r) => r,
+            Sent::Unknown(what) => {
+                return Err((
+                    Error::failed(format!("{} failed: {what}", path_of(&self.graphql_url))),
+                    true,
+                ));
+            }
+        };
         let maybe = r.after_unknown;
         if !r.status.is_success() {
             // A 4xx is a refusal of this attempt; a 5xx (or anything else) may not be.

@@ -1,6 +1,6 @@
 //! The GitHub forge: pull requests, labels, auto-merge, the merged pull request of a
-//! commit, commit statuses and check runs, deployments (REST, and GraphQL for
-//! auto-merge).
+//! commit, commit statuses and check runs (GraphQL, see `checks`), deployments
+//! (REST, and GraphQL for auto-merge).
 
 use http::Method;
 use serde_json::{Value, json};
@@ -9,7 +9,7 @@ use super::client::{self, Sent};
 use super::{GitHubRepo, enc, typed};
 use crate::error::{Error, Result};
 use crate::repo::{
-    Check, CheckState, DeploymentInfo, DeploymentSpec, DeploymentStatusSpec, Forge, ForgeApi, Oid, Proposal,
+    CommitChecks, DeploymentInfo, DeploymentSpec, DeploymentStatusSpec, Forge, ForgeApi, Oid, Proposal,
     PullRequestInfo, PullRequestSpec, PullRequestState, Write,
 };
 
@@ -82,46 +82,7 @@ struct ApiCommitPull {
     merged_at: Option<String>,
 }
 
-/// One page of a `{total_count, <items>}` listing.
-#[derive(serde::Deserialize)]
-struct ApiListing<T> {
-    total_count: usize,
-    #[serde(alias = "statuses", alias = "check_runs")]
-    items: Vec<T>,
-}
-
-/// A commit status context (latest per context) of `GET commits/{sha}/status`.
-#[derive(serde::Deserialize)]
-struct ApiStatus {
-    context: String,
-    state: String,
-}
-
-#[derive(serde::Deserialize)]
-struct ApiCheckRun {
-    name: String,
-    status: String,
-    conclusion: Option<String>,
-}
-
 impl GitHubRepo {
-    /// All items of a `{total_count, <items>: [...]}` listing, 100 a page (at most 10 pages).
-    fn paginated<T: serde::de::DeserializeOwned>(&self, path: &str, what: &str) -> Result<Vec<T>> {
-        let mut out = Vec::new();
-        for page in 1..=10 {
-            let r = self
-                .api
-                .rest_ok(Method::GET, &format!("{path}?per_page=100&page={page}"), None)?;
-            let listing: ApiListing<T> = typed(r, what)?;
-            let last = listing.items.len() < 100;
-            out.extend(listing.items);
-            if last || out.len() >= listing.total_count {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
     /// A deployment of `d.sha` to `d.environment` with the same description and
     /// payload as `d`, newest first: one that an earlier attempt created.
     fn find_deployment(&self, d: &DeploymentSpec) -> Result<Option<u64>> {
@@ -292,6 +253,10 @@ impl Forge for GitHubRepo {
 
 impl ForgeApi for GitHubRepo {
     fn merged_pull_request(&self, sha: &Oid) -> Result<Option<PullRequestInfo>> {
+        // Read with the history that found the commit (see `history`).
+        if let Some(known) = self.merged_prs.borrow().get(sha) {
+            return Ok(known.clone());
+        }
         let mut page = 1;
         loop {
             let r = self.api.rest(
@@ -328,36 +293,8 @@ impl ForgeApi for GitHubRepo {
         }
     }
 
-    fn commit_checks(&self, sha: &Oid) -> Result<Vec<Check>> {
-        let mut out = Vec::new();
-        let statuses: Vec<ApiStatus> = self.paginated(
-            &format!("{}/commits/{sha}/status", self.repo_path()),
-            "GET commits/{sha}/status",
-        )?;
-        for st in statuses {
-            let state = match st.state.as_str() {
-                "success" => CheckState::Success,
-                "failure" | "error" => CheckState::Failure,
-                _ => CheckState::Pending,
-            };
-            out.push(Check {
-                name: st.context,
-                state,
-            });
-        }
-        let runs: Vec<ApiCheckRun> = self.paginated(
-            &format!("{}/commits/{sha}/check-runs", self.repo_path()),
-            "GET commits/{sha}/check-runs",
-        )?;
-        for c in runs {
-            let state = match (c.status.as_str(), c.conclusion.as_deref()) {
-                ("completed", Some("success" | "neutral" | "skipped")) => CheckState::Success,
-                ("completed", _) => CheckState::Failure,
-                _ => CheckState::Pending,
-            };
-            out.push(Check { name: c.name, state });
-        }
-        Ok(out)
+    fn commit_checks(&self, sha: &Oid, main_ref: &str, within: std::time::Duration) -> Result<CommitChecks> {
+        self.gql_commit_checks(sha, main_ref, within)
     }
 
     fn create_deployment(&self, d: &DeploymentSpec) -> Result<u64> {
@@ -493,26 +430,28 @@ impl ForgeApi for GitHubRepo {
 mod tests {
     use serde_json::json;
 
-    use super::{ApiCheckRun, ApiCommitPull, ApiCreatedDeployment, ApiListing, ApiStatus};
+    use super::{ApiCommitPull, ApiCreatedDeployment};
+    use crate::repo::github::checks::rollup_page;
     use crate::repo::github::typed;
+    use crate::repo::{Check, CheckState};
 
     /// A forge answer without a field gitops-flow relies on is an error naming the
     /// field and the request, never a default (a pull request #0, a nameless check).
     #[test]
     fn a_missing_field_is_an_error_naming_it() {
-        let e = typed::<ApiListing<ApiStatus>>(
-            json!({"total_count": 1, "statuses": [{"state": "success"}]}),
-            "GET commits/{sha}/status",
+        let page = |nodes: serde_json::Value| json!({"contexts": {"pageInfo": {"hasNextPage": false, "endCursor": null}, "nodes": nodes}});
+        let e = rollup_page(
+            page(json!([{"__typename": "StatusContext", "state": "SUCCESS"}])),
+            "the GraphQL checks query",
+            "repository.at.statusCheckRollup",
         )
-        .err()
-        .expect("no context")
+        .expect_err("no context")
         .to_string();
-        assert!(e.contains("`context`") && e.contains("GET commits/{sha}/status"), "{e}");
-        let e = typed::<ApiListing<ApiCheckRun>>(json!({"check_runs": []}), "GET check-runs")
-            .err()
-            .expect("no total_count")
+        assert!(e.contains("`context`") && e.contains("the GraphQL checks query"), "{e}");
+        let e = rollup_page(json!({"contexts": {"nodes": []}}), "q", "at")
+            .expect_err("no pageInfo")
             .to_string();
-        assert!(e.contains("`total_count`"), "{e}");
+        assert!(e.contains("`pageInfo`"), "{e}");
         let e = typed::<Vec<ApiCommitPull>>(json!([{"body": "x", "merged_at": null}]), "GET commits/{sha}/pulls")
             .err()
             .expect("no number")
@@ -523,12 +462,35 @@ mod tests {
             .expect("no id")
             .to_string();
         assert!(e.contains("`id`"), "{e}");
-        // Both listings' item keys are read.
-        let runs: ApiListing<ApiCheckRun> = typed(
-            json!({"total_count": 1, "check_runs": [{"name": "ci", "status": "completed", "conclusion": null}]}),
-            "GET check-runs",
+        // Statuses and check runs read as the REST listings were; no rollup, no checks.
+        let (checks, next) = rollup_page(
+            page(json!([
+                {"__typename": "StatusContext", "context": "flux", "state": "ERROR"},
+                {"__typename": "StatusContext", "context": "p", "state": "EXPECTED"},
+                {"__typename": "CheckRun", "name": "ci", "status": "COMPLETED", "conclusion": null},
+                {"__typename": "CheckRun", "name": "lint", "status": "COMPLETED", "conclusion": "SKIPPED"},
+                {"__typename": "CheckRun", "name": "e2e", "status": "IN_PROGRESS", "conclusion": null},
+                null
+            ])),
+            "q",
+            "at",
         )
         .expect("typed");
-        assert_eq!(runs.items.len(), 1);
+        let c = |name: &str, state| Check {
+            name: name.into(),
+            state,
+        };
+        assert_eq!(
+            checks,
+            [
+                c("flux", CheckState::Failure),
+                c("p", CheckState::Pending),
+                c("ci", CheckState::Failure),
+                c("lint", CheckState::Success),
+                c("e2e", CheckState::Pending)
+            ]
+        );
+        assert_eq!(next, None);
+        assert!(rollup_page(json!(null), "q", "at").expect("null").0.is_empty());
     }
 }

@@ -8,9 +8,9 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use super::{GitHubRepo, answers};
+use super::{GitHubRepo, answers, checks};
 use crate::error::{Error, Result};
-use crate::repo::{Git, HistoryEntry, Oid};
+use crate::repo::{Git, HistoryEntry, Oid, PullRequestInfo};
 
 /// Files read by one history query: each adds its text at each of the page's 100
 /// commits to the answer.
@@ -36,9 +36,60 @@ struct HistoryNode {
     oid: Oid,
     message: String,
     parents: Parents,
+    /// The pull requests that brought the commit in (the merged one, on main).
+    #[serde(rename = "associatedPullRequests", deserialize_with = "answers::nullable")]
+    pulls: Option<Pulls>,
+    /// Asked for with `ReadPlan::checks` only.
+    #[serde(rename = "statusCheckRollup", default)]
+    rollup: Option<Value>,
     /// `f0`, `f1`, …: the files asked for (`null`: absent at this commit).
     #[serde(flatten)]
     files: HashMap<String, Value>,
+}
+
+#[derive(serde::Deserialize)]
+struct Pulls {
+    #[serde(rename = "pageInfo")]
+    page_info: PageInfo,
+    nodes: Vec<Option<Pull>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Pull {
+    number: u64,
+    body: String,
+    merged: bool,
+    #[serde(deserialize_with = "answers::nullable")]
+    merge_commit: Option<ParentNode>,
+}
+
+/// Pull requests asked for per commit: one is the usual.
+const PULLS: usize = 5;
+
+impl Pulls {
+    /// The merged pull request of `sha` as `GET commits/{sha}/pulls` picks it (the
+    /// one that merged as `sha`, else a merged one); `None` when more pages would
+    /// have to be read to know.
+    fn merged(self, sha: &str) -> Option<Option<PullRequestInfo>> {
+        let more = self.page_info.has_next_page;
+        let nodes: Vec<Pull> = self.nodes.into_iter().flatten().collect();
+        let pick = nodes
+            .iter()
+            .position(|p| p.merge_commit.as_ref().is_some_and(|m| m.oid == sha))
+            .or_else(|| nodes.iter().position(|p| p.merged));
+        match pick {
+            Some(i) => {
+                let p = &nodes[i];
+                Some(Some(PullRequestInfo {
+                    number: p.number,
+                    body: p.body.clone(),
+                }))
+            }
+            None if more => None,
+            None => Some(None),
+        }
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -101,8 +152,15 @@ impl GitHubRepo {
                 " f{j}: file(path: $p{j}) {{ object {{ ... on Blob {{ text isTruncated isBinary }} }} }}"
             ));
         }
+        // Per commit also the pull request that merged it (a rollback looks at the
+        // last change's), and with `ReadPlan::checks` its statuses and check runs.
+        let rollup = if self.with_checks.get() {
+            format!(" {}", checks::ROLLUP)
+        } else {
+            String::new()
+        };
         let query = format!(
-            "{decl}) {{ repository(owner: $owner, name: $name) {{ object(oid: $head) {{ ... on Commit {{ history(first: 100, after: $after) {{ pageInfo {{ hasNextPage endCursor }} nodes {{ oid message parents(first: 1) {{ nodes {{ oid }} }}{files} }} }} }} }} }} }}"
+            "{decl}) {{ repository(owner: $owner, name: $name) {{ object(oid: $head) {{ ... on Commit {{ history(first: 100, after: $after) {{ pageInfo {{ hasNextPage endCursor }} nodes {{ oid message parents(first: 1) {{ nodes {{ oid }} }} associatedPullRequests(first: {PULLS}) {{ pageInfo {{ hasNextPage endCursor }} nodes {{ number body merged mergeCommit {{ oid }} }} }}{rollup}{files} }} }} }} }} }} }}"
         );
         // sha -> (message, first parent, each file's content)
         let mut commits: HashMap<Oid, (String, Option<Oid>, Vec<Content>)> = HashMap::new();
@@ -142,6 +200,19 @@ impl GitHubRepo {
                     });
                 }
                 let parent = n.parents.nodes.into_iter().next().map(|p| p.oid);
+                // Every commit of `head`'s history is in it.
+                self.ancestry.borrow_mut().insert((n.oid.clone(), head.clone()), true);
+                if let Some(pr) = n.pulls.and_then(|p| p.merged(&n.oid)) {
+                    self.merged_prs.borrow_mut().insert(n.oid.clone(), pr);
+                }
+                if self.with_checks.get() {
+                    let at = "repository.object.history.nodes.statusCheckRollup";
+                    let (found, next) = checks::rollup_page(n.rollup.unwrap_or(Value::Null), REQUEST, at)?;
+                    // Past the first page the gate reads them all itself.
+                    if next.is_none() {
+                        self.checks.borrow_mut().insert(n.oid.clone(), found);
+                    }
+                }
                 commits.insert(n.oid, (n.message, parent, contents));
             }
             // Follow the first-parent chain as far as this page reaches.

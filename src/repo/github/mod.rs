@@ -6,12 +6,13 @@
 //! pull requests.
 
 mod answers;
+mod checks;
 mod client;
 mod forge;
 mod history;
 pub mod retry;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use base64::Engine;
@@ -22,7 +23,9 @@ pub use client::{Api, Sent};
 pub use retry::RetryPolicy;
 
 use super::local::LocalRepo;
-use super::{CommitRequest, Git, HistoryEntry, Journal, Oid, ReadPlan, RefTarget, RefUpdate, Write};
+use super::{
+    Check, CommitRequest, Git, HistoryEntry, Journal, Oid, PullRequestInfo, ReadPlan, RefTarget, RefUpdate, Write,
+};
 use crate::error::{Error, Result};
 use crate::holds::HOLDS_GUARD_REF;
 use crate::names::short_sha;
@@ -52,6 +55,12 @@ pub struct GitHubRepo {
     /// What the repository allows for merging (read with the repository id).
     merge: RefCell<Option<MergeSettings>>,
     notices: RefCell<Vec<String>>,
+    /// Read statuses and check runs with the history (`ReadPlan::checks`).
+    with_checks: Cell<bool>,
+    /// Statuses and check runs read with the history, for the gate's first look.
+    checks: RefCell<HashMap<Oid, Vec<Check>>>,
+    /// The merged pull request of each commit the history read went through.
+    merged_prs: RefCell<HashMap<Oid, Option<PullRequestInfo>>>,
 }
 
 /// The repository's merge settings, as GraphQL `Repository` reports them.
@@ -158,6 +167,9 @@ impl GitHubRepo {
             journal: Journal::default(),
             merge: RefCell::new(None),
             notices: RefCell::new(Vec::new()),
+            with_checks: Cell::new(false),
+            checks: RefCell::new(HashMap::new()),
+            merged_prs: RefCell::new(HashMap::new()),
         })
     }
 
@@ -522,6 +534,9 @@ impl Git for GitHubRepo {
     }
 
     fn prefetch(&self, plan: &ReadPlan) -> Result<()> {
+        if plan.checks {
+            self.with_checks.set(true);
+        }
         self.fetch(plan)
     }
 
@@ -1006,6 +1021,7 @@ impl Git for GitHubRepo {
 
     fn forget(&self) {
         self.forget_refs();
+        self.checks.borrow_mut().clear();
     }
 
     fn actor(&self) -> Option<String> {
