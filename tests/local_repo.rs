@@ -241,11 +241,7 @@ fn file_histories_together_are_each_files_own_history() {
                     n == stop
                 })
                 .unwrap();
-            assert_eq!(
-                flat(&together[i]),
-                flat(&alone),
-                "{p} (limit {limit}, stop {stop})"
-            );
+            assert_eq!(flat(&together[i]), flat(&alone), "{p} (limit {limit}, stop {stop})");
         }
     }
     // And what one walk gives, pinned for the nested file.
