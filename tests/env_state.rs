@@ -97,3 +97,44 @@ fn status_report_and_outputs_agree_on_a_file_environments_revision() {
     assert_eq!(g, j, "github and local backends agree");
     fake.assert_clean();
 }
+
+/// Each cell's revision is the last first-parent commit that changed the value at
+/// one of its locations: touching a file without changing the value does not count,
+/// a merge counts as a whole (what its branch did and undid is not seen), and a
+/// value never changed since the root commit is the root's.
+#[test]
+fn report_revisions_follow_value_changes_on_the_first_parent_chain() {
+    let (_t, dir, c) = support::interleaved_file_repo();
+    let report = run(&["report", "--path", &dir.display().to_string()], &[]);
+    report.assert_ok();
+    let j: serde_json::Value = serde_json::from_str(report.out("report")).unwrap();
+    let expected = [
+        ("alpha", "dev", "1.3.0", &c.alpha_dev_3),
+        ("alpha", "prod", "1.2.0", &c.merge),
+        ("beta", "dev", "2.3.0", &c.beta_dev_first),
+        ("beta", "prod", "2.2.0", &c.merge),
+        ("gamma", "dev", "3.0.0", &c.root),
+        ("gamma", "prod", "3.0.0", &c.root),
+    ];
+    for (service, env, version, revision) in expected {
+        assert_eq!(j[service][env]["version"], version, "{service} in {env}: {j}");
+        assert_eq!(
+            j[service][env]["revision"],
+            revision.as_str(),
+            "{service} in {env}: {j}"
+        );
+    }
+    // Commits that never set a cell's revision.
+    for never in [&c.alpha_dev_1, &c.beta_dev_nested, &c.touch, &c.touch_again] {
+        assert!(!j.to_string().contains(never.as_str()), "{never} in {j}");
+    }
+
+    // The GitHub backend answers the same.
+    let fake = FakeGitHub::start(&dir);
+    let jobs = Jobs::new(&fake);
+    let r = jobs.run(&[("command", "report")], &[]);
+    r.assert_ok();
+    let g: serde_json::Value = serde_json::from_str(r.out("report")).unwrap();
+    assert_eq!(g, j, "github and local backends agree");
+    fake.assert_clean();
+}

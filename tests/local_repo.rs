@@ -190,3 +190,64 @@ fn direct_commits_never_write_through_symbolic_links() {
         "nothing written outside"
     );
 }
+
+/// The histories of several paths walked together are each what one walk of the
+/// path gives, whatever stops them (the limit, `enough`, the root commit).
+#[test]
+fn file_histories_together_are_each_files_own_history() {
+    let (_t, dir, c) = support::interleaved_file_repo();
+    let repo = LocalRepo::open(&dir, 0).unwrap();
+    let head = rev(&dir, "main");
+    let paths: Vec<String> = [
+        "apps/dev/alpha/values.yaml",
+        "apps/prod/alpha/values.yaml",
+        "apps/dev/beta/values.yaml",
+        "apps/prod/beta/values.yaml",
+        "deep/nested/dir/dev/beta.yaml",
+        "deep/nested/dir/prod/beta.yaml",
+        "gamma-dev.yaml",
+        "gamma-prod.yaml",
+        "gamma-dev.yaml",
+        "README.md",
+        "no/such/file.yaml",
+        "apps/dev",
+        "gamma-dev.yaml/below",
+        "deep//nested/dir/dev/beta.yaml",
+        "",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let flat = |h: &[gitops_flow::repo::HistoryEntry]| -> Vec<(String, String, Option<Vec<u8>>)> {
+        h.iter()
+            .map(|e| (e.commit.clone(), e.message.clone(), e.content.clone()))
+            .collect()
+    };
+    // Stops after the `stop`th entry of a path (0: never).
+    for (limit, stop) in [(100, 0), (100, 1), (100, 2), (1, 0), (2, 0), (3, 2)] {
+        let mut seen = vec![0usize; paths.len()];
+        let together = repo
+            .file_histories(&head, &paths, limit, &mut |i, _| {
+                seen[i] += 1;
+                seen[i] == stop
+            })
+            .unwrap();
+        assert_eq!(together.len(), paths.len());
+        for (i, p) in paths.iter().enumerate() {
+            let mut n = 0usize;
+            let alone = repo
+                .file_history(&head, p, limit, &mut |_| {
+                    n += 1;
+                    n == stop
+                })
+                .unwrap();
+            assert_eq!(flat(&together[i]), flat(&alone), "{p} (limit {limit}, stop {stop})");
+        }
+    }
+    // And what one walk gives, pinned for the nested file.
+    let h = repo
+        .file_history(&head, "deep/nested/dir/dev/beta.yaml", 100, &mut |_| false)
+        .unwrap();
+    let commits: Vec<&str> = h.iter().map(|e| e.commit.as_str()).collect();
+    assert_eq!(commits, [&c.touch_again, &c.beta_dev_nested, &c.root]);
+}

@@ -28,7 +28,7 @@ pub(crate) fn git_err(what: &str) -> impl Fn(gix::Error) -> Error + '_ {
     move |e| super::git_errors::failed(what, &e)
 }
 
-fn oid(s: &str) -> Result<gix::ObjectId> {
+pub(crate) fn oid(s: &str) -> Result<gix::ObjectId> {
     gix::ObjectId::from_hex(s.as_bytes()).map_err(|_| Error::input(format!("`{s}` is not a full commit id")))
 }
 
@@ -629,6 +629,17 @@ impl Git for LocalRepo {
             });
         }
         Ok(out)
+    }
+
+    /// One walk for all the paths (see `local_history`), not one a path.
+    fn file_histories(
+        &self,
+        head: &Oid,
+        paths: &[String],
+        limit: usize,
+        enough: &mut dyn FnMut(usize, &HistoryEntry) -> bool,
+    ) -> Result<Vec<Vec<HistoryEntry>>> {
+        self.walk_histories(head, paths, limit, enough)
     }
 
     fn update_refs(&self, updates: &[RefUpdate], message: &str) -> Result<()> {

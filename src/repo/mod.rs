@@ -12,6 +12,7 @@ pub mod git;
 pub mod git_errors;
 pub mod github;
 pub mod local;
+mod local_history;
 
 use crate::error::Result;
 

@@ -284,3 +284,99 @@ pub fn assert_one_run_wrote(runs: &[Run], head: &str, initial: &str) {
         );
     }
 }
+
+/// The commits of [`interleaved_file_repo`], by what they did.
+pub struct Interleaved {
+    pub root: String,
+    /// alpha dev 1.1.0.
+    pub alpha_dev_1: String,
+    /// beta dev's second (nested) file 2.1.0.
+    pub beta_dev_nested: String,
+    /// Touches alpha dev's and gamma dev's files without changing their values.
+    pub touch: String,
+    /// The merge of a branch that set alpha prod 1.2.0 and beta prod 2.2.0, and
+    /// changed gamma prod to 9.9.9 and back.
+    pub merge: String,
+    /// beta dev's first file 2.3.0.
+    pub beta_dev_first: String,
+    /// alpha dev 1.3.0.
+    pub alpha_dev_3: String,
+    /// Touches beta dev's nested file and alpha dev's without changing values.
+    pub touch_again: String,
+}
+
+/// A file-tracked repository (dev and prod) whose cells change in interleaved
+/// commits: alpha in `apps/{env}/alpha/values.yaml`, beta in two files (one deep
+/// under `deep/nested/`), gamma in a root file that never changes value.
+pub fn interleaved_file_repo() -> (tempfile::TempDir, PathBuf, Interleaved) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("repo");
+    std::fs::create_dir_all(&dir).unwrap();
+    git(&dir, &["init", "-q", "-b", "main"]);
+    let put = |path: &str, text: &str| {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    let values = |svc: &str, note: &str, tag: &str| {
+        format!("# {svc} {note}\nreplicaCount: 2\nimage:\n  repository: ghcr.io/acme/{svc}\n  tag: \"{tag}\"\n")
+    };
+    let commit = |msg: &str| {
+        git(&dir, &["add", "-A"]);
+        git(&dir, &["commit", "-qm", msg]);
+        rev(&dir, "HEAD")
+    };
+    put(
+        "gitops-flow.yaml",
+        "environments:\n  - { name: dev, track: file, direct: true }\n  - { name: prod, track: file }\nservices:\n  alpha:\n    version:\n      - file: apps/{env}/alpha/values.yaml\n        key: image.tag\n  beta:\n    version:\n      - file: apps/{env}/beta/values.yaml\n        key: image.tag\n      - file: deep/nested/dir/{env}/beta.yaml\n        key: tag\n  gamma:\n    version:\n      - file: gamma-{env}.yaml\n        key: version\n",
+    );
+    for env in ["dev", "prod"] {
+        put(&format!("apps/{env}/alpha/values.yaml"), &values("alpha", env, "1.0.0"));
+        put(&format!("apps/{env}/beta/values.yaml"), &values("beta", env, "2.0.0"));
+        put(&format!("deep/nested/dir/{env}/beta.yaml"), "tag: \"2.0.0\"\n");
+        put(&format!("gamma-{env}.yaml"), "version: \"3.0.0\"\n");
+    }
+    let root = commit("root");
+    put("apps/dev/alpha/values.yaml", &values("alpha", "dev", "1.1.0"));
+    let alpha_dev_1 = commit("alpha dev 1.1.0");
+    put("deep/nested/dir/dev/beta.yaml", "tag: \"2.1.0\"\n");
+    let beta_dev_nested = commit("beta dev nested 2.1.0");
+    put("apps/dev/alpha/values.yaml", &values("alpha", "dev (touched)", "1.1.0"));
+    put("gamma-dev.yaml", "# touched\nversion: \"3.0.0\"\n");
+    let touch = commit("touch alpha dev and gamma dev, same values");
+    git(&dir, &["checkout", "-qb", "feature"]);
+    put("apps/prod/alpha/values.yaml", &values("alpha", "prod", "1.2.0"));
+    commit("alpha prod 1.2.0");
+    put("gamma-prod.yaml", "version: \"9.9.9\"\n");
+    commit("gamma prod 9.9.9");
+    put("apps/prod/beta/values.yaml", &values("beta", "prod", "2.2.0"));
+    commit("beta prod 2.2.0");
+    put("gamma-prod.yaml", "version: \"3.0.0\"\n");
+    commit("gamma prod back to 3.0.0");
+    git(&dir, &["checkout", "-q", "main"]);
+    put("README.md", "unrelated\n");
+    commit("docs on main");
+    git(&dir, &["merge", "-q", "--no-ff", "-m", "merge feature", "feature"]);
+    let merge = rev(&dir, "HEAD");
+    put("apps/dev/beta/values.yaml", &values("beta", "dev", "2.3.0"));
+    let beta_dev_first = commit("beta dev 2.3.0");
+    put("apps/dev/alpha/values.yaml", &values("alpha", "dev", "1.3.0"));
+    let alpha_dev_3 = commit("alpha dev 1.3.0");
+    put("deep/nested/dir/dev/beta.yaml", "# touched\ntag: \"2.1.0\"\n");
+    put("apps/dev/alpha/values.yaml", &values("alpha", "dev again", "1.3.0"));
+    let touch_again = commit("touch beta dev nested and alpha dev, same values");
+    (
+        tmp,
+        dir,
+        Interleaved {
+            root,
+            alpha_dev_1,
+            beta_dev_nested,
+            touch,
+            merge,
+            beta_dev_first,
+            alpha_dev_3,
+            touch_again,
+        },
+    )
+}

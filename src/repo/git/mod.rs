@@ -455,6 +455,16 @@ impl super::Git for GitRepo {
         self.local.file_history(head, path, limit, enough)
     }
 
+    fn file_histories(
+        &self,
+        head: &Oid,
+        paths: &[String],
+        limit: usize,
+        enough: &mut dyn FnMut(usize, &HistoryEntry) -> bool,
+    ) -> Result<Vec<Vec<HistoryEntry>>> {
+        self.local.file_histories(head, paths, limit, enough)
+    }
+
     fn update_refs(&self, updates: &[RefUpdate], _message: &str) -> Result<()> {
         self.flush_pending()?;
         self.push(updates, &[])?;
