@@ -167,17 +167,8 @@ fn github_rollback_reads_first_parent_history() {
 #[test]
 fn github_rollback_with_a_long_history_costs_three_requests() {
     let (_seed, dir) = scratch("make_file_repo.sh");
-    let file = "overlays/dev/payments/values.yaml";
-    let text = std::fs::read_to_string(dir.join(file)).unwrap();
     // 100 commits that each change the file: unrelated replica counts, then a bump.
-    for i in 0..99 {
-        std::fs::write(
-            dir.join(file),
-            text.replace("replicaCount: 2", &format!("replicaCount: {}", i + 3)),
-        )
-        .unwrap();
-        git(&dir, &["commit", "-q", "-am", &format!("scale {i}")]);
-    }
+    let (file, text) = scaled_99_times(&dir);
     let bumped = text
         .replace("replicaCount: 2", "replicaCount: 101")
         .replace("tag: \"1.0.0\"", "tag: \"1.3.0\"");
@@ -196,14 +187,7 @@ fn github_rollback_with_a_long_history_costs_three_requests() {
     let fake = FakeGitHub::start(&dir);
     let jobs = Jobs::new(&fake);
     fake.clear_log();
-    let r = jobs.run(
-        &[("command", "rollback"), ("service", "payments"), ("environment", "dev")],
-        &[],
-    );
-    r.assert_ok();
-    let n = fake.requests().len();
-    assert_eq!(r.out("previous-version"), "1.3.0");
-    assert_eq!(r.out("version"), "1.0.0", "{}", r.stdout);
+    let n = roll_back_dev_payments(&jobs, &fake);
     assert!(
         n <= 3,
         "{n} requests: {:?}",
@@ -218,16 +202,7 @@ fn github_rollback_with_a_long_history_costs_three_requests() {
 #[test]
 fn github_rollback_after_a_merged_pull_request_costs_three_requests() {
     let (_seed, dir) = scratch("make_file_repo.sh");
-    let file = "overlays/dev/payments/values.yaml";
-    let text = std::fs::read_to_string(dir.join(file)).unwrap();
-    for i in 0..99 {
-        std::fs::write(
-            dir.join(file),
-            text.replace("replicaCount: 2", &format!("replicaCount: {}", i + 3)),
-        )
-        .unwrap();
-        git(&dir, &["commit", "-q", "-am", &format!("scale {i}")]);
-    }
+    let (file, text) = scaled_99_times(&dir);
     let fake = FakeGitHub::start(&dir);
     // A person's pull request bumps the version; GitHub squashes it into main.
     let bumped = text
@@ -243,14 +218,7 @@ fn github_rollback_after_a_merged_pull_request_costs_three_requests() {
     );
     let jobs = Jobs::new(&fake);
     fake.clear_log();
-    let r = jobs.run(
-        &[("command", "rollback"), ("service", "payments"), ("environment", "dev")],
-        &[],
-    );
-    r.assert_ok();
-    let n = fake.requests().len();
-    assert_eq!(r.out("previous-version"), "1.3.0");
-    assert_eq!(r.out("version"), "1.0.0", "{}", r.stdout);
+    let n = roll_back_dev_payments(&jobs, &fake);
     // The refs, the history (with each commit's merged pull request), the commit.
     assert_eq!(
         n,
@@ -259,4 +227,32 @@ fn github_rollback_after_a_merged_pull_request_costs_three_requests() {
         fake.requests().iter().map(|q| q.path.clone()).collect::<Vec<_>>()
     );
     fake.assert_clean();
+}
+
+/// 99 commits on dev's payments values that change only `replicaCount`: the file's
+/// path and its text before them.
+fn scaled_99_times(dir: &std::path::Path) -> (&'static str, String) {
+    let file = "overlays/dev/payments/values.yaml";
+    let text = std::fs::read_to_string(dir.join(file)).unwrap();
+    for i in 0..99 {
+        std::fs::write(
+            dir.join(file),
+            text.replace("replicaCount: 2", &format!("replicaCount: {}", i + 3)),
+        )
+        .unwrap();
+        git(dir, &["commit", "-q", "-am", &format!("scale {i}")]);
+    }
+    (file, text)
+}
+
+/// Rolls dev's payments back from 1.3.0 to 1.0.0; the requests it cost.
+fn roll_back_dev_payments(jobs: &Jobs, fake: &FakeGitHub) -> usize {
+    let r = jobs.run(
+        &[("command", "rollback"), ("service", "payments"), ("environment", "dev")],
+        &[],
+    );
+    r.assert_ok();
+    assert_eq!(r.out("previous-version"), "1.3.0");
+    assert_eq!(r.out("version"), "1.0.0", "{}", r.stdout);
+    fake.requests().len()
 }
