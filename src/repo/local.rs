@@ -135,12 +135,14 @@ impl LocalRepo {
     /// would blame a live writer's lock for what is a lost compare-and-swap.
     fn classify(&self, updates: &[RefUpdate], e: gix::Error, what: &str) -> Error {
         let names: Vec<String> = updates.iter().map(|u| u.name.clone()).collect();
-        let now = self.resolve_refs(&names).unwrap_or_default();
-        if let Some(conflict) = super::conflict(updates, &now, &e, &format!("{what}: ")) {
+        // A read that fails too (a corrupt ref) says nothing about a conflict.
+        if let Ok(now) = self.resolve_refs(&names)
+            && let Some(conflict) = super::conflict(updates, &now, &e, &format!("{what}: "))
+        {
             return conflict;
         }
         let blocking: Vec<&str> = names.iter().map(String::as_str).collect();
-        let locks = super::git_errors::stale_locks(self.repo.git_dir(), &blocking);
+        let locks = super::git_errors::stale_locks(self.repo.common_dir(), &blocking);
         if !locks.is_empty() {
             return super::git_errors::locked(&locks);
         }

@@ -1682,7 +1682,8 @@ enum Obj {
     /// The latest status of a context: (context, state as the REST API spells it).
     StatusContext(String, String),
     /// (name, status, conclusion) as the REST API spells them.
-    CheckRun(String, String, Option<String>),
+    /// name, status, conclusion, database id (the order of creation).
+    CheckRun(String, String, Option<String>, u64),
 }
 
 fn typename(o: &Obj) -> &'static str {
@@ -2147,7 +2148,8 @@ impl Exec<'_> {
                                 .cloned()
                                 .unwrap_or_default()
                                 .into_iter()
-                                .map(|(n, st, concl)| Obj::CheckRun(n, st, concl)),
+                                .enumerate()
+                                .map(|(i, (n, st, concl))| Obj::CheckRun(n, st, concl, i as u64 + 1)),
                         )
                         .collect()
                 };
@@ -2161,9 +2163,10 @@ impl Exec<'_> {
             (Obj::StatusContext(_, st), "state") => json!(st.to_uppercase()),
             (Obj::StatusContext(..), "targetUrl" | "description") => Value::Null,
             (Obj::CheckRun(n, ..), "name") => json!(n),
-            (Obj::CheckRun(_, st, _), "status") => json!(st.to_uppercase()),
-            (Obj::CheckRun(_, _, concl), "conclusion") => json!(concl.as_ref().map(|c| c.to_uppercase())),
+            (Obj::CheckRun(_, st, ..), "status") => json!(st.to_uppercase()),
+            (Obj::CheckRun(_, _, concl, _), "conclusion") => json!(concl.as_ref().map(|c| c.to_uppercase())),
             (Obj::CheckRun(..), "detailsUrl") => Value::Null,
+            (Obj::CheckRun(.., id), "databaseId") => json!(id),
             (o, name) => {
                 let msg = format!("the fake GitHub does not implement field `{name}` on {}", typename(o));
                 self.state.lock().expect("lock").violations.push(msg.clone());

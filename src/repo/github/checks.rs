@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::repo::{Check, CheckState, CommitChecks, Oid};
 
 /// The selection of a commit's statuses and check runs (first page).
-pub(super) const ROLLUP: &str = "statusCheckRollup { contexts(first: 100) { pageInfo { hasNextPage endCursor } nodes { __typename ... on StatusContext { context state } ... on CheckRun { name status conclusion } } } }";
+pub(super) const ROLLUP: &str = "statusCheckRollup { contexts(first: 100) { pageInfo { hasNextPage endCursor } nodes { __typename ... on StatusContext { context state } ... on CheckRun { name status conclusion databaseId } } } }";
 
 /// `Commit.statusCheckRollup` as [`ROLLUP`] selects it.
 #[derive(serde::Deserialize)]
@@ -46,6 +46,9 @@ enum Context {
         name: String,
         status: String,
         conclusion: Option<String>,
+        /// Newer runs have larger ids: a re-run stays listed beside the run it redid.
+        #[serde(rename = "databaseId")]
+        database_id: Option<i64>,
     },
 }
 
@@ -67,6 +70,7 @@ impl Context {
                 name,
                 status,
                 conclusion,
+                ..
             } => Check {
                 name,
                 state: match (status.as_str(), conclusion.as_deref()) {
@@ -86,7 +90,10 @@ pub(super) fn rollup_page(v: Value, request: &str, at: &str) -> Result<(Vec<Chec
         return Ok((Vec::new(), None));
     }
     let r: Rollup = answers::answer(v, request, at)?;
-    let checks = r.contexts.nodes.into_iter().flatten().map(Context::check).collect();
+    let checks = latest_runs(r.contexts.nodes.into_iter().flatten().collect())
+        .into_iter()
+        .map(Context::check)
+        .collect();
     let next = if r.contexts.page_info.has_next_page {
         Some(r.contexts.page_info.end_cursor.ok_or_else(|| {
             Error::failed(format!(
@@ -97,6 +104,30 @@ pub(super) fn rollup_page(v: Value, request: &str, at: &str) -> Result<(Vec<Chec
         None
     };
     Ok((checks, next))
+}
+
+/// Only the newest check run of each name: `statusCheckRollup` keeps a run that was
+/// re-run beside its re-run (an old failure must not fail the gate once the re-run
+/// passed; the REST listing gitops-flow used before asked for `filter=latest`).
+/// Statuses are the latest per context already. Within one page of 100.
+fn latest_runs(nodes: Vec<Context>) -> Vec<Context> {
+    let mut newest: std::collections::HashMap<String, Option<i64>> = std::collections::HashMap::new();
+    for n in &nodes {
+        if let Context::CheckRun { name, database_id, .. } = n {
+            let e = newest.entry(name.clone()).or_insert(*database_id);
+            *e = (*e).max(*database_id);
+        }
+    }
+    let mut kept = std::collections::HashSet::new();
+    nodes
+        .into_iter()
+        .filter(|n| match n {
+            Context::CheckRun { name, database_id, .. } => {
+                newest.get(name) == Some(database_id) && kept.insert(name.clone())
+            }
+            Context::StatusContext { .. } => true,
+        })
+        .collect()
 }
 
 const REQUEST: &str = "the GraphQL checks query";

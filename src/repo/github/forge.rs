@@ -493,4 +493,28 @@ mod tests {
         assert_eq!(next, None);
         assert!(rollup_page(json!(null), "q", "at").expect("null").0.is_empty());
     }
+
+    /// A check run that was re-run stays in the rollup beside its re-run: only the
+    /// newest run of a name counts, whichever order GitHub lists them in.
+    #[test]
+    fn a_re_run_check_counts_not_the_run_it_redid() {
+        let page = |nodes: serde_json::Value| json!({"contexts": {"pageInfo": {"hasNextPage": false, "endCursor": null}, "nodes": nodes}});
+        let run = |id: i64, conclusion: &str| json!({"__typename": "CheckRun", "name": "build", "status": "COMPLETED", "conclusion": conclusion, "databaseId": id});
+        for nodes in [
+            json!([run(7, "FAILURE"), run(9, "SUCCESS")]),
+            json!([run(9, "SUCCESS"), run(7, "FAILURE")]),
+        ] {
+            let (checks, _) = rollup_page(page(nodes), "q", "at").expect("typed");
+            assert_eq!(
+                checks,
+                [Check {
+                    name: "build".into(),
+                    state: CheckState::Success
+                }]
+            );
+        }
+        let (checks, _) = rollup_page(page(json!([run(9, "FAILURE"), run(7, "SUCCESS")])), "q", "at").expect("typed");
+        assert_eq!(checks.len(), 1);
+        assert_eq!(checks[0].state, CheckState::Failure);
+    }
 }

@@ -450,7 +450,13 @@ impl GitHubRepo {
             }
             Err((e, maybe_landed)) => {
                 let names: Vec<String> = updates.iter().map(|u| u.name.clone()).collect();
-                let now = self.fresh_refs(&names)?;
+                // Not an `Api` error when this read fails: that would pass for GitHub's
+                // refusal of the update with nothing moved, which nobody checked.
+                let now = self.fresh_refs(&names).map_err(|again| {
+                    Error::failed(format!(
+                        "{e}; reading the refs again to see whether the update landed failed too ({again}); look at them before re-running"
+                    ))
+                })?;
                 // A retried request whose first attempt landed: the refs are where we
                 // wanted. (When GitHub refused the first attempt, refs found there were
                 // moved by another run: a conflict, and that run says `changed`.)
@@ -888,10 +894,11 @@ impl Git for GitHubRepo {
             // read the branch afterwards. A refusal of the moves themselves comes back
             // from that attempt.
             Err(Error::Api(a)) => {
+                let moved = super::update_then_reread(self, updates, message, guard, guard_value)?;
                 self.notices.borrow_mut().push(format!(
                     "the hold guard `{HOLDS_GUARD_REF}` could not be written ({a}); the holds were checked by reading `{guard}` again after the move instead"
                 ));
-                super::update_then_reread(self, updates, message, guard, guard_value)
+                Ok(moved)
             }
             Err(e) => Err(e),
         }
