@@ -106,6 +106,38 @@ impl LocalRepo {
             .collect()
     }
 
+    /// The refs under `prefix`, each read on its own (see `list_refs`).
+    fn read_ref_list(&self, prefix: &str) -> Result<Vec<(String, RefTarget)>> {
+        let platform = self.repo.references().map_err(git_err("list references"))?;
+        let mut out = Vec::new();
+        for r in platform.prefixed(prefix).map_err(git_err("list references"))? {
+            let Ok(mut r) = r else { continue };
+            let name = r.name().as_bstr().to_str_lossy().into_owned();
+            let target = match r.target() {
+                gix::refs::TargetRef::Object(o) => o.to_hex().to_string(),
+                gix::refs::TargetRef::Symbolic(_) => continue,
+            };
+            let commit = match r.peel_to_id() {
+                Ok(id) => id.to_hex().to_string(),
+                Err(_) => continue,
+            };
+            out.push((name, RefTarget { target, commit }));
+        }
+        Ok(out)
+    }
+
+    /// Whether a writer holds a lock of a ref under `prefix` (or of `packed-refs`).
+    fn prefix_locked(&self, prefix: &str) -> bool {
+        let common = self.repo.common_dir();
+        let dir = common.join(prefix);
+        let dir = if prefix.ends_with('/') {
+            dir.as_path()
+        } else {
+            dir.parent().unwrap_or(common)
+        };
+        common.join("packed-refs.lock").exists() || has_lock_file(dir)
+    }
+
     /// Whether a writer holds the lock of one of `names` (or of `packed-refs`).
     fn refs_locked(&self, names: &[String]) -> bool {
         let common = self.repo.common_dir();
@@ -436,31 +468,12 @@ impl Git for LocalRepo {
         ))
     }
 
-    /// Several refs are read as one snapshot. git's files backend moves the refs of
-    /// one transaction a file at a time, so a read between two of the renames sees a
-    /// tag moved and its rollback tag not yet. Such a read is repeated: a snapshot
-    /// counts when no ref of it was locked after it was read and a second read agrees
-    /// (a transaction half done either still holds the lock of a ref not yet moved or,
-    /// finished, changes what the second read sees). A lock that stays (a crashed
-    /// writer) is waited for a second at most.
+    /// Several refs are read as one snapshot (see [`snapshot`]).
     fn resolve_refs(&self, names: &[String]) -> Result<Vec<Option<RefTarget>>> {
         if names.len() < 2 {
             return self.read_refs(names);
         }
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
-        loop {
-            let first = self.read_refs(names)?;
-            let late = std::time::Instant::now() >= deadline;
-            if !self.refs_locked(names) {
-                let second = self.read_refs(names)?;
-                if first == second || late {
-                    return Ok(second);
-                }
-            } else if late {
-                return Ok(first);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
+        snapshot(|| self.read_refs(names), || self.refs_locked(names))
     }
 
     fn resolve_revision(&self, rev: &str) -> Result<Option<Oid>> {
@@ -523,22 +536,7 @@ impl Git for LocalRepo {
     }
 
     fn list_refs(&self, prefix: &str) -> Result<Vec<(String, RefTarget)>> {
-        let platform = self.repo.references().map_err(git_err("list references"))?;
-        let mut out = Vec::new();
-        for r in platform.prefixed(prefix).map_err(git_err("list references"))? {
-            let Ok(mut r) = r else { continue };
-            let name = r.name().as_bstr().to_str_lossy().into_owned();
-            let target = match r.target() {
-                gix::refs::TargetRef::Object(o) => o.to_hex().to_string(),
-                gix::refs::TargetRef::Symbolic(_) => continue,
-            };
-            let commit = match r.peel_to_id() {
-                Ok(id) => id.to_hex().to_string(),
-                Err(_) => continue,
-            };
-            out.push((name, RefTarget { target, commit }));
-        }
-        Ok(out)
+        snapshot(|| self.read_ref_list(prefix), || self.prefix_locked(prefix))
     }
 
     fn is_ancestor(&self, ancestor: &Oid, descendant: &Oid) -> Result<bool> {
@@ -840,5 +838,84 @@ impl Git for LocalRepo {
             lock.commit(&idx)?;
         }
         Ok(new_hex)
+    }
+}
+
+/// Several refs read as one snapshot. git's files backend moves the refs of one
+/// transaction a file at a time (after locking them all), so a read between two of
+/// the renames sees a tag moved and its rollback tag not yet. Such a read is repeated:
+/// a snapshot counts when no ref of it was locked after it was read and a second read
+/// agrees (a transaction half done either still holds the lock of a ref not yet
+/// moved or, finished, changes what the second read sees). A lock that stays (a
+/// crashed writer) is waited for a second at most, then the last read is taken.
+fn snapshot<T: PartialEq>(read: impl Fn() -> Result<T>, locked: impl Fn() -> bool) -> Result<T> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        let first = read()?;
+        let late = std::time::Instant::now() >= deadline;
+        if !locked() {
+            let second = read()?;
+            if first == second || late {
+                return Ok(second);
+            }
+        } else if late {
+            return Ok(first);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// Whether a `*.lock` file is anywhere under `dir`.
+fn has_lock_file(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let path = e.path();
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            has_lock_file(&path)
+        } else {
+            path.extension().is_some_and(|x| x == "lock")
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::{Cell, RefCell};
+
+    /// A read that differs from the next one (a transaction half done) is never
+    /// taken, nor one while a lock is held; the first agreeing pair with no lock is.
+    #[test]
+    fn a_snapshot_is_two_agreeing_reads_with_no_lock_between() {
+        let reads = RefCell::new(vec!["torn", "moved", "moved", "moved"].into_iter());
+        let locks = RefCell::new(vec![true, false].into_iter());
+        let n = Cell::new(0);
+        let got = snapshot(
+            || {
+                n.set(n.get() + 1);
+                Ok(reads.borrow_mut().next().unwrap_or("moved"))
+            },
+            || locks.borrow_mut().next().unwrap_or(false),
+        )
+        .expect("read");
+        assert_eq!(got, "moved");
+        assert_eq!(n.get(), 3, "locked after the first read, then two that agree");
+
+        let reads = RefCell::new(vec!["torn", "moved", "moved", "moved"].into_iter());
+        let got = snapshot(|| Ok(reads.borrow_mut().next().unwrap_or("moved")), || false).expect("read");
+        assert_eq!(got, "moved");
+    }
+
+    #[test]
+    fn lock_files_are_found_in_nested_ref_folders() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let tags = tmp.path().join("refs/tags/team");
+        std::fs::create_dir_all(&tags).expect("mkdir");
+        std::fs::write(tags.join("payments-prod"), "x").expect("write");
+        assert!(!has_lock_file(&tmp.path().join("refs/tags")));
+        std::fs::write(tags.join("payments-prod.lock"), "x").expect("write");
+        assert!(has_lock_file(&tmp.path().join("refs/tags")));
     }
 }

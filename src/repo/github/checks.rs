@@ -230,6 +230,12 @@ impl GitHubRepo {
             out.extend(more);
             next = n;
         }
+        // A verdict on part of the checks could pass a failure on a later page.
+        if next.is_some() {
+            return Err(Error::failed(format!(
+                "{sha} has more than 1,000 statuses and check runs; the commit-status gate reads at most 1,000 and gives no verdict on part of them; use the Argo CD gate (`argocd-server`) for this environment"
+            )));
+        }
         Ok(out)
     }
 
