@@ -3,27 +3,11 @@
 mod support;
 
 use serde_json::json;
-use support::fake_github::{FakeGitHub, TOKEN};
+use support::fake_github::FakeGitHub;
 use support::scratch;
 
-fn client(base: &str) -> (tokio::runtime::Runtime, octocrab::Octocrab) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let o = rt.block_on(async {
-        octocrab::Octocrab::builder()
-            .base_uri(base)
-            .unwrap()
-            .personal_token(TOKEN.to_string())
-            .build()
-            .unwrap()
-    });
-    (rt, o)
-}
-
 fn send(fake: &FakeGitHub, method: &str, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
-    let (rt, o) = client(&fake.url);
+    let (rt, o) = fake.octocrab();
     let url = format!("{}{path}", fake.url);
     rt.block_on(async {
         let r = match method {

@@ -151,7 +151,7 @@ fn the_fake_resolves_commits_only_as_github_does() {
     let (_s, dir) = scratch("make_tag_repo.sh");
     let fake = FakeGitHub::start(&dir);
     let main = fake.rev("main").unwrap();
-    let (rt, o) = client(&fake.url);
+    let (rt, o) = fake.octocrab();
     let get = |r: &str| {
         rt.block_on(async {
             let url = format!("{}/api/v3/repos/acme/gitops/commits/{r}", fake.url);
@@ -206,22 +206,6 @@ fn the_fake_resolves_commits_only_as_github_does() {
     fake.assert_clean();
 }
 
-fn client(base: &str) -> (tokio::runtime::Runtime, octocrab::Octocrab) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let o = rt.block_on(async {
-        octocrab::Octocrab::builder()
-            .base_uri(base)
-            .unwrap()
-            .personal_token(support::fake_github::TOKEN.to_string())
-            .build()
-            .unwrap()
-    });
-    (rt, o)
-}
-
 /// Every REST operation the fake serves answers as GitHub documents it (the fake
 /// records a violation otherwise), including those no command happens to call.
 #[test]
@@ -236,7 +220,7 @@ fn every_rest_answer_of_the_fake_matches_the_description() {
     let n = fake.open_pull("feature", "main", &["gitops"]);
     let merge = fake.merge_pull(n);
     let blob = fake.git(&["rev-parse", &format!("{main}:README.md")]);
-    let (rt, o) = client(&fake.url);
+    let (rt, o) = fake.octocrab();
     let send = |method: &str, path: &str, body: Option<Value>| {
         rt.block_on(async {
             let url = format!("{}/api/v3/repos/acme/gitops{path}", fake.url);

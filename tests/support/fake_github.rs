@@ -540,6 +540,24 @@ impl FakeGitHub {
         self.state.lock().expect("lock").refused_ref_prefix = prefix.map(String::from);
     }
 
+    /// An octocrab client of this fake with its token, and a runtime to drive it:
+    /// for tests that send GitHub's own requests to the fake directly.
+    pub fn octocrab(&self) -> (tokio::runtime::Runtime, octocrab::Octocrab) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let o = rt.block_on(async {
+            octocrab::Octocrab::builder()
+                .base_uri(self.url.as_str())
+                .expect("base uri")
+                .personal_token(TOKEN.to_string())
+                .build()
+                .expect("client")
+        });
+        (rt, o)
+    }
+
     /// Makes `updateRefs` refuse an update whose `beforeOid` is its `afterOid`.
     pub fn refuse_noop_updates(&self, on: bool) {
         self.state.lock().expect("lock").refuse_noop_updates = on;

@@ -206,7 +206,7 @@ impl Api {
 
     /// A repeatable request within the policy's budget.
     async fn send_repeatable(&self, method: http::Method, url: &str, body: Option<&Value>) -> Result<Response> {
-        self.send_repeatable_tracked(method, url, body)
+        self.send_repeatable_tracked(method, url, body, self.policy.budget)
             .await
             .map_err(|(e, _)| e)
     }
@@ -218,8 +218,9 @@ impl Api {
         method: http::Method,
         url: &str,
         body: Option<&Value>,
+        budget: Duration,
     ) -> std::result::Result<Response, (Error, bool)> {
-        match self.send_tracked(method, url, body, true, self.policy.budget).await? {
+        match self.send_tracked(method, url, body, true, budget).await? {
             Sent::Answer(r) => Ok(r),
             Sent::Unknown(what) => Err((Error::failed(format!("{} failed: {what}", path_of(url))), true)),
         }
@@ -234,10 +235,8 @@ impl Api {
         budget: Duration,
     ) -> Result<Response> {
         let url = format!("{}{path}", self.rest_base);
-        match self.block_on(self.send(method, &url, body, true, budget))? {
-            Sent::Answer(r) => Ok(r),
-            Sent::Unknown(what) => Err(Error::failed(format!("{path} failed: {what}"))),
-        }
+        self.block_on(self.send_repeatable_tracked(method, &url, body, budget))
+            .map_err(|(e, _)| e)
     }
 
     /// A REST call that must not simply be sent again: one attempt (rate limits
@@ -325,18 +324,9 @@ impl Api {
         budget: Duration,
     ) -> std::result::Result<Value, (Error, bool)> {
         let body = serde_json::json!({ "query": query, "variables": variables });
-        let r = match self
-            .send_tracked(http::Method::POST, &self.graphql_url, Some(&body), true, budget)
-            .await?
-        {
-            Sent::Answer(r) => r,
-            Sent::Unknown(what) => {
-                return Err((
-                    Error::failed(format!("{} failed: {what}", path_of(&self.graphql_url))),
-                    true,
-                ));
-            }
-        };
+        let r = self
+            .send_repeatable_tracked(http::Method::POST, &self.graphql_url, Some(&body), budget)
+            .await?;
         let maybe = r.after_unknown;
         if !r.status.is_success() {
             // A 4xx is a refusal of this attempt; a 5xx (or anything else) may not be.
